@@ -1,0 +1,20 @@
+"""cgjax: machine-learned coarse-grained potentials in JAX.
+
+Namespaces by concept: ``from cgjax import potentials, units, testing``.
+Units everywhere are nm, ps, kJ/mol, amu, K, e (see :mod:`cgjax.units`).
+"""
+
+from cgjax import potentials, units
+from cgjax._space import box_matrix, box_widths, check_box, make_space, neighbor_list_fn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "box_matrix",
+    "box_widths",
+    "check_box",
+    "make_space",
+    "neighbor_list_fn",
+    "potentials",
+    "units",
+]

@@ -1,0 +1,184 @@
+"""Periodic boxes, spaces and neighbor lists, wrapped from jax-md.
+
+Box convention (the one jax-md uses): a box is ``None`` (free space), a scalar
+``L`` (cube), a vector ``[Lx, Ly, Lz]`` (orthorhombic) or a ``[3, 3]`` matrix
+whose *columns* are the box vectors ``a, b, c`` (upper triangular for a
+triclinic cell, positions ``R = T @ u`` for fractional ``u``). GROMACS and
+MDAnalysis list box vectors as rows; readers transpose on the way in. All
+lengths are in nm.
+
+Positions are always stored in real (not fractional) coordinates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax_md import partition, space
+
+from cgjax._validation import check_finite
+
+__all__ = [
+    "box_matrix",
+    "box_widths",
+    "check_box",
+    "is_orthorhombic",
+    "make_space",
+    "neighbor_list_fn",
+]
+
+
+def box_matrix(box: Any) -> np.ndarray:
+    """Returns the box as a ``[3, 3]`` matrix with box vectors as columns (nm).
+
+    Args:
+      box: scalar, ``[3]`` lengths or ``[3, 3]`` matrix (nm). Must be concrete.
+
+    Raises:
+      ValueError: if the box has another shape or is not finite and positive.
+    """
+    b = np.asarray(box, dtype=np.float64)
+    if b.ndim == 0:
+        b = np.full(3, float(b))
+    if b.shape == (3,):
+        if np.any(b <= 0):
+            raise ValueError(f"box lengths must be positive (nm), got {b.tolist()}")
+        b = np.diag(b)
+    if b.shape != (3, 3):
+        raise ValueError(
+            f"box must be a scalar, [3] lengths or a [3, 3] matrix (nm), got shape {b.shape}"
+        )
+    check_finite(b, "box")
+    if np.linalg.det(b) <= 0:
+        raise ValueError(f"box matrix must have positive volume, got det = {np.linalg.det(b)}")
+    return b
+
+
+def is_orthorhombic(box: Any) -> bool:
+    """True when the box matrix is diagonal."""
+    b = box_matrix(box)
+    return bool(np.allclose(b, np.diag(np.diag(b))))
+
+
+def box_widths(box: Any) -> np.ndarray:
+    """Perpendicular widths of the cell, ``V / |b x c|`` etc. (nm), shape ``[3]``.
+
+    The minimum-image convention is exact for interactions shorter than half
+    the smallest width.
+    """
+    b = box_matrix(box)
+    a1, a2, a3 = b[:, 0], b[:, 1], b[:, 2]
+    volume = abs(np.linalg.det(b))
+    return np.array(
+        [
+            volume / np.linalg.norm(np.cross(a2, a3)),
+            volume / np.linalg.norm(np.cross(a3, a1)),
+            volume / np.linalg.norm(np.cross(a1, a2)),
+        ]
+    )
+
+
+def check_box(box: Any, cutoff: float, *, name: str = "box") -> None:
+    """Raises ``ValueError`` unless every perpendicular width is ``>= 2 * cutoff``.
+
+    Args:
+      box: the periodic box (see module docstring), or ``None`` for free space.
+      cutoff: interaction range in nm (the largest cutoff of a potential, plus
+        the neighbor-list skin where one is used).
+      name: how the box is named in the message.
+    """
+    if box is None or cutoff is None or cutoff <= 0:
+        return
+    widths = box_widths(box)
+    if np.any(widths < 2.0 * cutoff):
+        raise ValueError(
+            f"{name} is too small for the cutoff: its perpendicular widths are "
+            f"{np.round(widths, 6).tolist()} nm but the minimum-image convention needs "
+            f"every width >= 2 * cutoff = {2.0 * cutoff:.6g} nm. Use a larger box "
+            "(replicate the system) or a shorter cutoff."
+        )
+
+
+def make_space(box: Any):
+    """Returns jax-md's ``(displacement_fn, shift_fn)`` for a box in real coordinates.
+
+    ``displacement_fn(Ra, Rb, box=new_box)`` accepts a per-call box (``[3, 3]``
+    matrix, nm), which is how per-frame boxes reach the potentials.
+
+    Args:
+      box: ``None`` for free space, else scalar, ``[3]`` or ``[3, 3]`` (nm).
+    """
+    if box is None:
+        return space.free()
+    return space.periodic_general(jnp.asarray(box_matrix(box)), fractional_coordinates=False)
+
+
+def neighbor_list_fn(
+    box: Any,
+    cutoff: float,
+    *,
+    skin: float = 0.1,
+    capacity_multiplier: float = 1.25,
+    format: str = "sparse",
+    **kwargs,
+):
+    """Builds a jax-md neighbor-list function for a box in real coordinates.
+
+    Args:
+      box: the periodic box (nm), or ``None`` for free space.
+      cutoff: the potential's cutoff (nm).
+      skin: extra range so the list stays valid while particles move (nm). The
+        list must be rebuilt once any particle moved ``skin / 2``.
+      capacity_multiplier: head-room for the allocated capacity.
+      format: ``"sparse"`` (directed pairs, both directions), ``"ordered_sparse"``
+        (each pair once) or ``"dense"`` (``[N, max_neighbors]``).
+
+    Returns:
+      jax-md's ``neighbor_fn`` with ``.allocate(R)`` and ``.update(R, nbrs)``.
+
+    Raises:
+      ValueError: if the box is narrower than ``2 * (cutoff + skin)``.
+    """
+    formats = {
+        "sparse": partition.Sparse,
+        "ordered_sparse": partition.OrderedSparse,
+        "dense": partition.Dense,
+    }
+    if format not in formats:
+        raise ValueError(f"neighbor-list format must be one of {sorted(formats)}, got {format!r}")
+    displacement_fn, _ = make_space(box)
+    r_list = cutoff + skin
+    if box is None:
+        # Free space: jax-md needs a box only for its cell list.
+        return partition.neighbor_list(
+            displacement_fn,
+            jnp.ones(3),
+            cutoff,
+            dr_threshold=skin,
+            capacity_multiplier=capacity_multiplier,
+            disable_cell_list=True,
+            format=formats[format],
+            **kwargs,
+        )
+    check_box(box, r_list, name="box (cutoff + skin)")
+    matrix = box_matrix(box)
+    if is_orthorhombic(matrix):
+        cell_box = jnp.asarray(np.diag(matrix))
+        disable_cell_list = False
+    else:
+        # jax-md's cell list needs fractional coordinates for triclinic cells.
+        cell_box = jnp.asarray(matrix)
+        disable_cell_list = True
+    return partition.neighbor_list(
+        displacement_fn,
+        cell_box,
+        cutoff,
+        dr_threshold=skin,
+        capacity_multiplier=capacity_multiplier,
+        disable_cell_list=kwargs.pop("disable_cell_list", disable_cell_list),
+        fractional_coordinates=False,
+        format=formats[format],
+        **kwargs,
+    )

@@ -1,0 +1,72 @@
+"""Input checks shared by every public entry point.
+
+Each check raises ``ValueError`` whose message names the array (or file, or
+key) and says what was expected. Value checks (finiteness, ranges) run only on
+concrete arrays: under ``jit`` the values are not known, and the simulation
+runner checks them at chunk boundaries instead. Shape checks always run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+__all__ = ["check_finite", "check_positions", "check_species", "is_concrete"]
+
+
+def is_concrete(x: Any) -> bool:
+    """True when ``x`` holds values (not a tracer inside jit/grad/vmap)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raises ``ValueError`` if a concrete array has NaN or inf entries."""
+    if not is_concrete(x):
+        return
+    a = np.asarray(x)
+    if not np.issubdtype(a.dtype, np.number):
+        return
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = np.argwhere(bad)
+        first = [tuple(int(i) for i in w) for w in where[:5]]
+        raise ValueError(
+            f"{name} has {int(bad.sum())} non-finite (NaN or inf) entries, "
+            f"first at index {first}"
+        )
+
+
+def check_positions(R: Any, n_particles: int | None = None, name: str = "positions R") -> None:
+    """Checks positions of shape ``[N, 3]`` (nm): trailing shape, count, finiteness."""
+    shape = getattr(R, "shape", None)
+    if shape is None or len(shape) != 2 or shape[-1] != 3:
+        raise ValueError(f"{name} must have shape [N, 3] (nm), got shape {shape}")
+    if n_particles is not None and shape[0] != n_particles:
+        raise ValueError(
+            f"{name} has {shape[0]} particles but the system has {n_particles} "
+            "(species array length)"
+        )
+    check_finite(R, name)
+
+
+def check_species(species: Any, n_species: int | None, name: str = "species") -> np.ndarray:
+    """Checks an integer species array ``[N]`` with entries in ``[0, n_species)``.
+
+    Returns:
+      the species as a numpy int32 array.
+    """
+    s = np.asarray(species)
+    if s.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D integer array [N], got shape {s.shape}")
+    if s.size and not np.issubdtype(s.dtype, np.integer):
+        raise ValueError(f"{name} must hold integers, got dtype {s.dtype}")
+    if s.size and s.min() < 0:
+        raise ValueError(f"{name} has negative entries (min {s.min()})")
+    if n_species is not None and s.size and s.max() >= n_species:
+        raise ValueError(
+            f"{name} has index {int(s.max())} out of range: the potential knows "
+            f"n_species = {n_species} species (indices 0..{n_species - 1})"
+        )
+    return s.astype(np.int32)

@@ -1,0 +1,46 @@
+"""Potentials: flax linen terms that add, and the adapter to jax-md energy functions.
+
+>>> from cgjax import potentials
+>>> pot = potentials.LennardJones(sigma=0.3166, epsilon=0.65, cutoff=0.9) + potentials.HighFrequency()
+>>> model = potentials.energy_model(pot, species=species, box=box)
+>>> params = model.init_fn(key, R)          # {"lj": {...}, "hf": {...}}
+>>> E = model.energy_fn(params)(R, neighbor=nbrs)   # kJ/mol
+"""
+
+from cgjax.potentials._base import PairTerm, Sum, Term, sum_of
+from cgjax.potentials._cutoff import smooth_switch
+from cgjax.potentials._energy import EnergyModel, energy_model
+from cgjax.potentials._graph import Graph, build_graph
+from cgjax.potentials._high_frequency import HighFrequency, high_frequency
+from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
+from cgjax.potentials._repulsion import (
+    ExponentialRepulsion,
+    SoftRepulsion,
+    exponential_repulsion,
+    exponential_repulsion_parameters,
+    soft_repulsion,
+)
+from cgjax.potentials._species import lookup_pair, pair_table
+
+__all__ = [
+    "EnergyModel",
+    "ExponentialRepulsion",
+    "Graph",
+    "HighFrequency",
+    "LennardJones",
+    "PairTerm",
+    "SoftRepulsion",
+    "Sum",
+    "Term",
+    "build_graph",
+    "energy_model",
+    "exponential_repulsion",
+    "exponential_repulsion_parameters",
+    "high_frequency",
+    "lennard_jones",
+    "lookup_pair",
+    "pair_table",
+    "smooth_switch",
+    "soft_repulsion",
+    "sum_of",
+]

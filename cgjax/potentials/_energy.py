@@ -1,0 +1,113 @@
+"""The one adapter from a potential (flax module) to jax-md energy functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cgjax._space import check_box, make_space, neighbor_list_fn
+from cgjax._types import EnergyFn, Params
+from cgjax._validation import check_positions, check_species, is_concrete
+from cgjax.potentials._base import Term
+from cgjax.potentials._graph import build_graph
+
+__all__ = ["EnergyModel", "energy_model"]
+
+
+class EnergyModel(NamedTuple):
+    """A potential bound to a system: the contract every trainer and simulator uses.
+
+    Attributes:
+      init_fn: ``init_fn(key, R, *, neighbor=None) -> params`` (a pytree with
+        one entry per term name).
+      energy_fn: ``energy_fn(params) -> (R, *, neighbor=None, box=None, **kw) -> E``
+        with ``R`` ``[N, 3]`` in nm and ``E`` a scalar in kJ/mol. Forces are
+        ``-jax.grad`` of it. ``neighbor`` is a jax-md neighbor list of any
+        format (``None``: all pairs); ``box`` an optional per-call ``[3, 3]`` box
+        (nm). Other keywords (e.g. those jax-md simulators pass) are ignored.
+      potential: the flax module.
+      species: ``[N]`` int32 species.
+      box: the box as given (nm), or ``None`` for free space.
+      displacement_fn, shift_fn: the jax-md space.
+    """
+
+    init_fn: Callable[..., Params]
+    energy_fn: Callable[[Params], EnergyFn]
+    potential: Term
+    species: jax.Array
+    box: Any
+    displacement_fn: Callable
+    shift_fn: Callable
+
+    @property
+    def cutoff(self) -> float | None:
+        """The largest cutoff of the potential's terms (nm)."""
+        return self.potential.max_cutoff()
+
+    def neighbor_fn(self, *, skin: float = 0.1, format: str = "sparse", **kwargs):
+        """A jax-md neighbor-list function covering ``cutoff + skin`` (nm)."""
+        if self.cutoff is None:
+            raise ValueError("this potential has no cutoff, so it needs no neighbor list")
+        return neighbor_list_fn(self.box, self.cutoff, skin=skin, format=format, **kwargs)
+
+    def force_fn(self, params: Params) -> EnergyFn:
+        """``F(R, **kw) = -dE/dR`` (kJ/mol/nm), ``[N, 3]``."""
+        e = self.energy_fn(params)
+        return lambda R, **kw: -jax.grad(e)(R, **kw)
+
+
+def energy_model(potential: Term, *, species: Any, box: Any = None) -> EnergyModel:
+    """Binds a potential to a system's species and box.
+
+    Args:
+      potential: a :class:`~cgjax.potentials.Term` (or a sum of terms).
+      species: ``[N]`` int species indices, each ``< potential`` ``n_species``.
+      box: ``None`` (free space), scalar, ``[3]`` or ``[3, 3]`` (columns are the
+        box vectors), in nm.
+
+    Returns:
+      The :class:`EnergyModel`.
+
+    Raises:
+      ValueError: on a species index out of range, or a box narrower than
+        twice the potential's cutoff.
+    """
+    if not isinstance(potential, Term):
+        raise ValueError(
+            f"potential must be a cgjax potential term (flax module), got {type(potential)}"
+        )
+    species_np = check_species(species, potential.species_count())
+    n = species_np.shape[0]
+    check_box(box, potential.max_cutoff() or 0.0)
+    displacement_fn, shift_fn = make_space(box)
+    species_j = jnp.asarray(species_np)
+
+    def graph_of(R, neighbor, call_box):
+        check_positions(R, n)
+        if call_box is not None and is_concrete(call_box):
+            check_box(np.asarray(call_box), potential.max_cutoff() or 0.0, name="box (per call)")
+        return build_graph(R, species_j, displacement_fn, neighbor=neighbor, box=call_box)
+
+    def init_fn(key: jax.Array, R: jax.Array, *, neighbor=None, box=None) -> Params:
+        return potential.init(key, graph_of(R, neighbor, box)).get("params", {})
+
+    def energy_fn(params: Params) -> EnergyFn:
+        def energy(R: jax.Array, *, neighbor=None, box=None, **unused) -> jax.Array:
+            del unused
+            return potential.apply({"params": params}, graph_of(R, neighbor, box))
+
+        return energy
+
+    return EnergyModel(
+        init_fn=init_fn,
+        energy_fn=energy_fn,
+        potential=potential,
+        species=species_j,
+        box=box,
+        displacement_fn=displacement_fn,
+        shift_fn=shift_fn,
+    )

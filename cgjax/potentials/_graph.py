@@ -1,0 +1,155 @@
+"""Pair enumeration: one graph of directed edges for every potential.
+
+Every term (pair potentials, bonded priors, message-passing networks) reads the
+same :class:`Graph`, built once per energy call from positions, the species and
+a jax-md neighbor list (any format) or, without one, all pairs. Edges are
+directed and both directions are present, so a pair energy is
+``0.5 * sum over edges`` and a message ``j -> i`` is a gather over ``senders``
+and a segment sum over ``receivers``.
+
+Padding edges (jax-md pads with index ``N``) carry ``edge_mask = False`` and a
+safe, far-away edge vector, so no term sees a zero-length edge and no gradient
+is NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax_md import partition
+
+__all__ = ["FAR", "Graph", "build_graph"]
+
+# Length (nm) given to padding edges: beyond any cutoff, finite, non-zero.
+FAR = 1.0e3
+
+
+@struct.dataclass
+class Graph:
+    """The system seen by a potential, with directed edges ``j -> i``.
+
+    Attributes:
+      positions: ``[N, 3]`` positions (nm).
+      species: ``[N]`` int species indices.
+      senders: ``[E]`` index ``j`` of each edge (clamped to ``N - 1`` on padding).
+      receivers: ``[E]`` index ``i`` of each edge.
+      edge_vectors: ``[E, 3]`` minimum-image vectors ``R_j - R_i`` (nm); padding
+        edges hold ``(FAR, 0, 0)``.
+      edge_lengths: ``[E]`` ``|R_j - R_i|`` (nm); ``FAR`` on padding edges.
+      edge_mask: ``[E]`` bool, False on padding edges.
+      box: the per-call box (``[3, 3]``, nm) or ``None`` (the space's own box).
+      displacement_fn: jax-md displacement of the space (static).
+    """
+
+    positions: jax.Array
+    species: jax.Array
+    senders: jax.Array
+    receivers: jax.Array
+    edge_vectors: jax.Array
+    edge_lengths: jax.Array
+    edge_mask: jax.Array
+    box: Any = None
+    displacement_fn: Callable = struct.field(pytree_node=False, default=None)
+
+    @property
+    def n_nodes(self) -> int:
+        return self.positions.shape[0]
+
+    def displacement(self, Ra: jax.Array, Rb: jax.Array) -> jax.Array:
+        """Minimum-image ``Ra - Rb`` for batches ``[..., 3]`` (nm)."""
+        kw = {} if self.box is None else {"box": self.box}
+        fn = lambda a, b: self.displacement_fn(a, b, **kw)
+        for _ in range(Ra.ndim - 1):
+            fn = jax.vmap(fn)
+        return fn(Ra, Rb)
+
+    def edge_species(self) -> tuple[jax.Array, jax.Array]:
+        """Species of the receiver ``i`` and sender ``j`` of every edge, ``[E]`` each."""
+        return self.species[self.receivers], self.species[self.senders]
+
+    def aggregate(self, edge_values: jax.Array) -> jax.Array:
+        """Sums ``[E, ...]`` edge values onto receivers, ``[N, ...]``; padding excluded."""
+        mask = self.edge_mask.reshape((-1,) + (1,) * (edge_values.ndim - 1))
+        return jax.ops.segment_sum(
+            jnp.where(mask, edge_values, 0.0), self.receivers, num_segments=self.n_nodes
+        )
+
+
+def _all_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.nonzero(~np.eye(n, dtype=bool))
+    return i.astype(np.int32), j.astype(np.int32)
+
+
+def _edges_from_neighbor(neighbor: partition.NeighborList, n: int):
+    idx = neighbor.idx
+    fmt = neighbor.format
+    if fmt == partition.Dense:
+        if idx.shape[0] != n:
+            raise ValueError(
+                f"dense neighbor list has {idx.shape[0]} rows but positions have {n} particles"
+            )
+        receivers = jnp.repeat(jnp.arange(n, dtype=idx.dtype), idx.shape[1])
+        senders = idx.reshape(-1)
+    elif fmt == partition.Sparse:
+        receivers, senders = idx[0], idx[1]
+    elif fmt == partition.OrderedSparse:
+        # Each pair once: add the reverse direction so edges are symmetric.
+        receivers = jnp.concatenate([idx[0], idx[1]])
+        senders = jnp.concatenate([idx[1], idx[0]])
+    else:  # pragma: no cover - jax-md has exactly these three formats
+        raise ValueError(f"unknown neighbor-list format {fmt}")
+    return receivers, senders
+
+
+def build_graph(
+    R: jax.Array,
+    species: jax.Array,
+    displacement_fn: Callable,
+    *,
+    neighbor: partition.NeighborList | None = None,
+    box: jax.Array | None = None,
+) -> Graph:
+    """Builds the edge graph of a configuration.
+
+    Args:
+      R: ``[N, 3]`` positions (nm).
+      species: ``[N]`` int species.
+      displacement_fn: jax-md displacement function of the space.
+      neighbor: a jax-md neighbor list (Dense, Sparse or OrderedSparse); ``None``
+        enumerates all ``N (N - 1)`` directed pairs (small systems, tests).
+      box: optional per-call box (``[3, 3]``, nm) passed to ``displacement_fn``.
+
+    Returns:
+      The :class:`Graph`. Edges beyond a term's cutoff are kept; each term
+      applies its own cutoff.
+    """
+    n = R.shape[0]
+    if neighbor is None:
+        receivers, senders = (jnp.asarray(a) for a in _all_pairs(n))
+    else:
+        receivers, senders = _edges_from_neighbor(neighbor, n)
+    mask = (senders < n) & (receivers < n)
+    senders = jnp.minimum(senders, n - 1)
+    receivers = jnp.minimum(receivers, n - 1)
+    kw = {} if box is None else {"box": box}
+    dR = jax.vmap(lambda a, b: displacement_fn(a, b, **kw))(R[senders], R[receivers])
+    far = jnp.zeros_like(dR).at[:, 0].set(FAR)
+    dR = jnp.where(mask[:, None], dR, far)
+    # sqrt of a sum that is never zero on padding edges: gradients stay finite.
+    r = jnp.sqrt(jnp.sum(dR * dR, axis=-1))
+    return Graph(
+        positions=R,
+        species=species,
+        senders=senders,
+        receivers=receivers,
+        edge_vectors=dR,
+        edge_lengths=r,
+        edge_mask=mask,
+        box=box,
+        displacement_fn=displacement_fn,
+    )

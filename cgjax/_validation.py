@@ -33,8 +33,7 @@ def check_finite(x: Any, name: str) -> None:
         where = np.argwhere(bad)
         first = [tuple(int(i) for i in w) for w in where[:5]]
         raise ValueError(
-            f"{name} has {int(bad.sum())} non-finite (NaN or inf) entries, "
-            f"first at index {first}"
+            f"{name} has {int(bad.sum())} non-finite (NaN or inf) entries, first at index {first}"
         )
 
 

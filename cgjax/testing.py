@@ -54,8 +54,9 @@ def _require_x64() -> None:
 def to_float64(tree: Any) -> Any:
     """Casts every floating leaf of a pytree to float64."""
     return jax.tree.map(
-        lambda x: jnp.asarray(x, jnp.float64) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating)
-        else x,
+        lambda x: (
+            jnp.asarray(x, jnp.float64) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x
+        ),
         tree,
     )
 
@@ -83,8 +84,13 @@ def replicate_system(R: Any, species: Any, box: Any, reps=(2, 2, 2)):
       stacked copy-major (copy ``k`` holds particles ``k N .. (k + 1) N - 1``).
     """
     b = box_matrix(box)
-    shifts = np.array([[i, j, k] for i in range(reps[0]) for j in range(reps[1])
-                       for k in range(reps[2])], dtype=np.float64) @ b.T
+    shifts = (
+        np.array(
+            [[i, j, k] for i in range(reps[0]) for j in range(reps[1]) for k in range(reps[2])],
+            dtype=np.float64,
+        )
+        @ b.T
+    )
     R = np.asarray(R, np.float64)
     R_big = (shifts[:, None, :] + R[None]).reshape(-1, 3)
     species_big = np.tile(np.asarray(species), len(shifts))
@@ -122,8 +128,9 @@ def assert_forces_match_finite_differences(energy, R, *, h: float = 1e-5, rtol: 
     return err
 
 
-def assert_param_gradients(energy_of_params, params, *, seed: int = 0, h: float = 1e-5,
-                           rtol: float = 1e-6):
+def assert_param_gradients(
+    energy_of_params, params, *, seed: int = 0, h: float = 1e-5, rtol: float = 1e-6
+):
     """``dE/dparams`` along a random direction equals a central finite difference.
 
     Args:
@@ -135,8 +142,9 @@ def assert_param_gradients(energy_of_params, params, *, seed: int = 0, h: float 
     """
     leaves, treedef = jax.tree.flatten(params)
     rng = np.random.default_rng(seed)
-    direction = treedef.unflatten([jnp.asarray(rng.normal(size=np.shape(x))) * (1.0 + jnp.abs(x))
-                                   for x in leaves])
+    direction = treedef.unflatten(
+        [jnp.asarray(rng.normal(size=np.shape(x))) * (1.0 + jnp.abs(x)) for x in leaves]
+    )
     shifted = lambda t: jax.tree.map(lambda p, d: p + t * d, params, direction)
     f = jax.jit(lambda t: energy_of_params(shifted(t)))
     _, d_ad = jax.jvp(f, (0.0,), (1.0,))
@@ -198,8 +206,9 @@ def assert_invariant(model: EnergyModel, params, R, *, seed: int = 0, rtol: floa
     return out
 
 
-def assert_smooth_at_cutoff(potential: Term, params, *, species_pairs=((0, 0),),
-                            delta: float = 1e-5, tol: float = 1e-6):
+def assert_smooth_at_cutoff(
+    potential: Term, params, *, species_pairs=((0, 0),), delta: float = 1e-5, tol: float = 1e-6
+):
     """Energy and force of two isolated particles are continuous at the cutoff.
 
     With ``r_c`` the potential's cutoff, checks that ``E(r_c - d) - E(r_c + d)``
@@ -221,7 +230,7 @@ def assert_smooth_at_cutoff(potential: Term, params, *, species_pairs=((0, 0),),
         model = energy_model(potential, species=np.array([a, b]), box=None)
         energy = model.energy_fn(params)
 
-        def e_and_f(r):
+        def e_and_f(r, energy=energy):
             R = jnp.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]]) * r
             e, g = jax.value_and_grad(energy)(R)
             return e, -g[1, 0]
@@ -269,8 +278,11 @@ def assert_extensive(potential: Term, params, R, species, box, *, rtol: float = 
     Returns:
       the relative deviation of ``E_big / 8`` from ``E``.
     """
-    e_small = float(energy_model(potential, species=species, box=box).energy_fn(params)(
-        jnp.asarray(R, jnp.float64)))
+    e_small = float(
+        energy_model(potential, species=species, box=box).energy_fn(params)(
+            jnp.asarray(R, jnp.float64)
+        )
+    )
     R_big, species_big, box_big, n = replicate_system(R, species, box)
     big = energy_model(potential.replicated(n, len(species)), species=species_big, box=box_big)
     # the big box gets a neighbor list: all pairs of 8N particles are needed nowhere else
@@ -304,9 +316,19 @@ def assert_neighbor_lists_agree(model: EnergyModel, params, R, *, rtol: float = 
     return err
 
 
-def check_potential(potential: Term, *, positions, species, box, params=None, seed: int = 0,
-                    fd_rtol: float = 1e-6, fd_step: float = 1e-5, n_frames: int = 3,
-                    species_pairs=None):
+def check_potential(
+    potential: Term,
+    *,
+    positions,
+    species,
+    box,
+    params=None,
+    seed: int = 0,
+    fd_rtol: float = 1e-6,
+    fd_step: float = 1e-5,
+    n_frames: int = 3,
+    species_pairs=None,
+):
     """Runs the whole contract on one potential and returns the measured errors.
 
     Args:
@@ -331,11 +353,12 @@ def check_potential(potential: Term, *, positions, species, box, params=None, se
     params = to_float64(params)
     energy = model.energy_fn(params)
     report = {}
-    report["forces_fd"] = assert_forces_match_finite_differences(
-        energy, R, h=fd_step, rtol=fd_rtol)
-    report["param_grad_fd"] = assert_param_gradients(
-        lambda p: model.energy_fn(p)(R), params, h=fd_step, rtol=fd_rtol) if jax.tree.leaves(
-        params) else 0.0
+    report["forces_fd"] = assert_forces_match_finite_differences(energy, R, h=fd_step, rtol=fd_rtol)
+    report["param_grad_fd"] = (
+        assert_param_gradients(lambda p: model.energy_fn(p)(R), params, h=fd_step, rtol=fd_rtol)
+        if jax.tree.leaves(params)
+        else 0.0
+    )
     report["invariance"] = assert_invariant(model, params, R, seed=seed)
     n_s = potential.species_count() or 1
     pairs = species_pairs or sorted({(0, 0), (0, n_s - 1)})
@@ -348,10 +371,16 @@ def check_potential(potential: Term, *, positions, species, box, params=None, se
         report["neighbor_lists"] = assert_neighbor_lists_agree(model, params, R)
     # float32, the default for simulation, stays close to float64
     e64 = float(energy(R))
-    e32 = float(model.energy_fn(jax.tree.map(lambda x: jnp.asarray(x, jnp.float32)
-                                              if jnp.issubdtype(x.dtype, jnp.floating) else x,
-                                              params))(jnp.asarray(R, jnp.float32)))
+    e32 = float(
+        model.energy_fn(
+            jax.tree.map(
+                lambda x: (
+                    jnp.asarray(x, jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
+                ),
+                params,
+            )
+        )(jnp.asarray(R, jnp.float32))
+    )
     report["float32"] = abs(e32 - e64) / max(abs(e64), 1e-12)
     assert report["float32"] < 1e-3, f"float32 energy {e32} far from float64 {e64}"
     return report
-

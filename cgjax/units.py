@@ -69,8 +69,10 @@ def beta(temperature: float) -> float:
 # --- electrostatics ---------------------------------------------------------------
 # Coulomb constant 1/(4 pi eps0) in kJ/mol nm e^-2 (OpenMM's ONE_4PI_EPS0).
 coulomb_constant = (
-    ELEMENTARY_CHARGE_SI**2 * AVOGADRO / (4.0 * 3.141592653589793 * VACUUM_PERMITTIVITY_SI)
-) * 1e9 * J
+    (ELEMENTARY_CHARGE_SI**2 * AVOGADRO / (4.0 * 3.141592653589793 * VACUUM_PERMITTIVITY_SI))
+    * 1e9
+    * J
+)
 
 # --- derived units users meet in papers ------------------------------------------
 gram_per_mol = amu

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +14,10 @@ __all__ = ["HighFrequency", "high_frequency"]
 
 
 def high_frequency(r: jax.Array, amplitude: jax.Array, omega: jax.Array) -> jax.Array:
-    """``A sin(omega r) / r^2`` (kJ/mol) for ``r`` in nm, ``A`` in kJ/mol nm^2, ``omega`` in 1/nm."""
+    """``A sin(omega r) / r^2`` (kJ/mol).
+
+    ``r`` in nm, ``A`` in kJ/mol nm^2, ``omega`` in 1/nm.
+    """
     return amplitude * jnp.sin(omega * r) / (r * r)
 
 

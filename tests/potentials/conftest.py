@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 
-def lattice_system(n_side: int = 3, box: float = 1.3, n_species: int = 2, jitter: float = 0.04,
-                   seed: int = 0):
+def lattice_system(
+    n_side: int = 3, box: float = 1.3, n_species: int = 2, jitter: float = 0.04, seed: int = 0
+):
     """A jittered simple-cubic configuration: ``(R [N, 3] nm, species [N], box [3] nm)``.
 
     Neighbours sit ``box / n_side`` apart (0.43 nm by default), so no pair is

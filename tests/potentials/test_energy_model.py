@@ -12,8 +12,9 @@ from cgjax import potentials
 def model(system2):
     R, species, box = system2
     pot = potentials.LennardJones(n_species=2, sigma=0.3, epsilon=1.0, cutoff=0.6)
-    return potentials.energy_model(pot + potentials.HighFrequency(n_species=2, cutoff=0.6),
-                                   species=species, box=box)
+    return potentials.energy_model(
+        pot + potentials.HighFrequency(n_species=2, cutoff=0.6), species=species, box=box
+    )
 
 
 def test_nan_positions_named(model, system2):
@@ -52,11 +53,13 @@ def test_box_shorter_than_twice_cutoff(system2):
     # triclinic: the perpendicular width, not the edge length, is what counts
     tilted = np.array([[1.5, 1.2, 0.0], [0.0, 1.5, 0.0], [0.0, 0.0, 1.5]])
     with pytest.raises(ValueError, match="too small"):
-        potentials.energy_model(potentials.LennardJones(n_species=2, cutoff=0.6),
-                                species=species, box=tilted)
+        potentials.energy_model(
+            potentials.LennardJones(n_species=2, cutoff=0.6), species=species, box=tilted
+        )
     # the neighbor list's skin counts too
-    model = potentials.energy_model(potentials.LennardJones(n_species=2, cutoff=0.6),
-                                    species=species, box=box)
+    model = potentials.energy_model(
+        potentials.LennardJones(n_species=2, cutoff=0.6), species=species, box=box
+    )
     with pytest.raises(ValueError, match="cutoff \\+ skin"):
         model.neighbor_fn(skin=0.1)
 
@@ -108,5 +111,6 @@ def test_triclinic_box_against_brute_force_images():
     np.testing.assert_allclose(e, e_ref, rtol=1e-10)
     # the same energy through a neighbor list (no cell list for triclinic cells)
     nbrs = model.neighbor_fn(skin=0.05).allocate(jnp.asarray(R))
-    np.testing.assert_allclose(model.energy_fn(params)(jnp.asarray(R), neighbor=nbrs), e_ref,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        model.energy_fn(params)(jnp.asarray(R), neighbor=nbrs), e_ref, rtol=1e-10
+    )

@@ -40,8 +40,9 @@ def test_species_pair_selection(system2):
     model = potentials.energy_model(only_11, species=species, box=box)
     e = model.energy_fn(params)(jnp.asarray(R))
     ones = np.flatnonzero(species == 1)
-    sub = potentials.energy_model(potentials.HighFrequency(amplitude=A, cutoff=0.6),
-                                  species=np.zeros(len(ones), int), box=box)
+    sub = potentials.energy_model(
+        potentials.HighFrequency(amplitude=A, cutoff=0.6), species=np.zeros(len(ones), int), box=box
+    )
     np.testing.assert_allclose(e, sub.energy_fn(params)(jnp.asarray(R[ones])), rtol=1e-10)
 
 

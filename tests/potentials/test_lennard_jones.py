@@ -22,8 +22,10 @@ def test_contract(lj, system2):
 
 @pytest.mark.parametrize("a,b", [(0, 0), (0, 1), (1, 1)])
 def test_minimum_is_closed_form(lj, a, b):
-    params = {"sigma": jnp.asarray(0.5 * (SIGMA[:, None] + SIGMA[None])),
-              "epsilon": jnp.asarray(np.sqrt(EPS[:, None] * EPS[None]))}
+    params = {
+        "sigma": jnp.asarray(0.5 * (SIGMA[:, None] + SIGMA[None])),
+        "epsilon": jnp.asarray(np.sqrt(EPS[:, None] * EPS[None])),
+    }
     sigma = 0.5 * (SIGMA[a] + SIGMA[b])
     eps = np.sqrt(EPS[a] * EPS[b])
     r_min = 2 ** (1 / 6) * sigma
@@ -31,8 +33,9 @@ def test_minimum_is_closed_form(lj, a, b):
     np.testing.assert_allclose(u(r_min), -eps, rtol=1e-12)
     np.testing.assert_allclose(jax.grad(u)(r_min), 0.0, atol=1e-10)
     # a minimum, not a saddle: curvature 72 eps / (2^(1/3) sigma^2)
-    np.testing.assert_allclose(jax.grad(jax.grad(u))(r_min), 72 * eps / (2 ** (1 / 3) * sigma**2),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        jax.grad(jax.grad(u))(r_min), 72 * eps / (2 ** (1 / 3) * sigma**2), rtol=1e-10
+    )
     # zero crossing at r = sigma
     np.testing.assert_allclose(u(sigma), 0.0, atol=1e-12)
 
@@ -45,6 +48,7 @@ def test_params_are_per_pair_and_named(lj, system2):
     np.testing.assert_allclose(params["sigma"], 0.5 * (SIGMA[:, None] + SIGMA[None]), rtol=1e-6)
     np.testing.assert_allclose(params["epsilon"], np.sqrt(EPS[:, None] * EPS[None]), rtol=1e-6)
     # Every pair term of the sum is reachable by its name.
-    both = potentials.energy_model(lj + potentials.HighFrequency(n_species=2, cutoff=0.6),
-                                   species=species, box=box)
+    both = potentials.energy_model(
+        lj + potentials.HighFrequency(n_species=2, cutoff=0.6), species=species, box=box
+    )
     assert set(both.init_fn(jax.random.key(0), jnp.asarray(R))) == {"lj", "hf"}

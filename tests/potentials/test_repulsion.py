@@ -10,8 +10,7 @@ from cgjax import potentials, testing
     "term",
     [
         potentials.SoftRepulsion(n_species=2, sigma=[0.25, 0.3], exponent=6.0, cutoff=0.6),
-        potentials.ExponentialRepulsion(n_species=2, e0=[500.0, 800.0], a=[20.0, 25.0],
-                                        cutoff=0.6),
+        potentials.ExponentialRepulsion(n_species=2, e0=[500.0, 800.0], a=[20.0, 25.0], cutoff=0.6),
     ],
     ids=["soft", "exponential"],
 )
@@ -26,8 +25,9 @@ def test_soft_repulsion_closed_form():
     params = {"sigma": jnp.full((1, 1), 0.3)}
     for r in (0.2, 0.3, 0.5):
         np.testing.assert_allclose(term.pair_energy(params, r), (0.3 / r) ** 12, rtol=1e-12)
-        np.testing.assert_allclose(jax.grad(term.pair_energy, 1)(params, r),
-                                   -12 * (0.3 / r) ** 12 / r, rtol=1e-12)
+        np.testing.assert_allclose(
+            jax.grad(term.pair_energy, 1)(params, r), -12 * (0.3 / r) ** 12 / r, rtol=1e-12
+        )
 
 
 def test_exponential_repulsion_from_data_statistics():

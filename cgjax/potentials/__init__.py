@@ -10,6 +10,7 @@
 from cgjax.potentials._base import PairTerm, Sum, Term, sum_of
 from cgjax.potentials._cutoff import smooth_switch
 from cgjax.potentials._energy import EnergyModel, energy_model
+from cgjax.potentials._gnn import GNN
 from cgjax.potentials._graph import Graph, build_graph
 from cgjax.potentials._high_frequency import HighFrequency, high_frequency
 from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
@@ -20,15 +21,18 @@ from cgjax.potentials._repulsion import (
     exponential_repulsion_parameters,
     soft_repulsion,
 )
+from cgjax.potentials._schnet import SchNet
 from cgjax.potentials._species import lookup_pair, pair_table
 
 __all__ = [
     "EnergyModel",
     "ExponentialRepulsion",
+    "GNN",
     "Graph",
     "HighFrequency",
     "LennardJones",
     "PairTerm",
+    "SchNet",
     "SoftRepulsion",
     "Sum",
     "Term",

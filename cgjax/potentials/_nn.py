@@ -1,0 +1,126 @@
+"""Pieces the message-passing potentials share: activations, MLPs, radial features, convolution.
+
+:class:`~cgjax.potentials.GNN` (paper 004) and :class:`~cgjax.potentials.SchNet`
+(paper 001) are the same machine with different names: a species embedding,
+distances expanded in Gaussians, a filter network of the expansion that is
+multiplied by a smooth envelope, and a sum over neighbours of
+``filter_ij * node_net(h_j)``. Each piece is written here once.
+
+References:
+  Paper 004 §2.1 (GNN, shifted softplus); paper 001 §III B (CGSchNet, cfconv).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from cgjax.potentials._cutoff import check_cutoff, smooth_switch
+from cgjax.potentials._graph import Graph
+
+__all__ = [
+    "MLP",
+    "convolve",
+    "gaussian_rbf",
+    "radial_edge_features",
+    "shifted_softplus",
+]
+
+
+def shifted_softplus(x: jax.Array) -> jax.Array:
+    """``softplus(x) - log 2``: smooth, and zero at ``x = 0`` (SchNet's activation)."""
+    # a Python float is weakly typed: float32 inputs stay float32 (np.log would not)
+    return jax.nn.softplus(x) - math.log(2.0)
+
+
+def gaussian_rbf(r: jax.Array, centers: jax.Array, width: float) -> jax.Array:
+    """Gaussian expansion ``exp(-(r - mu_k)^2 / (2 width^2))``.
+
+    Args:
+      r: distances (nm), any shape ``[...]``.
+      centers: ``[K]`` centres ``mu_k`` (nm).
+      width: standard deviation of every Gaussian (nm).
+
+    Returns:
+      ``[..., K]``, in ``r``'s dtype.
+    """
+    d = (r[..., None] - centers) / width
+    return jnp.exp(-0.5 * d * d)
+
+
+class MLP(nn.Module):
+    """Dense layers with an activation between them (none after the last by default).
+
+    Parameters are ``{"dense_0": {"kernel", "bias"}, "dense_1": ...}``.
+
+    Attributes:
+      features: output width of each layer.
+      activation: applied after every layer but the last.
+      activate_final: also apply it after the last layer.
+      param_dtype: dtype of the weights; the computation follows the inputs'
+        and weights' dtypes (no casts).
+    """
+
+    features: Sequence[int]
+    activation: Callable[[jax.Array], jax.Array] = jnp.tanh
+    activate_final: bool = False
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``[..., F_in] -> [..., features[-1]]``."""
+        for k, width in enumerate(self.features):
+            x = nn.Dense(width, param_dtype=self.param_dtype, name=f"dense_{k}")(x)
+            if k < len(self.features) - 1 or self.activate_final:
+                x = self.activation(x)
+        return x
+
+
+def radial_edge_features(
+    graph: Graph, *, n_rbf: int, cutoff: float, width: float | None = None, owner: str = "model"
+) -> tuple[jax.Array, jax.Array]:
+    """Gaussian-expanded edge lengths and the smooth envelope that cuts them off.
+
+    The envelope is ``smooth_switch(r, 0, cutoff)``: C2, exactly zero at and
+    beyond ``cutoff`` and on padding edges, so a filter multiplied by it makes
+    energy and force go to zero smoothly at the cutoff.
+
+    Args:
+      graph: the system's :class:`~cgjax.potentials.Graph`.
+      n_rbf: number of Gaussians, centred on ``[0, cutoff]``.
+      cutoff: interaction range (nm).
+      width: Gaussian width (nm); ``None``: the centre spacing.
+      owner: name used in error messages.
+
+    Returns:
+      ``(rbf [E, n_rbf], envelope [E])``.
+    """
+    check_cutoff(0.0, cutoff, owner)
+    if n_rbf < 2:
+        raise ValueError(f"{owner}: n_rbf must be at least 2, got {n_rbf}")
+    r = graph.edge_lengths
+    width = cutoff / (n_rbf - 1) if width is None else width
+    # centres in r's dtype: a float64 constant would silently promote float32 runs
+    centers = jnp.linspace(0.0, cutoff, n_rbf, dtype=r.dtype)
+    rbf = gaussian_rbf(r, centers, width)
+    envelope = jnp.where(graph.edge_mask, smooth_switch(r, 0.0, cutoff), 0.0)
+    return rbf, envelope
+
+
+def convolve(graph: Graph, node_values: jax.Array, edge_filters: jax.Array) -> jax.Array:
+    """Continuous-filter convolution ``z_i = sum_j filter_ij * x_j`` over edges ``j -> i``.
+
+    Args:
+      graph: the system's graph (any neighbor-list format; padding excluded).
+      node_values: ``[N, F]`` values ``x_j`` of the sending nodes.
+      edge_filters: ``[E, F]`` filters (already multiplied by the envelope).
+
+    Returns:
+      ``[N, F]``.
+    """
+    return graph.aggregate(node_values[graph.senders] * edge_filters)

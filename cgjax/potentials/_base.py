@@ -170,6 +170,15 @@ class PairTerm(Term):
             out[pname] = self.param(pname, lambda _, v=init: jnp.asarray(v, self.param_dtype))
         return out
 
+    def switch(self, r: jax.Array) -> jax.Array:
+        """The cutoff switch ``S(r)`` that multiplies the kernel.
+
+        :func:`smooth_switch` from ``onset`` to ``cutoff``. A term whose kernel
+        already vanishes with two derivatives at the cutoff (a spline whose
+        basis ends there) overrides this to return 1.
+        """
+        return smooth_switch(r, self.onset, self.cutoff)
+
     def active_pairs(self) -> Any:
         """``[S, S]`` bool table of the species pairs this term acts on, or None (all)."""
         return None
@@ -184,7 +193,7 @@ class PairTerm(Term):
         # Distances outside the cutoff are replaced before the kernel so that
         # no branch produces inf/NaN that would poison gradients.
         r_safe = jnp.where(inside, r, self.cutoff)
-        e = self.kernel(r_safe, **p) * smooth_switch(r_safe, self.onset, self.cutoff)
+        e = self.kernel(r_safe, **p) * self.switch(r_safe)
         return jnp.where(inside, e, 0.0)
 
     @nn.compact

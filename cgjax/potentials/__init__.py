@@ -12,6 +12,12 @@ from cgjax.potentials._cutoff import smooth_switch
 from cgjax.potentials._energy import EnergyModel, energy_model
 from cgjax.potentials._gnn import GNN
 from cgjax.potentials._graph import Graph, build_graph
+from cgjax.potentials._harmonic import (
+    HarmonicAngles,
+    HarmonicBonds,
+    fit_harmonic_angles,
+    fit_harmonic_bonds,
+)
 from cgjax.potentials._high_frequency import HighFrequency, high_frequency
 from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
 from cgjax.potentials._repulsion import (
@@ -23,8 +29,15 @@ from cgjax.potentials._repulsion import (
 )
 from cgjax.potentials._schnet import SchNet
 from cgjax.potentials._species import lookup_pair, pair_table
+from cgjax.potentials._spline import SplinePair, cubic_bspline_basis
 
 __all__ = [
+    "HarmonicAngles",
+    "HarmonicBonds",
+    "SplinePair",
+    "cubic_bspline_basis",
+    "fit_harmonic_angles",
+    "fit_harmonic_bonds",
     "EnergyModel",
     "ExponentialRepulsion",
     "GNN",

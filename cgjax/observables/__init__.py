@@ -1,0 +1,53 @@
+"""Observables: pure functions of positions and trajectories, and comparison metrics.
+
+Structure (RDF, angle distribution, Steinhardt order) takes ``[T, N, 3]`` or
+``[N, 3]`` positions and one box; dynamics (MSD, diffusion) takes unwrapped
+``[T, N, 3]`` trajectories. Units are nm, ps, degrees for angles.
+
+>>> from cgjax import observables
+>>> res = observables.rdf(traj, box, r_max=1.0, n_bins=100)   # res.r (nm), res.g
+>>> q4, q6 = observables.steinhardt(R, box, cutoff=0.35).mean
+>>> d = observables.diffusion_from_trajectory(unwrapped, 1.0, fit_window=(5.0, 50.0))
+>>> observables.total_absolute_error(res.r, res.g, ref.g)     # nm
+"""
+
+from cgjax.observables._adf import ADF, adf
+from cgjax.observables._metrics import (
+    force_errors,
+    free_energy_mse,
+    js_divergence,
+    kl_divergence,
+    mse,
+    total_absolute_error,
+)
+from cgjax.observables._msd import (
+    MSD,
+    Diffusion,
+    diffusion_coefficient,
+    diffusion_from_trajectory,
+    msd,
+)
+from cgjax.observables._rdf import RDF, coordination_number, rdf, rdf_smooth
+from cgjax.observables._steinhardt import Steinhardt, steinhardt
+
+__all__ = [
+    "ADF",
+    "MSD",
+    "RDF",
+    "Diffusion",
+    "Steinhardt",
+    "adf",
+    "coordination_number",
+    "diffusion_coefficient",
+    "diffusion_from_trajectory",
+    "force_errors",
+    "free_energy_mse",
+    "js_divergence",
+    "kl_divergence",
+    "msd",
+    "mse",
+    "rdf",
+    "rdf_smooth",
+    "steinhardt",
+    "total_absolute_error",
+]

@@ -12,7 +12,7 @@ Positions are always stored in real (not fractional) coordinates.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -27,7 +27,31 @@ __all__ = [
     "is_orthorhombic",
     "make_space",
     "neighbor_list_fn",
+    "NeighborListFn",
 ]
+
+
+class NeighborListFn(NamedTuple):
+    """jax-md's neighbor-list functions plus the ranges they were built for.
+
+    Attributes:
+      fns: jax-md's ``NeighborListFns``.
+      cutoff: the interaction cutoff (nm).
+      skin: the extra range (nm); the list is rebuilt once any particle has
+        moved ``skin / 2``, so no particle may move farther in one step.
+    """
+
+    fns: Any
+    cutoff: float
+    skin: float
+
+    def allocate(self, R, extra_capacity: int = 0, **kwargs):
+        """A new list for positions ``R`` (nm), sized from the current pair count."""
+        return self.fns.allocate(R, extra_capacity=extra_capacity, **kwargs)
+
+    def update(self, R, neighbor, **kwargs):
+        """The list re-used (same capacity) for positions ``R``; jit-able."""
+        return self.fns.update(R, neighbor, **kwargs)
 
 
 def box_matrix(box: Any) -> np.ndarray:
@@ -112,7 +136,22 @@ def make_space(box: Any):
     """
     if box is None:
         return space.free()
-    return space.periodic_general(jnp.asarray(box_matrix(box)), fractional_coordinates=False)
+    matrix = box_matrix(box)
+    displacement, shift = space.periodic_general(jnp.asarray(matrix), fractional_coordinates=False)
+
+    # The box is handed over in the dtype of the positions, so float32 positions
+    # stay float32 even where float64 is enabled (no silent promotion).
+    def displacement_fn(Ra, Rb, **kwargs):
+        if "box" not in kwargs:
+            kwargs["box"] = jnp.asarray(matrix, jnp.result_type(Ra))
+        return displacement(Ra, Rb, **kwargs)
+
+    def shift_fn(R, dR, **kwargs):
+        if "box" not in kwargs:
+            kwargs["box"] = jnp.asarray(matrix, jnp.result_type(R))
+        return shift(R, dR, **kwargs)
+
+    return displacement_fn, shift_fn
 
 
 def neighbor_list_fn(
@@ -136,7 +175,7 @@ def neighbor_list_fn(
         (each pair once) or ``"dense"`` (``[N, max_neighbors]``).
 
     Returns:
-      jax-md's ``neighbor_fn`` with ``.allocate(R)`` and ``.update(R, nbrs)``.
+      a :class:`NeighborListFn` with ``.allocate(R)`` and ``.update(R, nbrs)``.
 
     Raises:
       ValueError: if the box is narrower than ``2 * (cutoff + skin)``.
@@ -152,7 +191,7 @@ def neighbor_list_fn(
     r_list = cutoff + skin
     if box is None:
         # Free space: jax-md needs a box only for its cell list.
-        return partition.neighbor_list(
+        fns = partition.neighbor_list(
             displacement_fn,
             jnp.ones(3),
             cutoff,
@@ -162,6 +201,7 @@ def neighbor_list_fn(
             format=formats[format],
             **kwargs,
         )
+        return NeighborListFn(fns, float(cutoff), float(skin))
     check_box(box, r_list, name="box (cutoff + skin)")
     matrix = box_matrix(box)
     if is_orthorhombic(matrix):
@@ -171,7 +211,7 @@ def neighbor_list_fn(
         # jax-md's cell list needs fractional coordinates for triclinic cells.
         cell_box = jnp.asarray(matrix)
         disable_cell_list = True
-    return partition.neighbor_list(
+    fns = partition.neighbor_list(
         displacement_fn,
         cell_box,
         cutoff,
@@ -182,3 +222,4 @@ def neighbor_list_fn(
         format=formats[format],
         **kwargs,
     )
+    return NeighborListFn(fns, float(cutoff), float(skin))

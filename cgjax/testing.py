@@ -304,7 +304,7 @@ def assert_neighbor_lists_agree(model: EnergyModel, params, R, *, rtol: float = 
     Returns:
       the largest relative difference.
     """
-    energy = jax.value_and_grad(model.energy_fn(params))
+    energy = jax.jit(jax.value_and_grad(model.energy_fn(params)))
     R = jnp.asarray(R)
     e_ref, g_ref = energy(R)
     err = 0.0

@@ -1,7 +1,8 @@
 """Potentials: flax linen terms that add, and the adapter to jax-md energy functions.
 
 >>> from cgjax import potentials
->>> pot = potentials.LennardJones(sigma=0.3166, epsilon=0.65, cutoff=0.9) + potentials.HighFrequency()
+>>> pot = potentials.LennardJones(sigma=0.3166, epsilon=0.65, cutoff=0.9)
+>>> pot = pot + potentials.HighFrequency(amplitude=0.05, omega=1000.0)
 >>> model = potentials.energy_model(pot, species=species, box=box)
 >>> params = model.init_fn(key, R)          # {"lj": {...}, "hf": {...}}
 >>> E = model.energy_fn(params)(R, neighbor=nbrs)   # kJ/mol

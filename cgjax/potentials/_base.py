@@ -164,7 +164,9 @@ class PairTerm(Term):
         out = {}
         for pname, (field, mixing) in self.pair_parameters.items():
             init = pair_table(
-                getattr(self, field), self.n_species, name=f"{type(self).__name__}.{field}",
+                getattr(self, field),
+                self.n_species,
+                name=f"{type(self).__name__}.{field}",
                 mixing=mixing,
             )
             out[pname] = self.param(pname, lambda _, v=init: jnp.asarray(v, self.param_dtype))

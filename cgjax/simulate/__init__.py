@@ -1,0 +1,30 @@
+"""Simulation: jax-md integrators in cgjax units and an overflow-safe trajectory runner."""
+
+from cgjax._space import NeighborListFn
+from cgjax.simulate._integrators import (
+    Simulator,
+    brownian,
+    kinetic_energy,
+    nve,
+    nvt_langevin,
+    nvt_nose_hoover,
+)
+from cgjax.simulate._runner import RunResult, SimulationError, Trajectory, init_replicas, run
+from cgjax.simulate._system import System, fcc_lattice
+
+__all__ = [
+    "NeighborListFn",
+    "RunResult",
+    "SimulationError",
+    "Simulator",
+    "System",
+    "Trajectory",
+    "brownian",
+    "fcc_lattice",
+    "init_replicas",
+    "kinetic_energy",
+    "nve",
+    "nvt_langevin",
+    "nvt_nose_hoover",
+    "run",
+]

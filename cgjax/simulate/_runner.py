@@ -1,0 +1,405 @@
+"""The trajectory runner: chunks of jit-compiled steps, checked at every boundary.
+
+A run is a sequence of chunks. Each chunk is one compiled ``lax.scan`` over
+``chunk_steps`` steps that records a frame every ``record_every`` steps. At
+each chunk boundary the host checks, before accepting the chunk:
+
+- neighbor-list overflow: the list is reallocated (bigger) from the chunk's
+  starting positions and the chunk is rerun, so no step is ever taken with
+  missing pairs;
+- failure flags raised inside the scan (first bad step and reason): a
+  non-finite position, a particle moving farther in one step than the
+  neighbor-list skin allows (``skin / 2``), or a runaway temperature. The run
+  stops with :class:`SimulationError` naming the step; the error carries the
+  last good state and the frames recorded before the failing chunk.
+
+Replicas (a leading axis on the state, from :func:`init_replicas`) run in one
+vmapped scan with one neighbor list each.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from cgjax import units
+from cgjax._space import NeighborListFn
+from cgjax._validation import check_finite
+from cgjax.simulate._integrators import Simulator
+
+__all__ = ["RunResult", "SimulationError", "Trajectory", "init_replicas", "run"]
+
+_REASONS = {
+    1: "non-finite positions (NaN/inf)",
+    2: "a particle moved farther in one step than the neighbor-list skin allows",
+    3: "runaway temperature",
+}
+
+
+class SimulationError(RuntimeError):
+    """A simulation stopped: says at which step and why.
+
+    Attributes:
+      step: the global index of the first bad step (counted from 1).
+      reason: what went wrong.
+      replica: the replica index, or None.
+      last_good_state: the state at the start of the failing chunk.
+      last_good_neighbor: its neighbor list.
+      trajectory: the frames recorded before the failing chunk.
+    """
+
+    def __init__(
+        self,
+        message,
+        *,
+        step,
+        reason,
+        replica=None,
+        last_good_state=None,
+        last_good_neighbor=None,
+        trajectory=None,
+    ):
+        super().__init__(message)
+        self.step = step
+        self.reason = reason
+        self.replica = replica
+        self.last_good_state = last_good_state
+        self.last_good_neighbor = last_good_neighbor
+        self.trajectory = trajectory
+
+
+class Trajectory(NamedTuple):
+    """Recorded frames (host numpy arrays); replica runs have a leading ``[B]`` axis.
+
+    Attributes:
+      time: ``[F]`` simulated time of each frame (ps).
+      positions: ``[..., F, N, 3]`` wrapped positions (nm).
+      unwrapped: ``[..., F, N, 3]`` unwrapped positions (nm), for MSD.
+      velocities: ``[..., F, N, 3]`` (nm/ps), or None (Brownian dynamics).
+      potential_energy: ``[..., F]`` (kJ/mol).
+      kinetic_energy: ``[..., F]`` (kJ/mol), or None.
+      temperature: ``[..., F]`` instantaneous temperature (K) from ``3N - 3``
+        degrees of freedom, or None.
+    """
+
+    time: np.ndarray
+    positions: np.ndarray
+    unwrapped: np.ndarray
+    velocities: np.ndarray | None
+    potential_energy: np.ndarray
+    kinetic_energy: np.ndarray | None
+    temperature: np.ndarray | None
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.time.shape[0])
+
+    @property
+    def total_energy(self) -> np.ndarray:
+        """``[..., F]`` potential plus kinetic energy (kJ/mol)."""
+        return self.potential_energy + self.kinetic_energy
+
+
+class RunResult(NamedTuple):
+    """What :func:`run` returns.
+
+    Attributes:
+      state: the final jax-md state.
+      neighbor: the final neighbor list (or None).
+      trajectory: the recorded :class:`Trajectory`.
+      unwrapped: the final unwrapped positions (nm), to continue a run.
+      reallocations: ``[(step, old_capacity, new_capacity), ...]``.
+      steps_per_second: measured throughput (compile time excluded where possible).
+    """
+
+    state: Any
+    neighbor: Any
+    trajectory: Trajectory
+    unwrapped: Any
+    reallocations: list
+    steps_per_second: float
+
+
+_CHUNK_CACHE: dict = {}
+_MAX_REALLOCATIONS = 8  # per chunk; each grows the capacity by at least 25 %
+
+
+def _chunk_fn(
+    sim: Simulator,
+    neighbor_fn,
+    *,
+    record_every: int,
+    n_records: int,
+    max_move: float,
+    max_T: float,
+    batched: bool,
+) -> Callable:
+    key = (
+        sim.step_fn,
+        sim.energy_fn,
+        id(neighbor_fn),
+        record_every,
+        n_records,
+        max_move,
+        max_T,
+        batched,
+    )
+    if key in _CHUNK_CACHE:
+        return _CHUNK_CACHE[key]
+    disp = jax.vmap(sim.system.displacement_fn)
+    n = sim.system.n_particles
+    dof = 3 * n - 3
+
+    def observe(state, nbrs):
+        pe = sim.energy_fn(state.position, neighbor=nbrs)
+        if not sim.has_momentum:
+            return pe, None, None, None
+        ke = 0.5 * jnp.sum(state.momentum**2 / state.mass)
+        return pe, ke, 2.0 * ke / (dof * units.kB), state.momentum / state.mass
+
+    def one_step(carry, _):
+        state, nbrs, unwrapped, step, bad = carry
+        R_old = state.position
+        state = sim.step_fn(state, neighbor=nbrs)
+        dR = disp(state.position, R_old)
+        unwrapped = unwrapped + dR
+        if nbrs is not None:
+            nbrs = neighbor_fn.update(state.position, nbrs)
+        step = step + 1
+        code = jnp.where(~jnp.all(jnp.isfinite(state.position)), 1, 0)
+        code = jnp.where((code == 0) & (jnp.max(jnp.sum(dR * dR, -1)) > max_move**2), 2, code)
+        if sim.has_momentum:
+            T = jnp.sum(state.momentum**2 / state.mass) / (dof * units.kB)
+            code = jnp.where((code == 0) & ~(T < max_T), 3, code)
+        bad = jnp.where((bad[0] == 0) & (code > 0), jnp.stack([code, step]), bad)
+        return (state, nbrs, unwrapped, step, bad), None
+
+    def record(carry, _):
+        carry, _ = jax.lax.scan(one_step, carry, None, length=record_every)
+        state, nbrs, unwrapped = carry[0], carry[1], carry[2]
+        pe, ke, T, v = observe(state, nbrs)
+        return carry, (state.position, unwrapped, v, pe, ke, T)
+
+    def chunk(state, nbrs, unwrapped, step0):
+        bad = jnp.zeros(2, jnp.int32)
+        carry = (state, nbrs, unwrapped, step0, bad)
+        carry, frames = jax.lax.scan(record, carry, None, length=n_records)
+        return carry, frames
+
+    fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None)) if batched else chunk)
+    _CHUNK_CACHE[key] = fn
+    return fn
+
+
+def init_replicas(sim: Simulator, key: jax.Array, R: Any, *, neighbor_fn=None):
+    """Initial states (and neighbor lists) of ``B`` replicas, stacked on axis 0.
+
+    Args:
+      key: PRNG key, split per replica (velocities differ).
+      R: ``[B, N, 3]`` positions (nm), or ``[N, 3]`` used for every replica.
+      neighbor_fn: optional :class:`~cgjax.NeighborListFn`.
+
+    Returns:
+      ``(states, neighbors)`` with a leading ``[B]`` axis.
+    """
+    R = jnp.asarray(R)
+    if R.ndim != 3:
+        raise ValueError(
+            f"init_replicas needs positions [B, N, 3] (nm), got shape {R.shape}; "
+            "tile them for identical starts"
+        )
+    keys = jax.random.split(key, R.shape[0])
+    nbrs = None
+    if neighbor_fn is not None:
+        # one capacity for all replicas: the largest any of them needs
+        lists = [neighbor_fn.allocate(R[b]) for b in range(R.shape[0])]
+        widest = max(lists, key=lambda nb: nb.idx.shape[-1])
+        nbrs = jax.vmap(lambda r: neighbor_fn.update(r, widest))(R)
+    init = lambda k, r, nb: sim.init_fn(k, r, neighbor=nb)
+    states = jax.vmap(init, in_axes=(0, 0, 0 if nbrs is not None else None))(keys, R, nbrs)
+    return states, nbrs
+
+
+def run(
+    sim: Simulator,
+    state: Any,
+    *,
+    n_steps: int,
+    record_every: int = 100,
+    chunk_steps: int | None = None,
+    neighbor_fn: NeighborListFn | None = None,
+    neighbor: Any = None,
+    unwrapped: Any = None,
+    step0: int = 0,
+    max_temperature_factor: float = 5.0,
+    max_step_displacement: float | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Runs ``n_steps`` steps, recording a frame every ``record_every`` steps.
+
+    Args:
+      sim: the :class:`Simulator`.
+      state: its state (from ``sim.init_fn`` or a previous run); a leading
+        replica axis (from :func:`init_replicas`) runs the replicas vmapped.
+      n_steps: number of steps; a multiple of ``record_every``.
+      record_every: steps between recorded frames.
+      chunk_steps: steps per compiled chunk (checked between chunks); a
+        multiple of ``record_every``; default about 1000.
+      neighbor_fn: the neighbor-list function; required with ``neighbor``.
+      neighbor: the current neighbor list (``None``: the energy uses all pairs).
+      unwrapped: unwrapped positions to continue from (default: the state's).
+      step0: global index of the first step (for messages and ``time``).
+      max_temperature_factor: stop when the instantaneous temperature exceeds
+        this multiple of the target ``kT / kB``.
+      max_step_displacement: stop when a particle moves farther in one step
+        (nm); default ``skin / 2`` of the neighbor list, else no limit.
+      progress: show a progress bar (default: when the run has > 5 chunks).
+      log: called with a line on each neighbor-list reallocation.
+
+    Returns:
+      :class:`RunResult`.
+
+    Raises:
+      SimulationError: on NaN, an oversized step or runaway temperature.
+      ValueError: on bad arguments or non-finite starting positions.
+    """
+    if n_steps <= 0 or record_every <= 0 or n_steps % record_every:
+        raise ValueError(
+            f"n_steps ({n_steps}) must be a positive multiple of record_every ({record_every})"
+        )
+    if (neighbor is None) != (neighbor_fn is None):
+        raise ValueError("pass both neighbor_fn and neighbor, or neither")
+    batched = state.position.ndim == 3
+    check_finite(state.position, "state.position")
+    if chunk_steps is None:
+        chunk_steps = max(record_every, (1000 // record_every) * record_every)
+    if chunk_steps % record_every:
+        raise ValueError(f"chunk_steps ({chunk_steps}) must be a multiple of record_every")
+    if max_step_displacement is None:
+        # without a neighbor list no pair can be missed, so only NaN/T stop a run
+        max_step_displacement = 0.5 * neighbor_fn.skin if neighbor_fn is not None else np.inf
+    max_T = max_temperature_factor * sim.kT / units.kB
+    if unwrapped is None:
+        unwrapped = state.position
+    log = log or (lambda msg: None)
+
+    frames: list = []
+    reallocations: list = []
+    done = 0
+    n_chunks = math.ceil(n_steps / chunk_steps)
+    show = progress if progress is not None else n_chunks > 5
+    bar = tqdm(total=n_steps, disable=not show, unit="step", desc=sim.name, leave=False)
+    t_run, steps_timed, retries = 0.0, 0, 0
+    try:
+        while done < n_steps:
+            length = min(chunk_steps, n_steps - done)
+            fn = _chunk_fn(
+                sim,
+                neighbor_fn,
+                record_every=record_every,
+                n_records=length // record_every,
+                max_move=float(max_step_displacement),
+                max_T=float(max_T),
+                batched=batched,
+            )
+            t0 = time.perf_counter()
+            (new_state, new_nbrs, new_unwrapped, _, bad), out = fn(
+                state, neighbor, unwrapped, jnp.asarray(step0 + done, jnp.int32)
+            )
+            if neighbor is not None and bool(jnp.any(new_nbrs.did_buffer_overflow)):
+                old = neighbor.idx.shape[-1]
+                retries += 1
+                if retries > _MAX_REALLOCATIONS:
+                    raise SimulationError(
+                        f"the neighbor list overflowed {retries} times in steps {step0 + done + 1}"
+                        f"..{step0 + done + length} (capacity now {old}): particles are "
+                        "collapsing or the cell list cannot hold them",
+                        step=step0 + done,
+                        reason="neighbor-list overflow",
+                        last_good_state=state,
+                        last_good_neighbor=neighbor,
+                        trajectory=_assemble(frames, sim, step0, record_every, batched),
+                    )
+                neighbor = _reallocate(neighbor_fn, state.position, batched, old)
+                reallocations.append((step0 + done, int(old), int(neighbor.idx.shape[-1])))
+                log(
+                    f"neighbor list overflowed in steps {step0 + done + 1}..{step0 + done + length}"
+                    f": capacity {old} -> {neighbor.idx.shape[-1]}, chunk rerun"
+                )
+                continue
+            bad = np.asarray(bad).reshape(-1, 2)
+            if np.any(bad[:, 0] > 0):
+                rep = int(np.argmax(bad[:, 0] > 0))
+                code, step = int(bad[rep, 0]), int(bad[rep, 1])
+                reason = _REASONS[code]
+                where = f" (replica {rep})" if batched else ""
+                raise SimulationError(
+                    f"{sim.name} simulation stopped at step {step}{where}, t = "
+                    f"{step * sim.dt:.4g} ps: {reason}. The last good state is from step "
+                    f"{step0 + done}; try a smaller dt (now {sim.dt} ps) or check the potential.",
+                    step=step,
+                    reason=reason,
+                    replica=rep if batched else None,
+                    last_good_state=state,
+                    last_good_neighbor=neighbor,
+                    trajectory=_assemble(frames, sim, step0, record_every, batched),
+                )
+            jax.block_until_ready(new_state.position)
+            elapsed = time.perf_counter() - t0
+            if done > 0:  # the first chunk includes compilation
+                t_run += elapsed
+                steps_timed += length
+            frames.append(jax.device_get(out))
+            retries = 0
+            state, neighbor, unwrapped = new_state, new_nbrs, new_unwrapped
+            done += length
+            bar.update(length)
+            if steps_timed:
+                sps = steps_timed / t_run
+                bar.set_postfix(ps=f"{done * sim.dt:.1f}", ns_day=f"{sps * sim.dt * 86400e-3:.2f}")
+    finally:
+        bar.close()
+    sps = steps_timed / t_run if steps_timed else float("nan")
+    traj = _assemble(frames, sim, step0, record_every, batched)
+    return RunResult(state, neighbor, traj, unwrapped, reallocations, sps)
+
+
+def _reallocate(neighbor_fn, R, batched, old_capacity: int):
+    """A list for ``R`` strictly larger than ``old_capacity`` (grows by >= 25 %)."""
+
+    def bigger(r):
+        nb = neighbor_fn.allocate(r)
+        if nb.idx.shape[-1] <= old_capacity:
+            extra = old_capacity - nb.idx.shape[-1] + max(1, math.ceil(0.25 * old_capacity))
+            nb = neighbor_fn.allocate(r, extra_capacity=extra)
+        return nb
+
+    if not batched:
+        return bigger(R)
+    lists = [bigger(R[b]) for b in range(R.shape[0])]
+    widest = max(lists, key=lambda nb: nb.idx.shape[-1])
+    return jax.vmap(lambda r: neighbor_fn.update(r, widest))(R)
+
+
+def _assemble(frames, sim, step0, record_every, batched) -> Trajectory:
+    axis = 1 if batched else 0
+    if not frames:
+        empty = np.zeros((0,))
+        return Trajectory(empty, empty, empty, None, empty, None, None)
+    cat = lambda i: (
+        None
+        if frames[0][i] is None
+        else np.concatenate([np.asarray(f[i]) for f in frames], axis=axis)
+    )
+    pos, unw, vel, pe, ke, T = (cat(i) for i in range(6))
+    n_frames = pos.shape[axis]
+    t = (step0 + record_every * (1 + np.arange(n_frames))) * sim.dt
+    return Trajectory(t, pos, unw, vel, pe, ke, T)

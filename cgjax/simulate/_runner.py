@@ -314,7 +314,11 @@ def run(
             (new_state, new_nbrs, new_unwrapped, _, bad), out = fn(
                 state, neighbor, unwrapped, jnp.asarray(step0 + done, jnp.int32)
             )
-            if neighbor is not None and bool(jnp.any(new_nbrs.did_buffer_overflow)):
+            bad = np.asarray(bad).reshape(-1, 2)
+            overflow = neighbor is not None and bool(jnp.any(new_nbrs.did_buffer_overflow))
+            # An exploding run also overflows its list; once the list has grown
+            # for this chunk, a failure that comes back is the run's own.
+            if overflow and not (retries and np.any(bad[:, 0] > 0)):
                 old = neighbor.idx.shape[-1]
                 retries += 1
                 if retries > _MAX_REALLOCATIONS:
@@ -335,7 +339,6 @@ def run(
                     f": capacity {old} -> {neighbor.idx.shape[-1]}, chunk rerun"
                 )
                 continue
-            bad = np.asarray(bad).reshape(-1, 2)
             if np.any(bad[:, 0] > 0):
                 rep = int(np.argmax(bad[:, 0] > 0))
                 code, step = int(bad[rep, 0]), int(bad[rep, 1])
@@ -378,8 +381,10 @@ def _reallocate(neighbor_fn, R, batched, old_capacity: int):
     def bigger(r):
         nb = neighbor_fn.allocate(r)
         if nb.idx.shape[-1] <= old_capacity:
-            extra = old_capacity - nb.idx.shape[-1] + max(1, math.ceil(0.25 * old_capacity))
-            nb = neighbor_fn.allocate(r, extra_capacity=extra)
+            missing = old_capacity - nb.idx.shape[-1] + max(1, math.ceil(0.25 * old_capacity))
+            # jax-md counts extra capacity per particle for sparse formats
+            per = 1 if nb.format.name == "Dense" else r.shape[0]
+            nb = neighbor_fn.allocate(r, extra_capacity=math.ceil(missing / per))
         return nb
 
     if not batched:

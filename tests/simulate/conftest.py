@@ -18,10 +18,14 @@ def argon(n_cells: int, *, cutoff: float = 2.5 * SIGMA, dtype=jnp.float32):
     R, L = simulate.fcc_lattice(n_cells, DENSITY)
     species = np.zeros(len(R), np.int32)
     pot = potentials.LennardJones(
-        sigma=SIGMA, epsilon=EPSILON, cutoff=cutoff, r_onset=cutoff - 0.2 * SIGMA
+        sigma=SIGMA,
+        epsilon=EPSILON,
+        cutoff=cutoff,
+        r_onset=cutoff - 0.2 * SIGMA,
+        param_dtype=dtype,
     )
     model = potentials.energy_model(pot, species=species, box=L)
     R = jnp.asarray(R, dtype)
-    params = jax.tree.map(lambda x: x.astype(dtype), model.init_fn(jax.random.key(0), R))
+    params = model.init_fn(jax.random.key(0), R)
     system = simulate.System.create(box=L, species=species, masses=MASS)
     return model, params, system, R

@@ -42,6 +42,14 @@ class Term(nn.Module):
         """Number of species this term knows (None: any)."""
         return getattr(self, "n_species", None)
 
+    def needs_directed_edges(self) -> bool:
+        """True when the term reads both directions of every edge (message passing).
+
+        Terms that only sum over pairs return False; when every term of a
+        potential does, the adapter enumerates each pair once, halving the work.
+        """
+        return True
+
     # Topology hooks, used to tile a system or relabel its particles. Terms
     # without a fixed topology are unchanged by either.
     def replicated(self, n_copies: int, n_particles: int) -> Term:
@@ -82,6 +90,9 @@ class Sum(Term):
     def species_count(self) -> int | None:
         counts = [c for _, t in self.terms if (c := t.species_count()) is not None]
         return min(counts) if counts else None
+
+    def needs_directed_edges(self) -> bool:
+        return any(t.needs_directed_edges() for _, t in self.terms)
 
     def replicated(self, n_copies: int, n_particles: int) -> Sum:
         return Sum(
@@ -152,6 +163,9 @@ class PairTerm(Term):
     # name -> (initial-value field, mixing rule for per-species vectors)
     pair_parameters: ClassVar[dict[str, tuple[str, str]]] = {}
 
+    def needs_directed_edges(self) -> bool:
+        return False
+
     @property
     def onset(self) -> float:
         return 0.9 * self.cutoff if self.r_onset is None else self.r_onset
@@ -203,8 +217,8 @@ class PairTerm(Term):
         check_cutoff(self.onset, self.cutoff, type(self).__name__)
         si, sj = graph.edge_species()
         e = self._edge_energy(self.tables(), graph.edge_lengths, si, sj, graph.edge_mask)
-        # Every pair appears as two directed edges.
-        return 0.5 * jnp.sum(e)
+        # A directed graph holds every pair twice.
+        return (0.5 if graph.directed else 1.0) * jnp.sum(e)
 
     def pair_energy(self, params: dict, r: Any, si: int = 0, sj: int = 0) -> jax.Array:
         """Switched pair energy ``u(r) S(r)`` (kJ/mol) for species ``si, sj`` at ``r`` (nm).

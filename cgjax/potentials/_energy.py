@@ -48,10 +48,19 @@ class EnergyModel(NamedTuple):
         """The largest cutoff of the potential's terms (nm)."""
         return self.potential.max_cutoff()
 
-    def neighbor_fn(self, *, skin: float = 0.1, format: str = "sparse", **kwargs):
-        """A jax-md neighbor-list function covering ``cutoff + skin`` (nm)."""
+    def neighbor_fn(self, *, skin: float = 0.1, format: str = "auto", **kwargs):
+        """A jax-md neighbor-list function covering ``cutoff + skin`` (nm).
+
+        Args:
+          skin: extra range (nm); no particle may move ``skin / 2`` in one step.
+          format: ``"auto"`` (each pair once for pair potentials, both
+            directions for message passing), ``"sparse"``, ``"ordered_sparse"``
+            or ``"dense"``.
+        """
         if self.cutoff is None:
             raise ValueError("this potential has no cutoff, so it needs no neighbor list")
+        if format == "auto":
+            format = "sparse" if self.potential.needs_directed_edges() else "ordered_sparse"
         return neighbor_list_fn(self.box, self.cutoff, skin=skin, format=format, **kwargs)
 
     def force_fn(self, params: Params) -> EnergyFn:
@@ -85,12 +94,16 @@ def energy_model(potential: Term, *, species: Any, box: Any = None) -> EnergyMod
     check_box(box, potential.max_cutoff() or 0.0)
     displacement_fn, shift_fn = make_space(box)
     species_j = jnp.asarray(species_np)
+    directed = potential.needs_directed_edges()
 
     def graph_of(R, neighbor, call_box):
         check_positions(R, n)
+        R = jnp.asarray(R)
         if call_box is not None and is_concrete(call_box):
             check_box(np.asarray(call_box), potential.max_cutoff() or 0.0, name="box (per call)")
-        return build_graph(R, species_j, displacement_fn, neighbor=neighbor, box=call_box)
+        return build_graph(
+            R, species_j, displacement_fn, neighbor=neighbor, box=call_box, directed=directed
+        )
 
     def init_fn(key: jax.Array, R: jax.Array, *, neighbor=None, box=None) -> Params:
         return potential.init(key, graph_of(R, neighbor, box)).get("params", {})

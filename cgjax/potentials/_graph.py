@@ -2,10 +2,12 @@
 
 Every term (pair potentials, bonded priors, message-passing networks) reads the
 same :class:`Graph`, built once per energy call from positions, the species and
-a jax-md neighbor list (any format) or, without one, all pairs. Edges are
-directed and both directions are present, so a pair energy is
+a jax-md neighbor list (any format) or, without one, all pairs. A *directed*
+graph holds both directions of every pair, so a pair energy is
 ``0.5 * sum over edges`` and a message ``j -> i`` is a gather over ``senders``
-and a segment sum over ``receivers``.
+and a segment sum over ``receivers``. When no term passes messages, the
+adapter asks for an *undirected* graph (each pair once: ordered-sparse lists or
+``i < j`` for all pairs), which halves the work of pair potentials.
 
 Padding edges (jax-md pads with index ``N``) carry ``edge_mask = False`` and a
 safe, far-away edge vector, so no term sees a zero-length edge and no gradient
@@ -44,6 +46,7 @@ class Graph:
       edge_mask: ``[E]`` bool, False on padding edges.
       box: the per-call box (``[3, 3]``, nm) or ``None`` (the space's own box).
       displacement_fn: jax-md displacement of the space (static).
+      directed: True when both directions of every pair are edges (static).
     """
 
     positions: jax.Array
@@ -55,6 +58,7 @@ class Graph:
     edge_mask: jax.Array
     box: Any = None
     displacement_fn: Callable = struct.field(pytree_node=False, default=None)
+    directed: bool = struct.field(pytree_node=False, default=True)
 
     @property
     def n_nodes(self) -> int:
@@ -80,14 +84,20 @@ class Graph:
         )
 
 
-def _all_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    i, j = np.nonzero(~np.eye(n, dtype=bool))
+def _all_pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
+    if directed:
+        i, j = np.nonzero(~np.eye(n, dtype=bool))
+    else:
+        i, j = np.triu_indices(n, 1)
     return i.astype(np.int32), j.astype(np.int32)
 
 
-def _edges_from_neighbor(neighbor: partition.NeighborList, n: int):
+def _edges_from_neighbor(neighbor: partition.NeighborList, n: int, directed: bool):
+    """``(receivers, senders, directed)`` of a jax-md neighbor list."""
     idx = neighbor.idx
     fmt = neighbor.format
+    if fmt == partition.OrderedSparse and not directed:
+        return idx[0], idx[1], False
     if fmt == partition.Dense:
         if idx.shape[0] != n:
             raise ValueError(
@@ -103,7 +113,7 @@ def _edges_from_neighbor(neighbor: partition.NeighborList, n: int):
         senders = jnp.concatenate([idx[1], idx[0]])
     else:  # pragma: no cover - jax-md has exactly these three formats
         raise ValueError(f"unknown neighbor-list format {fmt}")
-    return receivers, senders
+    return receivers, senders, True
 
 
 def build_graph(
@@ -113,6 +123,7 @@ def build_graph(
     *,
     neighbor: partition.NeighborList | None = None,
     box: jax.Array | None = None,
+    directed: bool = True,
 ) -> Graph:
     """Builds the edge graph of a configuration.
 
@@ -123,6 +134,8 @@ def build_graph(
       neighbor: a jax-md neighbor list (Dense, Sparse or OrderedSparse); ``None``
         enumerates all ``N (N - 1)`` directed pairs (small systems, tests).
       box: optional per-call box (``[3, 3]``, nm) passed to ``displacement_fn``.
+      directed: False allows each pair once (all pairs, or an ordered-sparse
+        list); the graph's ``directed`` field says what was built.
 
     Returns:
       The :class:`Graph`. Edges beyond a term's cutoff are kept; each term
@@ -130,9 +143,9 @@ def build_graph(
     """
     n = R.shape[0]
     if neighbor is None:
-        receivers, senders = (jnp.asarray(a) for a in _all_pairs(n))
+        receivers, senders = (jnp.asarray(a) for a in _all_pairs(n, directed))
     else:
-        receivers, senders = _edges_from_neighbor(neighbor, n)
+        receivers, senders, directed = _edges_from_neighbor(neighbor, n, directed)
     mask = (senders < n) & (receivers < n)
     senders = jnp.minimum(senders, n - 1)
     receivers = jnp.minimum(receivers, n - 1)
@@ -152,4 +165,5 @@ def build_graph(
         edge_mask=mask,
         box=box,
         displacement_fn=displacement_fn,
+        directed=directed,
     )

@@ -110,6 +110,9 @@ class _HarmonicTerm(Term):
             )
         return idx
 
+    def needs_directed_edges(self) -> bool:
+        return False  # reads positions by index, not edges
+
     def _coordinate(self, graph: Graph, idx: np.ndarray) -> jax.Array:
         raise NotImplementedError
 

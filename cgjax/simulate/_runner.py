@@ -128,6 +128,7 @@ class RunResult(NamedTuple):
 
 
 _CHUNK_CACHE: dict = {}
+_CHUNK_CACHE_SIZE = 32
 _MAX_REALLOCATIONS = 8  # per chunk; each grows the capacity by at least 25 %
 
 
@@ -141,18 +142,15 @@ def _chunk_fn(
     max_T: float,
     batched: bool,
 ) -> Callable:
-    key = (
-        sim.step_fn,
-        sim.energy_fn,
-        id(neighbor_fn),
-        record_every,
-        n_records,
-        max_move,
-        max_T,
-        batched,
-    )
+    # The key holds the functions themselves (not ids), so a cached chunk can
+    # never be served to a different simulator or neighbor list.
+    nbr_update = None if neighbor_fn is None else neighbor_fn.fns.update
+    key = (sim.step_fn, sim.energy_fn, nbr_update, record_every, n_records, max_move, max_T,
+           batched)
     if key in _CHUNK_CACHE:
         return _CHUNK_CACHE[key]
+    if len(_CHUNK_CACHE) >= _CHUNK_CACHE_SIZE:
+        _CHUNK_CACHE.pop(next(iter(_CHUNK_CACHE)))
     disp = jax.vmap(sim.system.displacement_fn)
     n = sim.system.n_particles
     dof = 3 * n - 3

@@ -1,5 +1,45 @@
-"""All-atom reference systems built with OpenMM (the optional ``reference`` extra)."""
+"""All-atom reference systems built with OpenMM (the optional ``reference`` extra).
 
+Generate a CG reference trajectory (centre of mass per molecule, summed forces):
+
+    python -m cgjax.reference spce --out spce.npz --production 200
+
+or from Python with :func:`generate` / :func:`generate_to_file` and a
+:class:`GenerationConfig`. :data:`SYSTEMS` holds every system's parameters.
+"""
+
+from cgjax.reference._analysis import observables_to_file, reference_observables
+from cgjax.reference._cli import main
+from cgjax.reference._generate import (
+    GenerationConfig,
+    generate,
+    generate_to_file,
+    kinetic_temperature,
+)
 from cgjax.reference._openmm import lj_fluid_context, require_openmm
+from cgjax.reference._systems import (
+    SYSTEMS,
+    Molecule,
+    ReferenceSystem,
+    box_length,
+    build_system,
+    initial_positions,
+)
 
-__all__ = ["lj_fluid_context", "require_openmm"]
+__all__ = [
+    "SYSTEMS",
+    "GenerationConfig",
+    "Molecule",
+    "ReferenceSystem",
+    "box_length",
+    "build_system",
+    "generate",
+    "generate_to_file",
+    "initial_positions",
+    "kinetic_temperature",
+    "lj_fluid_context",
+    "main",
+    "observables_to_file",
+    "reference_observables",
+    "require_openmm",
+]

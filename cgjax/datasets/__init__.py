@@ -1,0 +1,71 @@
+"""Small reference datasets shipped with cgjax, made by :mod:`cgjax.reference`.
+
+>>> from cgjax import datasets
+>>> frames = datasets.load("spce_512")              # unwrapped COM positions, forces
+>>> frames = datasets.load("spce_512", wrapped=True)  # positions in the primary cell
+>>> ref = datasets.load_observables("spce_512")     # RDF, ADF, MSD, D, T (a dict)
+
+``README.md`` beside this file gives each dataset's generating command and
+contents; each file's ``provenance`` repeats them.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+__all__ = ["DATASETS", "available", "load", "load_observables", "path"]
+
+DATASETS: dict[str, str] = {
+    "spce_512": "512 SPC/E waters, 300 K, 0.997 g/cm^3; COM beads; 200 ps every 0.2 ps",
+    "argon_864": "864 argon atoms (Rahman), 94.4 K, 1.374 g/cm^3; 100 ps every 0.2 ps",
+}
+
+
+def available() -> tuple[str, ...]:
+    """Names of the shipped datasets."""
+    return tuple(DATASETS)
+
+
+def _file(name: str, suffix: str):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; shipped: {', '.join(DATASETS)}")
+    f = resources.files(__name__) / f"{name}{suffix}"
+    if not f.is_file():
+        raise FileNotFoundError(
+            f"dataset file {f} is missing from this installation; regenerate it with "
+            "scripts/make_shipped_data.sh (see cgjax/datasets/README.md)"
+        )
+    return f
+
+
+def path(name: str):
+    """The path of a dataset's ``.npz`` (a ``Traversable``; ``str()`` it for a file name)."""
+    return _file(name, ".npz")
+
+
+def load(name: str, *, wrapped: bool = False):
+    """Loads a shipped dataset as :class:`cgjax.data.Frames`.
+
+    Positions are stored unwrapped (continuous, for MSD); ``wrapped=True``
+    moves them into the primary cell (for structure and training inputs).
+
+    Args:
+      name: one of :func:`available`.
+      wrapped: wrap positions into the box.
+
+    Returns:
+      :class:`cgjax.data.Frames` with positions ``[T, N, 3]`` (nm), forces
+      ``[T, N, 3]`` (kJ/mol/nm, float32), a fixed ``[3, 3]`` box, ``temperature``
+      (K), ``dt`` (ps) and the generator's provenance.
+    """
+    from cgjax.data import Frames
+
+    with resources.as_file(path(name)) as p:
+        frames = Frames.load(p)
+    return frames.wrapped() if wrapped else frames
+
+
+def load_observables(name: str) -> dict:
+    """The reference observables computed from a dataset (see README.md for the fields)."""
+    return json.loads(_file(name, "_observables.json").read_text())

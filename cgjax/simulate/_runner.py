@@ -201,7 +201,7 @@ def init_replicas(sim: Simulator, key: jax.Array, R: Any, *, neighbor_fn=None):
 
     Args:
       key: PRNG key, split per replica (velocities differ).
-      R: ``[B, N, 3]`` positions (nm), or ``[N, 3]`` used for every replica.
+      R: ``[B, N, 3]`` positions (nm); tile one configuration for identical starts.
       neighbor_fn: optional :class:`~cgjax.NeighborListFn`.
 
     Returns:

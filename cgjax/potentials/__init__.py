@@ -10,6 +10,7 @@
 
 from cgjax.potentials._base import PairTerm, Sum, Term, sum_of
 from cgjax.potentials._cutoff import smooth_switch
+from cgjax.potentials._deeppot import DeepPotSE
 from cgjax.potentials._energy import EnergyModel, energy_model
 from cgjax.potentials._gnn import GNN
 from cgjax.potentials._graph import Graph, build_graph
@@ -20,6 +21,7 @@ from cgjax.potentials._harmonic import (
     fit_harmonic_bonds,
 )
 from cgjax.potentials._high_frequency import HighFrequency, high_frequency
+from cgjax.potentials._hipnn import HIPNN
 from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
 from cgjax.potentials._repulsion import (
     ExponentialRepulsion,
@@ -39,9 +41,11 @@ __all__ = [
     "cubic_bspline_basis",
     "fit_harmonic_angles",
     "fit_harmonic_bonds",
+    "DeepPotSE",
     "EnergyModel",
     "ExponentialRepulsion",
     "GNN",
+    "HIPNN",
     "Graph",
     "HighFrequency",
     "LennardJones",

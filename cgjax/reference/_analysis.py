@@ -43,12 +43,13 @@ def reference_observables(
 ) -> dict:
     """Structure and dynamics of a one-bead-per-molecule trajectory, as a JSON-able dict.
 
-    Structure is computed on wrapped positions (one box), dynamics on the
-    unwrapped ones. ``D`` is the Einstein fit of the whole trajectory's MSD on
-    ``fit_window`` (centre of mass removed), its error the standard error over
-    ``n_blocks`` consecutive blocks. The temperature is the AA kinetic
-    temperature recorded by the generator (``metadata["aa_temperature"]``),
-    with the standard error of its block means.
+    Everything is computed in the positions' dtype. Structure is computed on
+    wrapped positions (one box), dynamics on the unwrapped ones. ``D`` is the
+    Einstein fit of the whole trajectory's MSD on ``fit_window`` (centre of
+    mass removed), its error the standard error over ``n_blocks`` consecutive
+    blocks. The temperature is the AA kinetic temperature recorded by the
+    generator (``metadata["aa_temperature"]``), with the standard error of its
+    block means.
 
     Args:
       frames: :class:`cgjax.data.Frames` with unwrapped positions ``[T, N, 3]`` (nm),
@@ -70,7 +71,8 @@ def reference_observables(
     from cgjax import data, observables
     from cgjax._space import box_widths
 
-    X = np.asarray(frames.positions, np.float64)
+    # The data's own precision, so the result does not depend on jax_enable_x64.
+    X = np.asarray(frames.positions)
     box = np.asarray(frames.box, np.float64)
     if box.ndim == 3:
         if not np.allclose(box, box[0]):
@@ -85,7 +87,8 @@ def reference_observables(
         rdf_r_max = np.floor(half / rdf_bin + 1e-9) * rdf_bin
     n_bins = round(rdf_r_max / rdf_bin)
     g = observables.rdf(wrapped, box, r_max=rdf_r_max, n_bins=n_bins)
-    r, g_r = np.asarray(g.r, np.float64), np.asarray(g.g, np.float64)
+    # Bin centres from the edges in float64 (g.r has the positions' precision).
+    r, g_r = (np.arange(n_bins) + 0.5) * (rdf_r_max / n_bins), np.asarray(g.g, np.float64)
     out = {
         "n_frames": int(X.shape[0]),
         "n_beads": int(X.shape[1]),
@@ -168,6 +171,7 @@ def observables_to_file(path, out, *, command: str | None = None, **kwargs) -> d
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(result, f, indent=1, default=_jsonable)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

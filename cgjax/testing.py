@@ -369,18 +369,21 @@ def check_potential(
     report["extensive"] = assert_extensive(potential, params, R, species, box)
     if model.cutoff is not None:
         report["neighbor_lists"] = assert_neighbor_lists_agree(model, params, R)
-    # float32, the default for simulation, stays close to float64
+    # float32, the default for simulation, stays float32 (no silent promotion)
+    # and close to float64
     e64 = float(energy(R))
-    e32 = float(
-        model.energy_fn(
-            jax.tree.map(
-                lambda x: (
-                    jnp.asarray(x, jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x
-                ),
-                params,
-            )
-        )(jnp.asarray(R, jnp.float32))
+    params32 = jax.tree.map(
+        lambda x: jnp.asarray(x, jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x,
+        params,
     )
+    energy32 = model.energy_fn(params32)
+    R32 = jnp.asarray(R, jnp.float32)
+    e32_arr, g32 = jax.value_and_grad(energy32)(R32)
+    assert e32_arr.dtype == jnp.float32 and g32.dtype == jnp.float32, (
+        f"float32 inputs gave a {e32_arr.dtype} energy and {g32.dtype} forces: a constant or "
+        "parameter promotes the computation (no silent casts)"
+    )
+    e32 = float(e32_arr)
     report["float32"] = abs(e32 - e64) / max(abs(e64), 1e-12)
     assert report["float32"] < 1e-3, f"float32 energy {e32} far from float64 {e64}"
     return report

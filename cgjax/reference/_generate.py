@@ -94,14 +94,18 @@ class GenerationConfig:
         for name in ("n_molecules", "temperature", "density", "dt", "cutoff", "save_every"):
             if not getattr(c, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(c, name)}")
-        for name in ("equilibration", "production", "friction", "collision_frequency"):
+        for name in ("equilibration", "friction", "collision_frequency"):
             if not getattr(c, name) >= 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(c, name)}")
         if c.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {c.dtype!r}")
         c._steps(c.save_every, "save_every")
-        if c.production > 0 and c.production < c.save_every:
-            raise ValueError(f"production {c.production} ps is shorter than save_every")
+        frames = c.production / c.save_every
+        if not (c.production > 0 and round(frames) >= 1 and abs(frames - round(frames)) < 1e-6):
+            raise ValueError(
+                f"production ({c.production} ps) must be a positive whole number of "
+                f"save_every intervals ({c.save_every} ps)"
+            )
         return c
 
     def _steps(self, t_ps: float, name: str) -> int:

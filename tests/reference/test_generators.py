@@ -226,11 +226,12 @@ def test_failed_cg_save_removes_aa_file(tmp_path, monkeypatch):
 
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="less than half the box"):
-        reference.GenerationConfig("spce", n_molecules=64).resolved() and reference.build_system(
-            reference.SYSTEMS["spce"], 64, 1.24, cutoff=1.0
-        )
+        reference.build_system(reference.SYSTEMS["spce"], 64, 1.24, cutoff=1.0)
     with pytest.raises(ValueError, match="whole number"):
         reference.GenerationConfig("spce", save_every=0.003).resolved()
+    for production in (0.0, 0.1, 1.1):
+        with pytest.raises(ValueError, match="whole number of save_every"):
+            reference.GenerationConfig("spce", production=production).resolved()
 
 
 def test_help_runs_as_a_module():

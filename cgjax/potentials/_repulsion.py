@@ -80,7 +80,7 @@ class ExponentialRepulsion(PairTerm):
 
 
 def exponential_repulsion_parameters(
-    t: float, d: float, s: float, p: float = 0.01
+    t: float, d: float, s: float, p: float = 0.05
 ) -> tuple[float, float]:
     """``(E0, a)`` of the exponential repulsion from data statistics.
 
@@ -91,7 +91,8 @@ def exponential_repulsion_parameters(
       t: the smallest pair distance seen in the training data (nm).
       d: the distance below ``t`` over which the repulsion rises (nm).
       s: force strength at ``t - d`` (kJ/mol/nm), e.g. the mean force magnitude.
-      p: fraction of ``s`` left at ``t``.
+      p: fraction of ``s`` left at ``t`` (paper 003 SI table: 0.05, with
+        ``d`` = 0.15 A = 0.015 nm).
 
     References:
       Paper 003 SI, eqs. 1-3.

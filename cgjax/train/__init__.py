@@ -1,0 +1,46 @@
+"""Trainers: ``(init, update)`` pairs over a frozen state, driven by one loop.
+
+>>> from cgjax import train
+>>> trainer = train.force_matching(model, optax.adam(1e-3), batch_size=4)
+>>> state = trainer.init_fn(jax.random.key(0), model.init_fn(key, R0))
+>>> state = train.fit(trainer, state, train_frames, val_frames, n_steps=1000,
+...                   eval_every=50, checkpoint_every=100, workdir="runs/fm",
+...                   early_stopping_patience=5)
+>>> params = state.best_params
+
+Ensembles: ``train.ensemble(trainer, 5)`` with
+``train.init_ensemble_params(model, key, R0, 5)``; ``train.model_deviation``
+(paper 002 eq. 15) and ``train.ensemble_energy_fn`` (mean force).
+"""
+
+from cgjax.train._ensemble import (
+    ensemble,
+    ensemble_energy_fn,
+    init_ensemble_params,
+    kfold_indices,
+    member_keys,
+    model_deviation,
+)
+from cgjax.train._force_matching import force_matching, tree_all_finite
+from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
+from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
+
+__all__ = [
+    "TrainState",
+    "Trainer",
+    "TrainingDiverged",
+    "ensemble",
+    "ensemble_energy_fn",
+    "evaluate",
+    "fit",
+    "force_matching",
+    "frame_arrays",
+    "init_ensemble_params",
+    "kfold_indices",
+    "member_keys",
+    "minibatch_indices",
+    "model_deviation",
+    "record_validation",
+    "restore_latest",
+    "tree_all_finite",
+]

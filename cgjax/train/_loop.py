@@ -1,0 +1,298 @@
+"""The one training loop: batches, evaluation, logging, checkpoints, resume, early stop."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import tqdm.auto
+
+from cgjax import units
+from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
+
+__all__ = ["evaluate", "fit", "frame_arrays", "minibatch_indices", "restore_latest"]
+
+
+def frame_arrays(frames: Any, name: str) -> dict[str, np.ndarray]:
+    """``{"positions", "forces"[, "box"]}`` from :class:`~cgjax.data.Frames` or a dict.
+
+    Raw arrays are checked again (``Frames`` validates itself): shapes
+    ``[T, N, 3]``, at least one frame, finite values.
+
+    Raises:
+      ValueError: naming ``name`` and the array on zero frames, missing
+        forces, a shape mismatch or NaN/inf entries.
+    """
+    if isinstance(frames, dict):
+        positions, forces, box = frames.get("positions"), frames.get("forces"), frames.get("box")
+    else:
+        positions = getattr(frames, "positions", None)
+        forces = getattr(frames, "forces", None)
+        box = getattr(frames, "box", None)
+        box = box if box is not None and np.ndim(box) == 3 else None  # fixed box: the model's
+    if positions is None or forces is None:
+        raise ValueError(f"{name} needs positions and forces [T, N, 3]; forces are missing")
+    out = {"positions": np.asarray(positions), "forces": np.asarray(forces)}
+    if box is not None:
+        out["box"] = np.asarray(box)
+    R = out["positions"]
+    if R.ndim != 3 or R.shape[-1] != 3:
+        raise ValueError(f"{name}.positions must have shape [T, N, 3] (nm), got {R.shape}")
+    if R.shape[0] == 0:
+        raise ValueError(f"{name} has zero frames; a split must hold at least one frame")
+    if out["forces"].shape != R.shape:
+        raise ValueError(
+            f"{name}.forces must have the shape of positions {list(R.shape)} (kJ/mol/nm), "
+            f"got {list(out['forces'].shape)}"
+        )
+    for key, a in out.items():
+        bad = ~np.isfinite(a)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{name}.{key} has {int(bad.sum())} non-finite (NaN or inf) entries, "
+                f"the first at index {first}"
+            )
+    return out
+
+
+def minibatch_indices(seed: int, step: int, n_frames: int, batch_size: int) -> np.ndarray:
+    """Frame indices of update ``step`` (0-based): a function of ``(seed, step)`` only.
+
+    Each epoch of ``n_frames // batch_size`` updates walks a fresh permutation
+    drawn from ``(seed, epoch)``; the remainder frames of an epoch are skipped
+    (a different set every epoch), so every batch has ``batch_size`` frames.
+    """
+    if batch_size > n_frames:
+        raise ValueError(f"batch_size {batch_size} exceeds the {n_frames} training frames")
+    per_epoch = n_frames // batch_size
+    epoch, i = divmod(int(step), per_epoch)
+    perm = np.random.default_rng([int(seed), epoch]).permutation(n_frames)
+    return perm[i * batch_size : (i + 1) * batch_size]
+
+
+def evaluate(trainer: Trainer, params: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Force errors of ``params`` on all frames, in chunks of ``trainer.batch_size``.
+
+    The last chunk is padded and masked, so ``eval_fn`` compiles once.
+
+    Returns:
+      ``{"mse": (kJ/mol/nm)^2, "rmse": kJ/mol/nm, "mae": kJ/mol/nm}`` as floats
+      (lists of ``K`` floats for an ensemble).
+    """
+    T, N, _ = arrays["positions"].shape
+    B = trainer.batch_size
+    totals = None
+    for start in range(0, T, B):
+        idx = np.arange(start, start + B)
+        valid = idx < T
+        idx = np.where(valid, idx, 0)
+        batch = {k: v[idx] for k, v in arrays.items()}
+        batch["mask"] = np.broadcast_to(valid[:, None], (B, N)).astype(batch["forces"].dtype)
+        out = trainer.eval_fn(params, batch)
+        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    mse = np.asarray(totals["sse"] / totals["count"], np.float64)
+    mae = np.asarray(totals["sae"] / totals["count"], np.float64)
+    as_out = lambda x: x.tolist()
+    return {"mse": as_out(mse), "rmse": as_out(np.sqrt(mse)), "mae": as_out(mae)}
+
+
+def _checkpoint_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+    )
+    return ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+    )
+
+
+def restore_latest(workdir: str, template: TrainState) -> TrainState | None:
+    """The state in ``workdir``'s latest checkpoint (shaped like ``template``), or None."""
+    mgr = _checkpoint_manager(workdir, 3)
+    step = mgr.latest_step()
+    if step is None:
+        return None
+    return mgr.restore(step, args=ocp.args.StandardRestore(template))
+
+
+def _trim_metrics(path: str, last_step: int) -> None:
+    """Drops records after ``last_step`` (they belong to a run that was cut off)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        keep = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
+    with open(path, "w") as f:
+        f.writelines(keep)
+
+
+def _diverged(step: int, what: str, mgr: ocp.CheckpointManager | None) -> TrainingDiverged:
+    last = None if mgr is None else mgr.latest_step()
+    where = "" if mgr is None else f" in {mgr.directory}"
+    return TrainingDiverged(
+        f"training diverged at step {step}: {what} (NaN/inf in the loss, gradients or "
+        f"parameters); the last good checkpoint is step {last}{where}",
+        step=step,
+    )
+
+
+def _stopped(state: TrainState, patience: int | None) -> bool:
+    return patience is not None and bool(np.all(np.asarray(state.bad_epochs) >= patience))
+
+
+def fit(
+    trainer: Trainer,
+    state: TrainState,
+    train_frames: Any,
+    val_frames: Any,
+    *,
+    n_steps: int,
+    eval_every: int,
+    checkpoint_every: int,
+    workdir: str | None,
+    early_stopping_patience: int | None = None,
+    seed: int = 0,
+    max_to_keep: int = 3,
+    log: Callable[[dict], None] | None = None,
+    progress: bool = True,
+) -> TrainState:
+    """Runs ``trainer`` for ``n_steps`` updates with evaluation, checkpoints and resume.
+
+    Files in ``workdir``: ``metrics.jsonl`` (one JSON object per evaluation:
+    ``step``, ``train_loss`` (mean since the last evaluation), ``val_loss``
+    (force MSE, (kJ/mol/nm)^2), ``val_force_rmse`` and ``val_force_mae``
+    (kJ/mol/nm), ``val_force_rmse_kcal_per_mol_per_A``, ``best_val_loss``,
+    ``bad_epochs``) and ``checkpoints/`` (orbax, the latest ``max_to_keep``).
+
+    Rerun with the same ``workdir`` and the same arguments, ``fit`` resumes
+    from the latest checkpoint and ends with the parameters of an
+    uninterrupted run: the batch of update ``s`` depends only on ``(seed, s)``.
+
+    Args:
+      trainer: a :class:`Trainer` (single model or ensemble).
+      state: the initial state (``trainer.init_fn(key, params)``); replaced by
+        the checkpoint when resuming.
+      train_frames, val_frames: :class:`~cgjax.data.Frames` with forces, or
+        dicts of ``positions``/``forces`` ``[T, N, 3]`` arrays (nm, kJ/mol/nm).
+        ``val_frames=None`` skips validation (and early stopping).
+      n_steps: total number of updates (counting those before a resume).
+      eval_every: updates between evaluations (and one at the end).
+      checkpoint_every: updates between checkpoints (and one at the end).
+      workdir: where metrics and checkpoints go; ``None`` writes nothing.
+      early_stopping_patience: stop after this many evaluations without a
+        lower validation loss (all members, for an ensemble); ``None``: never.
+      seed: seed of the batch order.
+      max_to_keep: checkpoints kept.
+      log: called with each metrics record.
+      progress: show a tqdm progress bar.
+
+    Returns:
+      the final state; ``state.best_params`` holds the parameters with the
+      lowest validation loss.
+
+    Raises:
+      ValueError: on empty splits, missing or non-finite data.
+      TrainingDiverged: when the loss, gradients or parameters become NaN or
+        inf; the checkpoint directory keeps the last good step.
+    """
+    train = frame_arrays(train_frames, "train_frames")
+    val = None if val_frames is None else frame_arrays(val_frames, "val_frames")
+    n_steps, eval_every, checkpoint_every = int(n_steps), int(eval_every), int(checkpoint_every)
+    for key, v in (
+        ("n_steps", n_steps),
+        ("eval_every", eval_every),
+        ("checkpoint_every", checkpoint_every),
+    ):
+        if v < 1:
+            raise ValueError(f"{key} must be a positive number of updates, got {v}")
+    n_train = train["positions"].shape[0]
+    minibatch_indices(seed, 0, n_train, trainer.batch_size)  # checks batch_size <= frames
+
+    mgr = metrics_path = None
+    start = 0
+    if workdir is not None:
+        os.makedirs(workdir, exist_ok=True)
+        metrics_path = os.path.join(workdir, "metrics.jsonl")
+        mgr = _checkpoint_manager(workdir, max_to_keep)
+        latest = mgr.latest_step()
+        if latest is not None:
+            state = mgr.restore(latest, args=ocp.args.StandardRestore(state))
+            start = int(latest)
+            _trim_metrics(metrics_path, start)
+        elif os.path.exists(metrics_path):
+            os.remove(metrics_path)
+    if start >= n_steps or _stopped(state, early_stopping_patience):
+        return state
+
+    def save(state: TrainState) -> None:
+        step = int(np.max(np.asarray(state.step)))
+        if mgr is not None and mgr.latest_step() != step:
+            mgr.save(step, args=ocp.args.StandardSave(state), force=True)
+            mgr.wait_until_finished()
+
+    # A checkpoint is written only once its state is known to be good: the
+    # next update's loss (computed at its parameters) or an evaluation of
+    # them came out finite. Finite but wild parameters whose loss is NaN
+    # never overwrite the last good checkpoint.
+    pending: TrainState | None = None
+    window: list[Any] = []
+    bar = tqdm.auto.tqdm(total=n_steps, initial=start, disable=not progress, desc="train")
+    try:
+        for step in range(start, n_steps):
+            idx = minibatch_indices(seed, step, n_train, trainer.batch_size)
+            batch = {k: v[idx] for k, v in train.items()}
+            new_state, metrics = trainer.update_fn(state, batch)
+            loss = np.asarray(metrics["loss"], np.float64)
+            if not np.all(np.asarray(metrics["finite"])):
+                raise _diverged(step + 1, f"loss = {loss.tolist()}", mgr)
+            if pending is not None:
+                save(pending)
+                pending = None
+            state = new_state
+            window.append(loss)
+            done = step + 1
+            bar.update(1)
+            bar.set_postfix(loss=float(np.mean(loss)))
+            stop = evaluated = False
+            if done % eval_every == 0 or done == n_steps:
+                record: dict[str, Any] = {"step": done, "train_loss": np.mean(window, 0).tolist()}
+                window = []
+                if val is not None:
+                    err = evaluate(trainer, state.params, val)
+                    if not np.all(np.isfinite(err["mse"])):
+                        raise _diverged(done, f"validation loss = {err['mse']}", mgr)
+                    evaluated = True
+                    state = record_validation(state, err["mse"])
+                    rmse = np.asarray(err["rmse"])
+                    record.update(
+                        val_loss=err["mse"],
+                        val_force_rmse=err["rmse"],
+                        val_force_mae=err["mae"],
+                        val_force_rmse_kcal_per_mol_per_A=(
+                            rmse / units.kcal_per_mol_per_angstrom
+                        ).tolist(),
+                        best_val_loss=np.asarray(state.best_val).tolist(),
+                        bad_epochs=np.asarray(state.bad_epochs).tolist(),
+                    )
+                    stop = _stopped(state, early_stopping_patience)
+                    record["early_stopped"] = stop
+                if metrics_path is not None:
+                    with open(metrics_path, "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                if log is not None:
+                    log(record)
+            if done % checkpoint_every == 0 or done == n_steps or stop:
+                if evaluated or done == n_steps or stop:
+                    save(state)
+                else:
+                    pending = state
+            if stop:
+                break
+    finally:
+        bar.close()
+    return state

@@ -23,6 +23,7 @@ from cgjax.potentials._harmonic import (
 from cgjax.potentials._high_frequency import HighFrequency, high_frequency
 from cgjax.potentials._hipnn import HIPNN
 from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
+from cgjax.potentials._nequip import NequIP
 from cgjax.potentials._repulsion import (
     ExponentialRepulsion,
     SoftRepulsion,
@@ -49,6 +50,7 @@ __all__ = [
     "Graph",
     "HighFrequency",
     "LennardJones",
+    "NequIP",
     "PairTerm",
     "SchNet",
     "SoftRepulsion",

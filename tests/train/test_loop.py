@@ -1,0 +1,181 @@
+"""The training loop: batch order, resume after a kill (in process and SIGKILL), early stopping."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from cgjax import train
+
+L, CUTOFF = 1.2, 0.6  # nm: 27 particles on a jittered 3x3x3 lattice
+
+SETUP = """
+import jax, jax.numpy as jnp, numpy as np, optax
+jax.config.update("jax_enable_x64", True)
+from cgjax import potentials, train
+
+def setup(lr_fn=optax.adam, lr=1e-3):
+    g = (np.arange(3) + 0.5) * 1.2 / 3
+    lattice = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
+    R = lattice[None] + np.random.default_rng(0).normal(0.0, 0.03, (12, 27, 3))
+    def model(s, e):
+        pot = potentials.LennardJones(sigma=s, epsilon=e, cutoff=0.6, param_dtype=jnp.float64)
+        return potentials.energy_model(pot, species=np.zeros(27, np.int32), box=1.2)
+    ref = model(0.34, 1.0)
+    F = np.asarray(jax.vmap(ref.force_fn(ref.init_fn(jax.random.key(0), R[0])))(R))
+    m = model(0.32, 0.8)
+    trainer = train.force_matching(m, lr_fn(lr), batch_size=2)
+    state = trainer.init_fn(jax.random.key(3), m.init_fn(jax.random.key(0), R[0]))
+    tr = {"positions": R[:8], "forces": F[:8]}
+    va = {"positions": R[8:], "forces": F[8:]}
+    return trainer, state, tr, va
+"""
+namespace: dict = {}
+exec(SETUP, namespace)  # the same setup runs in the killed subprocess
+setup = namespace["setup"]
+
+KW = dict(eval_every=2, checkpoint_every=4, seed=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return setup()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(problem, tmp_path_factory):
+    trainer, state, tr, va = problem
+    workdir = tmp_path_factory.mktemp("straight")
+    final = train.fit(trainer, state, tr, va, n_steps=12, workdir=str(workdir), **KW)
+    return final, workdir
+
+
+def assert_same_state(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-12, atol=0)
+
+
+def read_metrics(workdir):
+    return [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_minibatch_order_depends_on_seed_and_step_only():
+    idx = [train.minibatch_indices(7, s, 10, 3) for s in range(6)]
+    assert all(len(i) == 3 for i in idx)
+    # Three batches per epoch, drawn without replacement from one permutation.
+    for epoch in range(2):
+        seen = np.concatenate(idx[3 * epoch : 3 * epoch + 3])
+        assert len(set(seen.tolist())) == 9
+    np.testing.assert_array_equal(idx[4], train.minibatch_indices(7, 4, 10, 3))
+    assert not np.array_equal(
+        np.concatenate(idx[:3]),
+        np.concatenate([train.minibatch_indices(8, s, 10, 3) for s in range(3)]),
+    )
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_in_process_matches_uninterrupted(problem, uninterrupted, tmp_path):
+    trainer, state, tr, va = problem
+    final, straight_dir = uninterrupted
+
+    def kill_at_10(record):
+        if record["step"] == 10:
+            raise Killed  # after the step-8 checkpoint, before the step-12 one
+
+    with pytest.raises(Killed):
+        train.fit(trainer, state, tr, va, n_steps=12, workdir=str(tmp_path), log=kill_at_10, **KW)
+    assert train.restore_latest(str(tmp_path), state).step == 8
+    seen = []
+    resumed = train.fit(
+        trainer, state, tr, va, n_steps=12, workdir=str(tmp_path), log=seen.append, **KW
+    )
+    assert [r["step"] for r in seen] == [10, 12]  # it went on from step 8
+    assert int(resumed.step) == 12
+    assert_same_state(resumed, final)
+    assert not np.allclose(resumed.params["sigma"], state.params["sigma"])  # it did train
+    # The log of the cut-off run was trimmed to the checkpoint, then continued.
+    a, b = read_metrics(straight_dir), read_metrics(tmp_path)
+    assert [r["step"] for r in b] == [2, 4, 6, 8, 10, 12]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-12)
+    # Rerunning a finished run restores and returns at once.
+    again = train.fit(trainer, state, tr, va, n_steps=12, workdir=str(tmp_path), **KW)
+    assert_same_state(again, final)
+
+
+def test_resume_after_sigkill(problem, uninterrupted, tmp_path):
+    """A real process, killed with SIGKILL after its first checkpoint, then resumed here."""
+    trainer, state, tr, va = problem
+    final, _ = uninterrupted
+    script = tmp_path / "run.py"
+    script.write_text(
+        SETUP
+        + textwrap.dedent(f"""
+        import time
+        trainer, state, tr, va = setup()
+        train.fit(trainer, state, tr, va, n_steps=12, workdir={str(tmp_path / "w")!r},
+                  log=lambda r: time.sleep(2.0), **{KW!r})
+        """)
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], env=dict(os.environ, JAX_PLATFORMS="cpu")
+    )
+    ckpt = tmp_path / "w" / "checkpoints"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir()):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the training process ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    restored = train.restore_latest(str(tmp_path / "w"), state)
+    assert 0 < int(restored.step) < 12
+    seen = []
+    resumed = train.fit(
+        trainer, state, tr, va, n_steps=12, workdir=str(tmp_path / "w"), log=seen.append, **KW
+    )
+    assert seen[0]["step"] > int(restored.step)
+    assert_same_state(resumed, final)
+
+
+def test_early_stopping_keeps_best_params(tmp_path):
+    # A learning rate that is zero after 2 steps: the validation loss stops improving.
+    lr = optax.piecewise_constant_schedule(1e-3, {2: 0.0})
+    trainer, state, tr, va = setup(optax.adam, lr)
+    records = []
+    final = train.fit(
+        trainer, state, tr, va, n_steps=100, eval_every=2, checkpoint_every=50,
+        workdir=str(tmp_path), early_stopping_patience=3, progress=False, log=records.append,
+    )  # fmt: skip
+    # Evaluations at 2 (best), 4, 6, 8 (three without improvement): stop at step 8.
+    assert [r["step"] for r in records] == [2, 4, 6, 8]
+    assert [r["bad_epochs"] for r in records] == [0, 1, 2, 3]
+    assert records[-1]["early_stopped"] and int(final.step) == 8
+    assert float(final.best_val) == pytest.approx(records[0]["val_loss"], rel=1e-6)
+    assert train.restore_latest(str(tmp_path), state).step == 8
+    # A rerun finds the stopped run and does nothing more.
+    again = train.fit(
+        trainer, state, tr, va, n_steps=100, eval_every=2, checkpoint_every=50,
+        workdir=str(tmp_path), early_stopping_patience=3, progress=False,
+    )  # fmt: skip
+    assert_same_state(again, final)
+    np.testing.assert_allclose(final.best_params["sigma"], final.params["sigma"], rtol=1e-12)
+    assert not np.allclose(final.best_params["sigma"], state.params["sigma"])

@@ -8,6 +8,7 @@
 >>> E = model.energy_fn(params)(R, neighbor=nbrs)   # kJ/mol
 """
 
+from cgjax.potentials._allegro import Allegro
 from cgjax.potentials._base import PairTerm, Sum, Term, sum_of
 from cgjax.potentials._cutoff import smooth_switch
 from cgjax.potentials._deeppot import DeepPotSE
@@ -36,6 +37,7 @@ from cgjax.potentials._species import lookup_pair, pair_table
 from cgjax.potentials._spline import SplinePair, cubic_bspline_basis
 
 __all__ = [
+    "Allegro",
     "HarmonicAngles",
     "HarmonicBonds",
     "SplinePair",

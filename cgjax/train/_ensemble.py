@@ -57,7 +57,9 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
       a :class:`Trainer` whose ``init_fn(key, stacked_params)`` gives a state
       with a leading ``[K]`` axis on every leaf (member ``k``'s rng is
       ``fold_in(key, k)``), whose metrics are ``[K]`` and whose ``eval_fn``
-      takes stacked params and one (shared) batch.
+      takes stacked params and one shared batch (``same_batches``) or one
+      batch per member. :func:`cgjax.train.fit` drives it with shared frames,
+      or with lists of ``K`` train and validation sets (K-fold).
     """
     K = int(n_members)
     if K < 1:
@@ -74,13 +76,14 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
         return jax.vmap(trainer.init_fn)(member_keys(key, K), params)
 
     update_fn = jax.jit(jax.vmap(trainer.update_fn, in_axes=(0, batch_axis)))
-    eval_fn = jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, None)))
+    eval_fn = jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, batch_axis)))
     return Trainer(
         init_fn=init_fn,
         update_fn=update_fn,
         eval_fn=eval_fn,
         batch_size=trainer.batch_size,
         n_members=K,
+        member_batches=not same_batches,
     )
 
 

@@ -77,30 +77,61 @@ def minibatch_indices(seed: int, step: int, n_frames: int, batch_size: int) -> n
     return perm[i * batch_size : (i + 1) * batch_size]
 
 
-def evaluate(trainer: Trainer, params: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+def _padded(arrays: dict[str, np.ndarray], start: int, size: int) -> dict[str, np.ndarray]:
+    """Frames ``start .. start + size`` with ``mask`` ``[size, N]``; past the end: padding."""
+    T, N, _ = arrays["positions"].shape
+    idx = np.arange(start, start + size)
+    valid = idx < T
+    batch = {k: v[np.where(valid, idx, 0)] for k, v in arrays.items()}
+    batch["mask"] = np.broadcast_to(valid[:, None], (size, N)).astype(batch["forces"].dtype)
+    return batch
+
+
+def evaluate(trainer: Trainer, params: Any, arrays: Any) -> dict[str, Any]:
     """Force errors of ``params`` on all frames, in chunks of ``trainer.batch_size``.
 
     The last chunk is padded and masked, so ``eval_fn`` compiles once.
+
+    Args:
+      arrays: ``{"positions", "forces"}`` ``[T, N, 3]`` (see :func:`frame_arrays`),
+        or a list of ``K`` such dicts (one per member) for a ``member_batches``
+        ensemble.
 
     Returns:
       ``{"mse": (kJ/mol/nm)^2, "rmse": kJ/mol/nm, "mae": kJ/mol/nm}`` as floats
       (lists of ``K`` floats for an ensemble).
     """
-    T, N, _ = arrays["positions"].shape
     B = trainer.batch_size
+    per_member = isinstance(arrays, list | tuple)
+    sets = list(arrays) if per_member else [arrays]
+    n_max = max(a["positions"].shape[0] for a in sets)
     totals = None
-    for start in range(0, T, B):
-        idx = np.arange(start, start + B)
-        valid = idx < T
-        idx = np.where(valid, idx, 0)
-        batch = {k: v[idx] for k, v in arrays.items()}
-        batch["mask"] = np.broadcast_to(valid[:, None], (B, N)).astype(batch["forces"].dtype)
+    for start in range(0, n_max, B):
+        chunks = [_padded(a, start, B) for a in sets]
+        batch = jax.tree.map(lambda *x: np.stack(x), *chunks) if per_member else chunks[0]
         out = trainer.eval_fn(params, batch)
         totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
     mse = np.asarray(totals["sse"] / totals["count"], np.float64)
     mae = np.asarray(totals["sae"] / totals["count"], np.float64)
     as_out = lambda x: x.tolist()
     return {"mse": as_out(mse), "rmse": as_out(np.sqrt(mse)), "mae": as_out(mae)}
+
+
+def _member_sets(frames: Any, name: str, trainer: Trainer) -> Any:
+    """One checked dict, or ``K`` of them for a ``member_batches`` ensemble."""
+    if not trainer.member_batches:
+        if isinstance(frames, list | tuple):
+            raise ValueError(
+                f"{name} is a list of {len(frames)} data sets, but only an ensemble made "
+                "with same_batches=False takes one set per member"
+            )
+        return frame_arrays(frames, name)
+    if not isinstance(frames, list | tuple) or len(frames) != trainer.n_members:
+        raise ValueError(
+            f"{name} must be a list of K = {trainer.n_members} data sets (one per member) "
+            "for an ensemble made with same_batches=False"
+        )
+    return [frame_arrays(f, f"{name}[{k}]") for k, f in enumerate(frames)]
 
 
 def _checkpoint_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager:
@@ -178,8 +209,11 @@ def fit(
       state: the initial state (``trainer.init_fn(key, params)``); replaced by
         the checkpoint when resuming.
       train_frames, val_frames: :class:`~cgjax.data.Frames` with forces, or
-        dicts of ``positions``/``forces`` ``[T, N, 3]`` arrays (nm, kJ/mol/nm).
-        ``val_frames=None`` skips validation (and early stopping).
+        dicts of ``positions``/``forces`` ``[T, N, 3]`` arrays (nm, kJ/mol/nm);
+        for an ensemble made with ``same_batches=False``, lists of ``K`` of
+        them (member ``k`` trains and validates on its own sets, e.g. from
+        :func:`kfold_indices`). ``val_frames=None`` skips validation (and
+        early stopping).
       n_steps: total number of updates (counting those before a resume).
       eval_every: updates between evaluations (and one at the end).
       checkpoint_every: updates between checkpoints (and one at the end).
@@ -200,8 +234,9 @@ def fit(
       TrainingDiverged: when the loss, gradients or parameters become NaN or
         inf; the checkpoint directory keeps the last good step.
     """
-    train = frame_arrays(train_frames, "train_frames")
-    val = None if val_frames is None else frame_arrays(val_frames, "val_frames")
+    train = _member_sets(train_frames, "train_frames", trainer)
+    val = None if val_frames is None else _member_sets(val_frames, "val_frames", trainer)
+    train_sets = train if isinstance(train, list) else [train]
     n_steps, eval_every, checkpoint_every = int(n_steps), int(eval_every), int(checkpoint_every)
     for key, v in (
         ("n_steps", n_steps),
@@ -210,8 +245,17 @@ def fit(
     ):
         if v < 1:
             raise ValueError(f"{key} must be a positive number of updates, got {v}")
-    n_train = train["positions"].shape[0]
-    minibatch_indices(seed, 0, n_train, trainer.batch_size)  # checks batch_size <= frames
+    for a in train_sets:  # checks batch_size <= frames
+        minibatch_indices(seed, 0, a["positions"].shape[0], trainer.batch_size)
+
+    def batch_of(step: int) -> dict[str, np.ndarray]:
+        chunks = []
+        for a in train_sets:
+            idx = minibatch_indices(seed, step, a["positions"].shape[0], trainer.batch_size)
+            chunks.append({k: v[idx] for k, v in a.items()})
+        return (
+            jax.tree.map(lambda *x: np.stack(x), *chunks) if trainer.member_batches else chunks[0]
+        )
 
     mgr = metrics_path = None
     start = 0
@@ -244,9 +288,7 @@ def fit(
     bar = tqdm.auto.tqdm(total=n_steps, initial=start, disable=not progress, desc="train")
     try:
         for step in range(start, n_steps):
-            idx = minibatch_indices(seed, step, n_train, trainer.batch_size)
-            batch = {k: v[idx] for k, v in train.items()}
-            new_state, metrics = trainer.update_fn(state, batch)
+            new_state, metrics = trainer.update_fn(state, batch_of(step))
             loss = np.asarray(metrics["loss"], np.float64)
             if not np.all(np.asarray(metrics["finite"])):
                 raise _diverged(step + 1, f"loss = {loss.tolist()}", mgr)

@@ -62,6 +62,8 @@ class Trainer(NamedTuple):
         and ``count`` (number of force components), so batches can be pooled.
       batch_size: frames per update.
       n_members: ``None`` for one model, ``K`` for a vmapped ensemble.
+      member_batches: True when an ensemble takes one batch per member
+        (leading ``[K]`` axis, e.g. K-fold splits) in updates and evaluations.
     """
 
     init_fn: Callable[..., TrainState]
@@ -69,6 +71,7 @@ class Trainer(NamedTuple):
     eval_fn: Callable[..., dict]
     batch_size: int
     n_members: int | None = None
+    member_batches: bool = False
 
 
 def as_raw_key(key: Any) -> jax.Array:

@@ -37,7 +37,7 @@ def setup():
     single = train.force_matching(model, optax.adam(1e-2), batch_size=2, loss=losses.Loss(counted))
     ens = train.ensemble(single, K)
     data = {"positions": R[:6], "forces": F[:6]}, {"positions": R[6:], "forces": F[6:]}
-    return model, ens, traces, data, R
+    return model, ens, traces, data, R, F
 
 
 def same(a, b):
@@ -51,7 +51,7 @@ def member(tree, k):
 
 
 def test_k_members_train_in_one_jit_and_differ_only_by_seed(setup, tmp_path):
-    model, ens, traces, (tr, va), R = setup
+    model, ens, traces, (tr, va), R, _ = setup
     params = train.init_ensemble_params(model, jax.random.key(0), R[0], K)
     # Member k is initialised from fold_in(key, k).
     for k in range(K):
@@ -110,7 +110,7 @@ def test_model_deviation_closed_form():
 
 
 def test_ensemble_energy_is_the_member_mean(setup):
-    model, _, _, _, R = setup
+    model, _, _, _, R, _ = setup
     params = train.init_ensemble_params(model, jax.random.key(2), R[0], K)
     energy = train.ensemble_energy_fn(model, params)
     members = [model.energy_fn(member(params, k)) for k in range(K)]
@@ -119,6 +119,35 @@ def test_ensemble_energy_is_the_member_mean(setup):
     f = [np.asarray(-jax.grad(m)(R[0])) for m in members]
     np.testing.assert_allclose(-jax.grad(energy)(R[0]), np.mean(f, 0), rtol=1e-10, atol=1e-12)
     assert float(train.model_deviation(np.stack(f), reduce="max")) > 0
+
+
+def test_kfold_ensemble_trains_each_member_on_its_fold(setup, tmp_path):
+    model, _, _, _, R, F = setup
+    alone = train.force_matching(model, optax.adam(1e-2), batch_size=2)
+    ens = train.ensemble(alone, K, same_batches=False)
+    folds = train.kfold_indices(len(R), K, seed=0)
+    sets = [
+        ({"positions": R[t], "forces": F[t]}, {"positions": R[v], "forces": F[v]}) for t, v in folds
+    ]
+    trs, vas = [s[0] for s in sets], [s[1] for s in sets]
+    params = train.init_ensemble_params(model, jax.random.key(0), R[0], K)
+    state = ens.init_fn(jax.random.key(1), params)
+    records = []
+    kw = dict(n_steps=4, eval_every=4, checkpoint_every=4, progress=False, seed=3)
+    final = train.fit(ens, state, trs, vas, workdir=str(tmp_path), log=records.append, **kw)
+    with pytest.raises(ValueError, match="list of K = 4"):
+        train.fit(ens, state, trs[0], vas, workdir=None, **kw)
+    # Member k: its own fold, its own batch order over that fold, its own validation.
+    k = 1
+    s = alone.init_fn(jax.random.key(1), member(params, k))
+    s = train.fit(alone, s, trs[k], vas[k], workdir=None, **kw)
+    for x, y in zip(
+        jax.tree.leaves(s.params), jax.tree.leaves(member(final.params, k)), strict=True
+    ):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+    err = train.evaluate(alone, s.params, vas[k])
+    assert records[-1]["val_force_rmse"][k] == pytest.approx(err["rmse"], rel=1e-10)
+    assert len(set(np.round(records[-1]["val_force_rmse"], 8))) == K
 
 
 def test_kfold_indices_partition():

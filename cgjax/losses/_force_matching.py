@@ -139,22 +139,28 @@ class Loss:
 
 
 def predict_forces(
-    model: Any, params: Params, positions: Float[Array, "B N 3"], *, box: Any = None
+    model: Any,
+    params: Params,
+    positions: Float[Array, "B N 3"],
+    *,
+    box: Any = None,
+    neighbor: Any = None,
 ) -> Float[Array, "B N 3"]:
     """``-grad(energy)`` of ``model`` (an :class:`~cgjax.potentials.EnergyModel`) per frame.
 
     Args:
       positions: ``[B, N, 3]`` (nm).
       box: ``None`` (the model's box), or ``[B, 3, 3]`` per-frame boxes (nm).
+      neighbor: ``None`` (all pairs), or jax-md neighbor lists batched over
+        the ``B`` frames (leading axis on every array).
 
     Returns:
       ``[B, N, 3]`` forces (kJ/mol/nm).
     """
     energy = model.energy_fn(params)
-    grad = jax.grad(lambda R, b: energy(R, box=b))
-    if box is None:
-        return -jax.vmap(lambda R: grad(R, None))(positions)
-    return -jax.vmap(grad)(positions, box)
+    grad = jax.grad(lambda R, b, nb: energy(R, box=b, neighbor=nb))
+    axes = (0, None if box is None else 0, None if neighbor is None else 0)
+    return -jax.vmap(grad, in_axes=axes)(positions, box, neighbor)
 
 
 def force_matching_loss(model: Any, *, error_fn: Callable = force_mse) -> Loss:
@@ -168,14 +174,17 @@ def force_matching_loss(model: Any, *, error_fn: Callable = force_mse) -> Loss:
     Returns:
       ``Loss`` of ``(params, batch)`` with ``batch["positions"]`` ``[B, N, 3]``
       (nm), ``batch["forces"]`` ``[B, N, 3]`` (kJ/mol/nm), optional
-      ``batch["mask"]`` ``[B, N]`` and ``batch["box"]`` ``[B, 3, 3]``.
+      ``batch["mask"]`` ``[B, N]``, ``batch["box"]`` ``[B, 3, 3]`` and
+      ``batch["neighbor"]`` (neighbor lists batched over frames).
 
     References:
       Paper 002 eq. (9); paper 001 §II (force matching as supervised learning).
     """
 
     def fm(params: Params, batch: Batch) -> jax.Array:
-        pred = predict_forces(model, params, batch["positions"], box=batch.get("box"))
+        pred = predict_forces(
+            model, params, batch["positions"], box=batch.get("box"), neighbor=batch.get("neighbor")
+        )
         return error_fn(pred, batch["forces"], mask=batch.get("mask"))
 
     return Loss(fm)

@@ -21,7 +21,7 @@ from cgjax.train._ensemble import (
     member_keys,
     model_deviation,
 )
-from cgjax.train._force_matching import force_matching, tree_all_finite
+from cgjax.train._force_matching import allocate_neighbor_list, force_matching, tree_all_finite
 from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
@@ -29,6 +29,7 @@ __all__ = [
     "TrainState",
     "Trainer",
     "TrainingDiverged",
+    "allocate_neighbor_list",
     "ensemble",
     "ensemble_energy_fn",
     "evaluate",

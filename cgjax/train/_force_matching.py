@@ -12,7 +12,26 @@ from cgjax._types import Params
 from cgjax.losses import Loss, force_matching_loss, force_mse, predict_forces
 from cgjax.train._state import Trainer, TrainState, new_state
 
-__all__ = ["force_matching", "tree_all_finite"]
+__all__ = ["allocate_neighbor_list", "force_matching", "tree_all_finite"]
+
+
+def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
+    """A neighbor list wide enough for every frame of ``positions`` ``[T, N, 3]`` (nm).
+
+    Pass it as ``force_matching(..., neighbor=...)``: each batch rebuilds it
+    from scratch per frame inside jit with this fixed capacity. Frames are
+    independent, so the skin defaults to 0.
+
+    Args:
+      model: the :class:`~cgjax.potentials.EnergyModel`.
+      positions: all frames the trainer will see (train and validation).
+      **kwargs: for ``model.neighbor_fn`` (``skin``, ``format``,
+        ``capacity_multiplier``).
+    """
+    kwargs.setdefault("skin", 0.0)
+    neighbor_fn = model.neighbor_fn(**kwargs)
+    lists = [neighbor_fn.allocate(jnp.asarray(R)) for R in positions]
+    return max(lists, key=lambda nb: nb.idx.shape[-1])
 
 
 def tree_all_finite(tree: Any) -> jax.Array:
@@ -32,6 +51,7 @@ def force_matching(
     batch_size: int,
     loss: Loss | None = None,
     error_fn: Any = force_mse,
+    neighbor: Any = None,
 ) -> Trainer:
     """A force-matching trainer for an energy model.
 
@@ -49,11 +69,16 @@ def force_matching(
         ``force_matching_loss(model, error_fn=error_fn)``.
       error_fn: force error used by the default loss (``force_mse``,
         ``force_rmse_mae``).
+      neighbor: ``None`` (all pairs), or a neighbor list from
+        :func:`allocate_neighbor_list`, rebuilt for every frame of every batch
+        with its fixed capacity; an overflow sets ``metrics["overflow"]`` and
+        :func:`cgjax.train.fit` stops with an error (pairs are never dropped
+        silently).
 
     Returns:
       a :class:`Trainer`. Batches are dicts with ``positions`` ``[B, N, 3]``
       (nm), ``forces`` ``[B, N, 3]`` (kJ/mol/nm), optional ``mask`` ``[B, N]``
-      and ``box`` ``[B, 3, 3]``.
+      and ``box`` ``[B, 3, 3]``. The neighbor lists are added inside jit.
 
     References:
       Paper 002 eq. (9) (instantaneous force matching, Adam, small batches);
@@ -67,18 +92,33 @@ def force_matching(
     def init_fn(key: Any, params: Params) -> TrainState:
         return new_state(key, params, optimizer.init(params))
 
+    def with_neighbors(batch: dict) -> tuple[dict, jax.Array]:
+        if neighbor is None:
+            return batch, jnp.asarray(False)
+        nbrs = jax.vmap(lambda R: neighbor.update(R))(batch["positions"])
+        return dict(batch, neighbor=nbrs), jnp.any(nbrs.did_buffer_overflow)
+
     @jax.jit
     def update_fn(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+        batch, overflow = with_neighbors(batch)
         value, grads = jax.value_and_grad(loss)(state.params, batch)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         finite = jnp.isfinite(value) & tree_all_finite(grads) & tree_all_finite(params)
-        metrics = {"loss": value, "grad_norm": optax.tree.norm(grads), "finite": finite}
+        metrics = {
+            "loss": value,
+            "grad_norm": optax.tree.norm(grads),
+            "finite": finite,
+            "overflow": overflow,
+        }
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     @jax.jit
     def eval_fn(params: Params, batch: dict) -> dict:
-        pred = predict_forces(model, params, batch["positions"], box=batch.get("box"))
+        batch, overflow = with_neighbors(batch)
+        pred = predict_forces(
+            model, params, batch["positions"], box=batch.get("box"), neighbor=batch.get("neighbor")
+        )
         diff = pred - batch["forces"]
         mask = batch.get("mask")
         w = (
@@ -90,6 +130,7 @@ def force_matching(
             "sse": jnp.sum(w * diff**2),
             "sae": jnp.sum(w * jnp.abs(diff)),
             "count": jnp.sum(w),
+            "overflow": overflow.astype(jnp.int32),
         }
 
     return Trainer(init_fn=init_fn, update_fn=update_fn, eval_fn=eval_fn, batch_size=batch_size)

@@ -111,6 +111,11 @@ def evaluate(trainer: Trainer, params: Any, arrays: Any) -> dict[str, Any]:
         batch = jax.tree.map(lambda *x: np.stack(x), *chunks) if per_member else chunks[0]
         out = trainer.eval_fn(params, batch)
         totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    if np.any(np.asarray(totals.get("overflow", 0))):
+        raise ValueError(
+            "the neighbor list overflowed on the evaluation frames; allocate it with "
+            "train.allocate_neighbor_list over all frames (train and validation)"
+        )
     mse = np.asarray(totals["sse"] / totals["count"], np.float64)
     mae = np.asarray(totals["sae"] / totals["count"], np.float64)
     as_out = lambda x: x.tolist()
@@ -290,6 +295,11 @@ def fit(
         for step in range(start, n_steps):
             new_state, metrics = trainer.update_fn(state, batch_of(step))
             loss = np.asarray(metrics["loss"], np.float64)
+            if np.any(np.asarray(metrics.get("overflow", False))):
+                raise ValueError(
+                    f"the neighbor list overflowed at step {step + 1}; allocate it with "
+                    "train.allocate_neighbor_list over all training frames (or more capacity)"
+                )
             if not np.all(np.asarray(metrics["finite"])):
                 raise _diverged(step + 1, f"loss = {loss.tolist()}", mgr)
             if pending is not None:

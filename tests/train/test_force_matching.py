@@ -167,3 +167,28 @@ def test_divergence_keeps_last_good_checkpoint(model, frames, tmp_path):
     assert bool(train.tree_all_finite(restored.params))
     np.testing.assert_allclose(restored.params["sigma"], 0.32, rtol=0.02)
     assert last == 4 and err.value.step in (5, 6)  # the first steps of lr 1e9
+
+
+def test_neighbor_list_matches_all_pairs(model, frames):
+    tr, va = split(frames)
+    p0 = model.init_fn(jax.random.key(0), frames["positions"][0])
+    nb = train.allocate_neighbor_list(model, frames["positions"])
+    with_nb = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=nb)
+    all_pairs = train.force_matching(model, optax.adam(1e-3), batch_size=4)
+    batch = {k: v[:4] for k, v in tr.items()}
+    sa, ma = with_nb.update_fn(with_nb.init_fn(jax.random.key(0), p0), batch)
+    sb, mb = all_pairs.update_fn(all_pairs.init_fn(jax.random.key(0), p0), batch)
+    assert not bool(ma["overflow"])
+    assert float(ma["loss"]) == pytest.approx(float(mb["loss"]), rel=1e-10)
+    np.testing.assert_allclose(sa.params["sigma"], sb.params["sigma"], rtol=1e-12)
+    ea, eb = train.evaluate(with_nb, p0, va), train.evaluate(all_pairs, p0, va)
+    assert ea["rmse"] == pytest.approx(eb["rmse"], rel=1e-10)
+    # Too small a list is an error, never silently dropped pairs.
+    small = train.allocate_neighbor_list(model, frames["positions"], capacity_multiplier=0.5)
+    short = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=small)
+    state = short.init_fn(jax.random.key(0), p0)
+    with pytest.raises(ValueError, match="neighbor list overflowed at step 1"):
+        train.fit(
+            short, state, tr, va, n_steps=2, eval_every=2, checkpoint_every=2, workdir=None,
+            progress=False,
+        )  # fmt: skip

@@ -20,7 +20,9 @@ def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
 
     Pass it as ``force_matching(..., neighbor=...)``: each batch rebuilds it
     from scratch per frame inside jit with this fixed capacity. Frames are
-    independent, so the skin defaults to 0.
+    independent, so the skin defaults to 0. The cell list is off by default:
+    its occupancy is fixed at allocation and another frame could overflow it,
+    while the O(N^2) search is cheap next to the model on the listed pairs.
 
     Args:
       model: the :class:`~cgjax.potentials.EnergyModel`.
@@ -29,6 +31,7 @@ def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
         ``capacity_multiplier``).
     """
     kwargs.setdefault("skin", 0.0)
+    kwargs.setdefault("disable_cell_list", True)
     neighbor_fn = model.neighbor_fn(**kwargs)
     lists = [neighbor_fn.allocate(jnp.asarray(R)) for R in positions]
     return max(lists, key=lambda nb: nb.idx.shape[-1])

@@ -192,3 +192,27 @@ def test_neighbor_list_matches_all_pairs(model, frames):
             short, state, tr, va, n_steps=2, eval_every=2, checkpoint_every=2, workdir=None,
             progress=False,
         )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_spce_gnn_with_neighbor_list(tmp_path):
+    """The shipped 512-water data (float32) through a small GNN with a neighbor list."""
+    from cgjax import datasets
+
+    fr = datasets.load("spce_512")
+    a, b, _ = data.split_blocks(fr.n_frames, (0.8, 0.1, 0.1), n_blocks=10)
+    trf, vaf = fr.select(a[:40]), fr.select(b[:8])
+    gnn = potentials.GNN(n_species=1, embed_dim=8, message_dim=8, n_layers=1, n_rbf=8, cutoff=0.6)
+    model = potentials.energy_model(gnn, species=fr.species, box=fr.box)
+    # Cell-list occupancy differs between frames; the list must cover all of them.
+    nb = train.allocate_neighbor_list(model, np.concatenate([trf.positions, vaf.positions]))
+    trainer = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=nb)
+    params = model.init_fn(jax.random.key(0), trf.positions[0], neighbor=nb)
+    state = trainer.init_fn(jax.random.key(0), params)
+    records = []
+    state = train.fit(
+        trainer, state, trf, vaf, n_steps=20, eval_every=10, checkpoint_every=10,
+        workdir=str(tmp_path), log=records.append, progress=False,
+    )  # fmt: skip
+    assert state.params["embedding"]["embedding"].dtype == jnp.float32
+    assert records[-1]["val_loss"] < records[0]["val_loss"]

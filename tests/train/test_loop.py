@@ -59,8 +59,9 @@ def uninterrupted(problem, tmp_path_factory):
 
 
 def assert_same_state(a, b):
+    # Bitwise equal on CPU; the tolerance leaves room for GPU scatter-add order.
     for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-12, atol=0)
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-9, atol=1e-12)
 
 
 def read_metrics(workdir):

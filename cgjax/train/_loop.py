@@ -211,8 +211,9 @@ def fit(
 
     Args:
       trainer: a :class:`Trainer` (single model or ensemble).
-      state: the initial state (``trainer.init_fn(key, params)``); replaced by
-        the checkpoint when resuming.
+      state: the initial state (``trainer.init_fn(key, params)``), or one
+        already trained (it goes on from ``state.step``); replaced by the
+        latest checkpoint in ``workdir`` when there is one.
       train_frames, val_frames: :class:`~cgjax.data.Frames` with forces, or
         dicts of ``positions``/``forces`` ``[T, N, 3]`` arrays (nm, kJ/mol/nm);
         for an ensemble made with ``same_batches=False``, lists of ``K`` of
@@ -263,7 +264,6 @@ def fit(
         )
 
     mgr = metrics_path = None
-    start = 0
     if workdir is not None:
         os.makedirs(workdir, exist_ok=True)
         metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -271,10 +271,11 @@ def fit(
         latest = mgr.latest_step()
         if latest is not None:
             state = mgr.restore(latest, args=ocp.args.StandardRestore(state))
-            start = int(latest)
-            _trim_metrics(metrics_path, start)
+            _trim_metrics(metrics_path, int(latest))
         elif os.path.exists(metrics_path):
             os.remove(metrics_path)
+    # A state that has already been trained goes on from its own step.
+    start = int(np.max(np.asarray(state.step)))
     if start >= n_steps or _stopped(state, early_stopping_patience):
         return state
 

@@ -180,3 +180,11 @@ def test_early_stopping_keeps_best_params(tmp_path):
     assert_same_state(again, final)
     np.testing.assert_allclose(final.best_params["sigma"], final.params["sigma"], rtol=1e-12)
     assert not np.allclose(final.best_params["sigma"], state.params["sigma"])
+
+
+def test_continuing_a_state_in_memory_matches_one_run(problem, uninterrupted):
+    trainer, state, tr, va = problem
+    final, _ = uninterrupted
+    half = train.fit(trainer, state, tr, va, n_steps=6, workdir=None, **KW)
+    assert int(half.step) == 6
+    assert_same_state(train.fit(trainer, half, tr, va, n_steps=12, workdir=None, **KW), final)

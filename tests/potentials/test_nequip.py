@@ -76,3 +76,22 @@ def test_default_config_builds(system2):
     e = jax.eval_shape(energy, shapes, jnp.asarray(R, jnp.float32))
     assert e.shape == () and e.dtype == jnp.float32
     assert potentials.sum_of(nequip).terms[0][0] == "nequip"
+
+
+def test_message_passing_reaches_beyond_one_cutoff(nequip):
+    """A chain A-B-C-D-E-F with only neighbours in range: two layers reach four hops.
+
+    After two layers ``h_C`` depends on everything within two hops of C, so
+    ``d2E / dR_A dR_E`` is non-zero (Allegro's counterpart in test_allegro.py
+    is exactly zero already at three hops), while A and F, five hops apart,
+    share no centre's receptive field.
+    """
+    R = jnp.array([[0.4 * k, 0.1 * (k % 2), 0.05 * (k % 3)] for k in range(6)])
+    d = np.linalg.norm(np.asarray(R)[:, None] - np.asarray(R)[None], axis=-1)
+    assert np.all(d[np.triu_indices(6, 2)] > SMALL["cutoff"])  # only chain neighbours
+    assert np.all(np.diag(d, 1) < SMALL["cutoff"])
+    model = potentials.energy_model(nequip, species=np.arange(6) % 2)
+    params = testing.to_float64(model.init_fn(jax.random.key(1), R))
+    H = jax.jit(jax.hessian(model.energy_fn(params)))(R)
+    assert np.max(np.abs(H[0, :, 4, :])) > 1e-8  # A -> B -> C <- D <- E
+    assert np.max(np.abs(H[0, :, 5, :])) < 1e-14  # out of reach

@@ -1,11 +1,12 @@
 """cgjax: machine-learned coarse-grained potentials in JAX.
 
-Namespaces by concept: ``from cgjax import potentials, simulate, observables, units``;
+Namespaces by concept: ``from cgjax import potentials, simulate, observables, data,
+losses, train, units``;
 ``cgjax.testing`` holds the public contract every potential passes.
 Units everywhere are nm, ps, kJ/mol, amu, K, e (see :mod:`cgjax.units`).
 """
 
-from cgjax import data, observables, potentials, simulate, units
+from cgjax import data, losses, observables, potentials, simulate, train, units
 from cgjax._space import box_matrix, box_widths, check_box, make_space, neighbor_list_fn
 
 __version__ = "0.1.0"
@@ -15,10 +16,12 @@ __all__ = [
     "box_widths",
     "check_box",
     "data",
+    "losses",
     "make_space",
     "neighbor_list_fn",
     "observables",
     "potentials",
     "simulate",
+    "train",
     "units",
 ]

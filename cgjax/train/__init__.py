@@ -23,9 +23,13 @@ from cgjax.train._ensemble import (
 )
 from cgjax.train._force_matching import allocate_neighbor_list, force_matching, tree_all_finite
 from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
+from cgjax.train._mscg import MSCGFit, fit_spline_pair
+from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
 __all__ = [
+    "MSCGFit",
+    "RepulsionPrior",
     "TrainState",
     "Trainer",
     "TrainingDiverged",
@@ -33,7 +37,9 @@ __all__ = [
     "ensemble",
     "ensemble_energy_fn",
     "evaluate",
+    "exponential_repulsion_from_data",
     "fit",
+    "fit_spline_pair",
     "force_matching",
     "frame_arrays",
     "init_ensemble_params",

@@ -148,10 +148,15 @@ class NequIP(Term):
         )
         return layer(*args[:-1], x)
 
-    @nn.compact
     def __call__(self, graph: Graph, **kwargs) -> jax.Array:
         """Energy (kJ/mol, scalar) of the graph; other keywords are ignored."""
         del kwargs
+        # Compiled as a whole even when called eagerly: e3nn's many small
+        # operations would otherwise each be compiled on first use.
+        return nn.jit(type(self)._energy)(self, graph)
+
+    @nn.compact
+    def _energy(self, graph: Graph) -> jax.Array:
         rbf, envelope = radial_basis(graph, n_rbf=self.n_rbf, cutoff=self.cutoff, owner="NequIP")
         sh = edge_harmonics(graph, self.l_max)
         hidden = natural_irreps(self.n_features, self.l_max)

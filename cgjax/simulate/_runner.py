@@ -145,8 +145,16 @@ def _chunk_fn(
     # The key holds the functions themselves (not ids), so a cached chunk can
     # never be served to a different simulator or neighbor list.
     nbr_update = None if neighbor_fn is None else neighbor_fn.fns.update
-    key = (sim.step_fn, sim.energy_fn, nbr_update, record_every, n_records, max_move, max_T,
-           batched)
+    key = (
+        sim.step_fn,
+        sim.energy_fn,
+        nbr_update,
+        record_every,
+        n_records,
+        max_move,
+        max_T,
+        batched,
+    )
     if key in _CHUNK_CACHE:
         return _CHUNK_CACHE[key]
     if len(_CHUNK_CACHE) >= _CHUNK_CACHE_SIZE:

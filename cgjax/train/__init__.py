@@ -21,7 +21,12 @@ from cgjax.train._ensemble import (
     member_keys,
     model_deviation,
 )
-from cgjax.train._force_matching import allocate_neighbor_list, force_matching, tree_all_finite
+from cgjax.train._force_matching import (
+    allocate_neighbor_list,
+    force_matching,
+    grow_neighbor_list,
+    tree_all_finite,
+)
 from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
@@ -42,6 +47,7 @@ __all__ = [
     "fit_spline_pair",
     "force_matching",
     "frame_arrays",
+    "grow_neighbor_list",
     "init_ensemble_params",
     "kfold_indices",
     "member_keys",

@@ -75,6 +75,11 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
             )
         return jax.vmap(trainer.init_fn)(member_keys(key, K), params)
 
+    def reallocate(positions: Any) -> Trainer:
+        R = np.asarray(positions)
+        return ensemble(trainer.reallocate(R.reshape((-1,) + R.shape[-2:])), K,
+                        same_batches=same_batches)  # fmt: skip
+
     update_fn = jax.jit(jax.vmap(trainer.update_fn, in_axes=(0, batch_axis)))
     eval_fn = jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, batch_axis)))
     return Trainer(
@@ -84,6 +89,8 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
         batch_size=trainer.batch_size,
         n_members=K,
         member_batches=not same_batches,
+        reallocate=None if trainer.reallocate is None else reallocate,
+        neighbor=trainer.neighbor,
     )
 
 

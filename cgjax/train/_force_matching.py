@@ -6,13 +6,21 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax_md import partition
 
 from cgjax._types import Params
 from cgjax.losses import Loss, force_matching_loss, force_mse, predict_forces
 from cgjax.train._state import Trainer, TrainState, new_state
 
-__all__ = ["allocate_neighbor_list", "force_matching", "tree_all_finite"]
+__all__ = ["allocate_neighbor_list", "force_matching", "grow_neighbor_list", "tree_all_finite"]
+
+_FORMAT_NAMES = {
+    partition.NeighborListFormat.Dense: "dense",
+    partition.NeighborListFormat.Sparse: "sparse",
+    partition.NeighborListFormat.OrderedSparse: "ordered_sparse",
+}
 
 
 def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
@@ -35,6 +43,26 @@ def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
     neighbor_fn = model.neighbor_fn(**kwargs)
     lists = [neighbor_fn.allocate(jnp.asarray(R)) for R in positions]
     return max(lists, key=lambda nb: nb.idx.shape[-1])
+
+
+def grow_neighbor_list(model: Any, neighbor: Any, positions: Any) -> Any:
+    """A wider copy of ``neighbor``: fits every frame of ``positions`` ``[T, N, 3]`` (nm).
+
+    The new capacity is at least 25 % above the old one (the same rule as
+    :func:`cgjax.simulate.run`), in the same format, skin 0.
+    """
+    R = np.asarray(positions).reshape((-1,) + np.shape(positions)[-2:])
+    fmt = _FORMAT_NAMES[neighbor.format]
+    target = int(np.ceil(1.25 * neighbor.idx.shape[-1]))
+    multiplier, best = 1.25, None
+    for _ in range(12):
+        nb = allocate_neighbor_list(model, R, format=fmt, capacity_multiplier=multiplier)
+        if best is None or nb.idx.shape[-1] > best.idx.shape[-1]:
+            best = nb
+        if nb.idx.shape[-1] >= target:
+            break
+        multiplier *= 1.5  # jax-md caps the capacity at all pairs: then best is all pairs
+    return best
 
 
 def tree_all_finite(tree: Any) -> jax.Array:
@@ -74,9 +102,10 @@ def force_matching(
         ``force_rmse_mae``).
       neighbor: ``None`` (all pairs), or a neighbor list from
         :func:`allocate_neighbor_list`, rebuilt for every frame of every batch
-        with its fixed capacity; an overflow sets ``metrics["overflow"]`` and
-        :func:`cgjax.train.fit` stops with an error (pairs are never dropped
-        silently).
+        with its fixed capacity. An overflow sets ``metrics["overflow"]``;
+        :func:`cgjax.train.fit` then takes ``trainer.reallocate(positions)``
+        (a wider list, :func:`grow_neighbor_list`) and reruns the update, so
+        pairs are never dropped.
 
     Returns:
       a :class:`Trainer`. Batches are dicts with ``positions`` ``[B, N, 3]``
@@ -136,4 +165,17 @@ def force_matching(
             "overflow": overflow.astype(jnp.int32),
         }
 
-    return Trainer(init_fn=init_fn, update_fn=update_fn, eval_fn=eval_fn, batch_size=batch_size)
+    def reallocate(positions: Any) -> Trainer:
+        wider = grow_neighbor_list(model, neighbor, positions)
+        return force_matching(
+            model, optimizer, batch_size=batch_size, loss=loss, error_fn=error_fn, neighbor=wider
+        )
+
+    return Trainer(
+        init_fn=init_fn,
+        update_fn=update_fn,
+        eval_fn=eval_fn,
+        batch_size=batch_size,
+        reallocate=None if neighbor is None else reallocate,
+        neighbor=neighbor,
+    )

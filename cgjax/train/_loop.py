@@ -90,7 +90,9 @@ def _padded(arrays: dict[str, np.ndarray], start: int, size: int) -> dict[str, n
 def evaluate(trainer: Trainer, params: Any, arrays: Any) -> dict[str, Any]:
     """Force errors of ``params`` on all frames, in chunks of ``trainer.batch_size``.
 
-    The last chunk is padded and masked, so ``eval_fn`` compiles once.
+    The last chunk is padded and masked, so ``eval_fn`` compiles once. When
+    the trainer's neighbor list overflows on these frames, it is widened
+    (``trainer.reallocate``) and the evaluation reruns.
 
     Args:
       arrays: ``{"positions", "forces"}`` ``[T, N, 3]`` (see :func:`frame_arrays`),
@@ -101,25 +103,44 @@ def evaluate(trainer: Trainer, params: Any, arrays: Any) -> dict[str, Any]:
       ``{"mse": (kJ/mol/nm)^2, "rmse": kJ/mol/nm, "mae": kJ/mol/nm}`` as floats
       (lists of ``K`` floats for an ensemble).
     """
+    return _evaluate(trainer, params, arrays)[0]
+
+
+def _all_positions(arrays: Any) -> np.ndarray:
+    sets = list(arrays) if isinstance(arrays, list | tuple) else [arrays]
+    return np.concatenate([a["positions"] for a in sets])
+
+
+def _evaluate(
+    trainer: Trainer, params: Any, arrays: Any, log: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], Trainer]:
+    """:func:`evaluate`, and the trainer it ended with (wider after an overflow)."""
     B = trainer.batch_size
     per_member = isinstance(arrays, list | tuple)
     sets = list(arrays) if per_member else [arrays]
     n_max = max(a["positions"].shape[0] for a in sets)
-    totals = None
-    for start in range(0, n_max, B):
-        chunks = [_padded(a, start, B) for a in sets]
-        batch = jax.tree.map(lambda *x: np.stack(x), *chunks) if per_member else chunks[0]
-        out = trainer.eval_fn(params, batch)
-        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-    if np.any(np.asarray(totals.get("overflow", 0))):
-        raise ValueError(
-            "the neighbor list overflowed on the evaluation frames; allocate it with "
-            "train.allocate_neighbor_list over all frames (train and validation)"
-        )
+    while True:
+        totals = None
+        for start in range(0, n_max, B):
+            chunks = [_padded(a, start, B) for a in sets]
+            batch = jax.tree.map(lambda *x: np.stack(x), *chunks) if per_member else chunks[0]
+            out = trainer.eval_fn(params, batch)
+            totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+        if not np.any(np.asarray(totals.get("overflow", 0))):
+            break
+        if trainer.reallocate is None:
+            raise ValueError(
+                "the neighbor list overflowed on the evaluation frames and this trainer "
+                "cannot reallocate it; allocate it with train.allocate_neighbor_list over "
+                "all frames (train and validation)"
+            )
+        trainer = trainer.reallocate(_all_positions(arrays))
+        if log is not None:
+            log("neighbor list overflowed on the evaluation frames: reallocated, evaluating again")
     mse = np.asarray(totals["sse"] / totals["count"], np.float64)
     mae = np.asarray(totals["sae"] / totals["count"], np.float64)
     as_out = lambda x: x.tolist()
-    return {"mse": as_out(mse), "rmse": as_out(np.sqrt(mse)), "mae": as_out(mae)}
+    return {"mse": as_out(mse), "rmse": as_out(np.sqrt(mse)), "mae": as_out(mae)}, trainer
 
 
 def _member_sets(frames: Any, name: str, trainer: Trainer) -> Any:
@@ -291,16 +312,24 @@ def fit(
     # never overwrite the last good checkpoint.
     pending: TrainState | None = None
     window: list[Any] = []
+    reallocations = 0
     bar = tqdm.auto.tqdm(total=n_steps, initial=start, disable=not progress, desc="train")
     try:
         for step in range(start, n_steps):
-            new_state, metrics = trainer.update_fn(state, batch_of(step))
+            batch = batch_of(step)
+            new_state, metrics = trainer.update_fn(state, batch)
+            while np.any(np.asarray(metrics.get("overflow", False))):
+                if trainer.reallocate is None:
+                    raise ValueError(
+                        f"the neighbor list overflowed at step {step + 1} and this trainer "
+                        "cannot reallocate it; allocate it with train.allocate_neighbor_list "
+                        "over all training frames (or more capacity)"
+                    )
+                trainer = trainer.reallocate(batch["positions"])
+                reallocations += 1
+                bar.write(f"neighbor list overflowed at step {step + 1}: reallocated, rerunning")
+                new_state, metrics = trainer.update_fn(state, batch)
             loss = np.asarray(metrics["loss"], np.float64)
-            if np.any(np.asarray(metrics.get("overflow", False))):
-                raise ValueError(
-                    f"the neighbor list overflowed at step {step + 1}; allocate it with "
-                    "train.allocate_neighbor_list over all training frames (or more capacity)"
-                )
             if not np.all(np.asarray(metrics["finite"])):
                 raise _diverged(step + 1, f"loss = {loss.tolist()}", mgr)
             if pending is not None:
@@ -314,9 +343,11 @@ def fit(
             stop = evaluated = False
             if done % eval_every == 0 or done == n_steps:
                 record: dict[str, Any] = {"step": done, "train_loss": np.mean(window, 0).tolist()}
+                if reallocations:
+                    record["neighbor_reallocations"] = reallocations
                 window = []
                 if val is not None:
-                    err = evaluate(trainer, state.params, val)
+                    err, trainer = _evaluate(trainer, state.params, val, bar.write)
                     if not np.all(np.isfinite(err["mse"])):
                         raise _diverged(done, f"validation loss = {err['mse']}", mgr)
                     evaluated = True

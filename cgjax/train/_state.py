@@ -64,6 +64,13 @@ class Trainer(NamedTuple):
       n_members: ``None`` for one model, ``K`` for a vmapped ensemble.
       member_batches: True when an ensemble takes one batch per member
         (leading ``[K]`` axis, e.g. K-fold splits) in updates and evaluations.
+      reallocate: ``None``, or ``reallocate(positions) -> Trainer`` for a
+        trainer with a neighbor list: the same trainer with a list wide
+        enough for ``positions`` ``[..., N, 3]`` and at least 25 % more
+        capacity. :func:`cgjax.train.fit` calls it when an update or an
+        evaluation overflows, then reruns that update (pairs are never dropped).
+      neighbor: the neighbor list the trainer rebuilds per frame (``None``:
+        all pairs).
     """
 
     init_fn: Callable[..., TrainState]
@@ -72,6 +79,8 @@ class Trainer(NamedTuple):
     batch_size: int
     n_members: int | None = None
     member_batches: bool = False
+    reallocate: Callable[..., Any] | None = None
+    neighbor: Any = None
 
 
 def as_raw_key(key: Any) -> jax.Array:

@@ -183,15 +183,27 @@ def test_neighbor_list_matches_all_pairs(model, frames):
     np.testing.assert_allclose(sa.params["sigma"], sb.params["sigma"], rtol=1e-12)
     ea, eb = train.evaluate(with_nb, p0, va), train.evaluate(all_pairs, p0, va)
     assert ea["rmse"] == pytest.approx(eb["rmse"], rel=1e-10)
-    # Too small a list is an error, never silently dropped pairs.
+    # Too small a list is widened and the update rerun, never silently dropped pairs.
     small = train.allocate_neighbor_list(model, frames["positions"], capacity_multiplier=0.5)
     short = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=small)
-    state = short.init_fn(jax.random.key(0), p0)
-    with pytest.raises(ValueError, match="neighbor list overflowed at step 1"):
-        train.fit(
-            short, state, tr, va, n_steps=2, eval_every=2, checkpoint_every=2, workdir=None,
-            progress=False,
-        )  # fmt: skip
+    _, m_short = short.update_fn(short.init_fn(jax.random.key(0), p0), batch)
+    assert bool(m_short["overflow"])
+    wide = short.reallocate(batch["positions"])
+    assert wide.reallocate is not None
+    assert wide.neighbor.idx.shape[-1] >= 1.25 * small.idx.shape[-1]
+    records = []
+    state = train.fit(
+        short, short.init_fn(jax.random.key(0), p0), tr, va, n_steps=2, eval_every=2,
+        checkpoint_every=2, workdir=None, progress=False, log=records.append,
+    )  # fmt: skip
+    ref = train.fit(
+        all_pairs, all_pairs.init_fn(jax.random.key(0), p0), tr, va, n_steps=2, eval_every=2,
+        checkpoint_every=2, workdir=None, progress=False,
+    )  # fmt: skip
+    assert records[-1]["neighbor_reallocations"] >= 1
+    np.testing.assert_allclose(state.params["sigma"], ref.params["sigma"], rtol=1e-10)
+    np.testing.assert_allclose(state.params["epsilon"], ref.params["epsilon"], rtol=1e-10)
+    assert records[-1]["val_loss"] == pytest.approx(float(ref.best_val), rel=1e-6)  # f32 best_val
 
 
 @pytest.mark.slow

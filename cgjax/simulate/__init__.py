@@ -11,20 +11,34 @@ from cgjax.simulate._integrators import (
 )
 from cgjax.simulate._runner import RunResult, SimulationError, Trajectory, init_replicas, run
 from cgjax.simulate._system import System, fcc_lattice
+from cgjax.simulate._validate import (
+    Structure,
+    ValidationReport,
+    min_pair_distance,
+    plot_structures,
+    structure,
+    validate_by_simulation,
+)
 
 __all__ = [
     "NeighborListFn",
     "RunResult",
     "SimulationError",
+    "Structure",
     "Simulator",
     "System",
     "Trajectory",
+    "ValidationReport",
     "brownian",
     "fcc_lattice",
     "init_replicas",
     "kinetic_energy",
+    "min_pair_distance",
     "nve",
     "nvt_langevin",
     "nvt_nose_hoover",
+    "plot_structures",
     "run",
+    "structure",
+    "validate_by_simulation",
 ]

@@ -7,6 +7,7 @@ Units: ``dt`` in ps, ``kT`` in kJ/mol, ``friction`` in 1/ps, masses in amu.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -15,6 +16,15 @@ import jax.numpy as jnp
 from jax_md import simulate
 
 from cgjax.simulate._system import System
+
+# jax-md's kinetic energy asks for a float64 sum (util.high_precision_sum);
+# without jax_enable_x64 JAX warns on every trace and sums in float32, which
+# is what a float32 simulation does anyway. The warning says nothing to users.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Explicitly requested dtype float64 requested in (sum|convert_element_type)",
+    category=UserWarning,
+)
 
 __all__ = ["Simulator", "brownian", "nve", "nvt_langevin", "nvt_nose_hoover"]
 

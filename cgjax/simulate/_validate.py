@@ -71,6 +71,14 @@ class Structure:
     n_frames: int
     params: dict
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Structure:
+        """The inverse of :meth:`to_dict` (extra keys, e.g. ``wall_s``, are ignored)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        arrays = ("r", "rdf", "theta", "adf", "q_edges", "q4_hist", "q6_hist")
+        return cls(**{k: (np.asarray(v, np.float64) if k in arrays else v)
+                      for k, v in d.items() if k in fields})  # fmt: skip
+
     def to_dict(self) -> dict:
         """JSON-ready lists and floats."""
         return {

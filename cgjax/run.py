@@ -1,0 +1,167 @@
+"""Run an experiment file: ``python -m cgjax.run EXPERIMENT.py [options]``.
+
+    python -m cgjax.run experiments/water_data_efficiency.py \\
+        --config=configs/water_data_efficiency.py:smoke \\
+        --config.train.n_steps=100 --workdir=runs/water
+
+Options:
+  --config=FILE.py[:PRESET]  a config file whose ``get_config(preset)`` gives the
+                             ConfigDict (default: the experiment's ``get_config()``).
+  --config.KEY=VALUE         override one key (dotted path); the value is parsed as
+                             a Python literal and must have the key's type.
+  --workdir=DIR              where everything goes (default ``runs/<experiment>``).
+                             Rerunning with the same workdir resumes.
+  --allow-config-change      run in a workdir whose ``config.json`` differs.
+  --help                     print every config key with its default.
+
+The workdir gets ``config.json`` (the resolved config), ``log.txt``,
+``results.json``, ``plots/`` and whatever the experiment writes.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+import sys
+from typing import Any
+
+import ml_collections
+
+from cgjax.workflow import json_ready, load_module
+
+__all__ = ["flatten", "load_config", "main", "apply_override"]
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": value}`` for every leaf of a ConfigDict."""
+    out = {}
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, ml_collections.ConfigDict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def load_config(experiment: Any, spec: str | None) -> ml_collections.ConfigDict:
+    """The experiment's ``get_config()``, or ``get_config(preset)`` of ``FILE.py[:PRESET]``."""
+    if spec is None:
+        return experiment.get_config()
+    path, _, preset = spec.partition(":")
+    module = load_module(path)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path} has no get_config()")
+    return module.get_config(preset) if preset else module.get_config()
+
+
+def _parse(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Sets ``config.<key>`` from ``text`` (a Python literal), type-checked.
+
+    Raises:
+      KeyError: for a key that does not exist, listing the closest keys.
+      TypeError: when the value's type differs from the key's.
+    """
+    keys = flatten(config)
+    if key not in keys:
+        close = difflib.get_close_matches(key, list(keys), n=5, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise KeyError(f"unknown config key {key!r}{hint} (--help lists all keys)")
+    old = keys[key]
+    value = _parse(text)
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(old, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(old, list) and isinstance(value, tuple):
+        value = list(value)
+    if old is not None and type(value) is not type(old):
+        raise TypeError(
+            f"config key {key!r} is {type(old).__name__} (default {old!r}); "
+            f"got {text!r} ({type(value).__name__})"
+        )
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    flags = {"--help": False, "--allow-config-change": False}
+    positional, config_spec, workdir, overrides = [], None, None, []
+    for arg in argv:
+        if arg in flags:
+            flags[arg] = True
+        elif arg.startswith("--config."):
+            key, eq, val = arg[len("--config.") :].partition("=")
+            if not eq:
+                raise SystemExit(f"{arg}: expected --config.KEY=VALUE")
+            overrides.append((key, val))
+        elif arg.startswith("--config="):
+            config_spec = arg.split("=", 1)[1]
+        elif arg.startswith("--workdir="):
+            workdir = arg.split("=", 1)[1]
+        elif arg.startswith("--"):
+            raise SystemExit(f"unknown option {arg}; see python -m cgjax.run --help")
+        else:
+            positional.append(arg)
+    if not positional:
+        print(__doc__)
+        raise SystemExit(0 if flags["--help"] else 2)
+    if len(positional) > 1:
+        raise SystemExit(f"one experiment file expected, got {positional}")
+    path = positional[0]
+    if not os.path.isfile(path):
+        raise SystemExit(f"experiment file not found: {path}")
+    experiment = load_module(path)
+    for fn in ("get_config", "main"):
+        if not hasattr(experiment, fn):
+            raise SystemExit(f"{path} must define {fn}()")
+    config = load_config(experiment, config_spec)
+    try:
+        for key, val in overrides:
+            apply_override(config, key, val)
+    except (KeyError, TypeError) as e:
+        raise SystemExit(f"error: {e.args[0]}") from None
+    if flags["--help"]:
+        print(f"config keys of {path} (defaults{' of ' + config_spec if config_spec else ''}):")
+        for k, v in flatten(config).items():
+            print(f"  --config.{k}={v!r}")
+        return {}
+    name = os.path.splitext(os.path.basename(path))[0]
+    workdir = workdir or os.path.join("runs", name)
+    os.makedirs(workdir, exist_ok=True)
+    snapshot = json_ready(config.to_dict())
+    cfg_path = os.path.join(workdir, "config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            previous = json.load(f)
+        if previous != snapshot and not flags["--allow-config-change"]:
+            diff = sorted(
+                k for k in set(flatten(ml_collections.ConfigDict(previous)))
+                | set(flatten(config))
+                if flatten(ml_collections.ConfigDict(previous)).get(k)
+                != json_ready(flatten(config).get(k))
+            )  # fmt: skip
+            raise SystemExit(
+                f"{workdir} holds a run with another config (differs in {diff}); use another "
+                "--workdir, or --allow-config-change to continue it anyway"
+            )
+    with open(cfg_path, "w") as f:
+        json.dump(snapshot, f, indent=2)
+    return experiment.main(config, workdir)
+
+
+if __name__ == "__main__":
+    main()

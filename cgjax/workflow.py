@@ -1,0 +1,277 @@
+"""Building blocks shared by the experiments: work directories, resumable stages,
+the model zoo by name, and a force-matching run driven by a config.
+
+An experiment is a file with ``get_config()`` (an ``ml_collections.ConfigDict``)
+and ``main(config, workdir)``; it writes ``log.txt``, ``plots/*.png``,
+``stages/*.json`` (one per finished stage, so a rerun skips it) and
+``results.json`` in ``workdir``. ``python -m cgjax.run EXPERIMENT.py`` runs one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from cgjax import potentials, train, units
+
+__all__ = [
+    "MODELS",
+    "load_module",
+    "Workdir",
+    "build_potential",
+    "format_table",
+    "json_ready",
+    "train_force_matching",
+]
+
+#: The model zoo by config name (classes in :mod:`cgjax.potentials`).
+MODELS = {
+    "deeppot": "DeepPotSE",
+    "allegro": "Allegro",
+    "nequip": "NequIP",
+    "gnn": "GNN",
+    "schnet": "SchNet",
+    "hipnn": "HIPNN",
+    "lj": "LennardJones",
+    "spline": "SplinePair",
+}
+
+
+def load_module(path: str, name: str | None = None) -> types.ModuleType:
+    """Imports a Python file by path (an experiment or a config file).
+
+    Raises:
+      FileNotFoundError: naming the path when it does not exist.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    name = name or "cgjax_user_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def json_ready(x: Any) -> Any:
+    """``x`` with numpy/jax arrays and scalars turned into lists and floats; NaN -> None."""
+    if isinstance(x, dict):
+        return {str(k): json_ready(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_ready(v) for v in x]
+    if isinstance(x, ml_collections.ConfigDict):
+        return json_ready(x.to_dict())
+    if isinstance(x, np.ndarray | jax.Array):
+        return json_ready(np.asarray(x).tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, str | int | float | bool) or x is None:
+        return x
+    return str(x)
+
+
+def _write_json(path: str, data: Any) -> None:
+    """Atomic: a crash never leaves a half-written file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(json_ready(data), f, indent=2)
+    os.replace(tmp, path)
+
+
+class Workdir:
+    """An experiment's directory: logging, plots, resumable stages, results.
+
+    Args:
+      path: the directory (created).
+      echo: also print log lines to stdout.
+    """
+
+    def __init__(self, path: str, *, echo: bool = True):
+        self.path = os.path.abspath(path)
+        self.echo = echo
+        for sub in ("", "plots", "stages"):
+            os.makedirs(os.path.join(self.path, sub), exist_ok=True)
+
+    def sub(self, *names: str) -> str:
+        """A path inside the workdir (parent directories created)."""
+        p = os.path.join(self.path, *names)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def plot_path(self, name: str) -> str:
+        return os.path.join(self.path, "plots", name)
+
+    def log(self, message: str) -> None:
+        """Appends a time-stamped line to ``log.txt`` (and prints it)."""
+        stamp = datetime.datetime.now().strftime("%H:%M:%S")
+        line = f"[{stamp}] {message}"
+        with open(os.path.join(self.path, "log.txt"), "a") as f:
+            f.write(line + "\n")
+        if self.echo:
+            print(line, flush=True)
+
+    def stage(self, name: str, fn: Callable[[], dict]) -> dict:
+        """The result of stage ``name``: computed once, then read from ``stages/name.json``.
+
+        ``fn()`` returns a JSON-ready dict; it is stored atomically when the
+        stage finishes, so an interrupted run redoes only unfinished stages.
+        """
+        path = os.path.join(self.path, "stages", f"{name}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                self.log(f"stage {name}: done before, read from {os.path.relpath(path, self.path)}")
+                return json.load(f)
+        self.log(f"stage {name}: start")
+        t0 = time.perf_counter()
+        out = dict(fn())
+        out["stage_wall_s"] = time.perf_counter() - t0
+        _write_json(path, out)
+        self.log(f"stage {name}: done in {out['stage_wall_s']:.1f} s")
+        return json.loads(json.dumps(json_ready(out)))
+
+    def write_results(self, results: dict) -> str:
+        """Writes ``results.json`` (atomically) and returns its path."""
+        path = os.path.join(self.path, "results.json")
+        _write_json(path, results)
+        return path
+
+
+def build_potential(name: str, overrides: Any = None, **fixed: Any) -> potentials.Term:
+    """A model of the zoo from its config name, the paper defaults and ``overrides``.
+
+    Args:
+      name: a key of :data:`MODELS` (``"deeppot"``, ``"allegro"``, ...).
+      overrides: a dict/ConfigDict of constructor fields replacing the class's
+        ``default_config()`` (the paper's hyperparameters) where it has one.
+      **fixed: fields set last (e.g. ``cutoff=0.6``, ``n_species=1``).
+
+    Raises:
+      ValueError: naming the model or the field when either does not exist.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; the zoo has {sorted(MODELS)}")
+    cls = getattr(potentials, MODELS[name])
+    defaults = getattr(cls, "default_config", None)
+    kwargs = dict(defaults()) if callable(defaults) else {}
+    if overrides is not None:
+        kwargs.update(dict(overrides))
+    kwargs.update(fixed)
+    fields = set(getattr(cls, "__dataclass_fields__", {}))
+    unknown = sorted(k for k in kwargs if k not in fields)
+    if unknown:
+        raise ValueError(
+            f"model {name!r} ({cls.__name__}) has no field(s) {unknown}; its fields are "
+            f"{sorted(f for f in fields if f not in ('parent', 'name'))}"
+        )
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+    return cls(**kwargs)
+
+
+def _optimizer(cfg: Any) -> optax.GradientTransformation:
+    """Adam with a cosine decay from ``lr`` to ``lr * lr_final_fraction`` over ``n_steps``."""
+    schedule = optax.cosine_decay_schedule(
+        float(cfg.lr), int(cfg.n_steps), alpha=float(cfg.get("lr_final_fraction", 0.01))
+    )
+    clip = cfg.get("clip_norm", None)
+    adam = optax.adam(schedule)
+    return adam if clip is None else optax.chain(optax.clip_by_global_norm(float(clip)), adam)
+
+
+def train_force_matching(
+    model: potentials.EnergyModel,
+    train_frames: Any,
+    val_frames: Any,
+    cfg: Any,
+    workdir: str | None,
+    *,
+    seed: int = 0,
+    n_members: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Any, train.Trainer, dict]:
+    """Force matching of ``model`` with a config, resumable in ``workdir``.
+
+    Args:
+      model: the :class:`~cgjax.potentials.EnergyModel`.
+      train_frames, val_frames: :class:`~cgjax.data.Frames` with forces.
+      cfg: ``lr``, ``n_steps``, ``batch_size``, ``eval_every``,
+        ``checkpoint_every``, optional ``lr_final_fraction`` (cosine decay),
+        ``clip_norm``, ``patience`` (early stopping, evaluations).
+      workdir: checkpoints and ``metrics.jsonl`` (``None``: in memory).
+      seed: initialisation and batch order; ensemble member ``k`` is
+        initialised from ``fold_in(key(seed), k)``.
+      n_members: ``None`` for one model; ``K`` trains a vmapped ensemble.
+
+    Returns:
+      ``(best_params, trainer, metrics)`` with ``metrics`` holding the
+      validation force RMSE/MAE of the best parameters in kJ/mol/nm and
+      kcal/mol/Å (lists for an ensemble) and the training time.
+    """
+    positions = np.concatenate([train_frames.positions, val_frames.positions])
+    nb = train.allocate_neighbor_list(model, positions)
+    R0 = train_frames.positions[0]
+    key = jax.random.key(seed)
+    trainer = train.force_matching(
+        model, _optimizer(cfg), batch_size=int(cfg.batch_size), neighbor=nb
+    )
+    if n_members is None:
+        params0 = model.init_fn(key, R0, neighbor=nb)
+    else:
+        params0 = train.init_ensemble_params(model, key, R0, int(n_members), neighbor=nb)
+        trainer = train.ensemble(trainer, int(n_members))
+    state = trainer.init_fn(key, params0)
+    t0 = time.perf_counter()
+    state = train.fit(
+        trainer, state, train_frames, val_frames, n_steps=int(cfg.n_steps),
+        eval_every=int(cfg.eval_every), checkpoint_every=int(cfg.checkpoint_every),
+        workdir=workdir, early_stopping_patience=cfg.get("patience", None), seed=seed,
+        progress=progress,
+    )  # fmt: skip
+    wall = time.perf_counter() - t0
+    err = train.evaluate(trainer, state.best_params, train.frame_arrays(val_frames, "val_frames"))
+    rmse = np.asarray(err["rmse"])
+    metrics = {
+        "val_force_rmse": err["rmse"],
+        "val_force_mae": err["mae"],
+        "val_force_rmse_kcal_per_mol_per_A": (rmse / units.kcal_per_mol_per_angstrom).tolist(),
+        "n_params": int(sum(np.size(x) for x in jax.tree.leaves(params0)))
+        // (1 if n_members is None else int(n_members)),
+        "train_wall_s": wall,
+        "n_steps": int(np.max(np.asarray(state.step))),
+    }
+    if log is not None:
+        log(f"validation force RMSE {np.round(metrics['val_force_rmse_kcal_per_mol_per_A'], 3)} "
+            f"kcal/mol/Å")  # fmt: skip
+    return state.best_params, trainer, metrics
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[str], *, floatfmt: str = ".3g") -> str:
+    """A plain-text table of ``rows`` (dicts) over ``columns``, for logs and stdout."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return "-" if v is None else str(v)
+
+    cells = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths, strict=True))
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)])

@@ -120,10 +120,15 @@ def _train_and_validate(name, n_train, frames, val_idx, stride, reference, confi
     model = potentials.energy_model(
         _potential(name, config), species=frames.species, box=frames.box
     )
-    params, _, metrics = workflow.train_force_matching(
-        model, train_frames, val_frames, _train_config(name, config), wd.sub(tag, "train"),
-        seed=config.seed, progress=config.progress, log=wd.log,
-    )  # fmt: skip
+    try:
+        params, _, metrics = workflow.train_force_matching(
+            model, train_frames, val_frames, _train_config(name, config), wd.sub(tag, "train"),
+            seed=config.seed, progress=config.progress, log=wd.log,
+        )  # fmt: skip
+    except train.TrainingDiverged as e:  # a result of the study, not a crash
+        wd.log(f"{tag}: {e}")
+        return {"model": name, "n_train_frames": n_train, "error": str(e), "stable": False,
+                "val_force_rmse_kcal_per_mol_per_A": None}  # fmt: skip
     md = config.md
     system = simulate.System.create(box=frames.box, species=frames.species, masses=frames.masses)
     report = simulate.validate_by_simulation(
@@ -169,11 +174,15 @@ def _noise_floor(name, frames, train_idx, val_idx, config, wd):
     model = potentials.energy_model(
         _potential(name, config), species=frames.species, box=frames.box
     )
-    _, _, metrics = workflow.train_force_matching(
-        model, train_frames, val_frames, _train_config(name, config),
-        wd.sub(f"floor_{name}", "train"),
-        seed=config.seed, progress=config.progress, log=wd.log,
-    )  # fmt: skip
+    try:
+        _, _, metrics = workflow.train_force_matching(
+            model, train_frames, val_frames, _train_config(name, config),
+            wd.sub(f"floor_{name}", "train"), seed=config.seed, progress=config.progress,
+            log=wd.log,
+        )  # fmt: skip
+    except train.TrainingDiverged as e:
+        wd.log(f"floor_{name}: {e}")
+        return {"model": name, "error": str(e), "val_force_rmse_kcal_per_mol_per_A": None}
     return {"model": name, "method": "force matching", **metrics}
 
 
@@ -196,8 +205,13 @@ def _plots(rows, reference, config, wd):
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name in (config.invariant, config.equivariant):
-        pts = [(r["n_train_frames"], r["val_force_rmse_kcal_per_mol_per_A"]) for r in rows
-               if r["model"] == name]  # fmt: skip
+        pts = [
+            (r["n_train_frames"], r["val_force_rmse_kcal_per_mol_per_A"])
+            for r in rows
+            if r["model"] == name and r["val_force_rmse_kcal_per_mol_per_A"] is not None
+        ]
+        if not pts:
+            continue
         ax.plot(*zip(*pts, strict=True), "o-", label=f"{name} (cgjax)")
     for tag, v in PAPER_RMSE.items():
         m, n = tag.split("_")
@@ -286,6 +300,9 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     ]  # fmt: skip
     for r in floor_rows:
         v = r["val_force_rmse_kcal_per_mol_per_A"]
+        if v is None:  # diverged
+            r["gap_to_paper_band"] = None
+            continue
         r["gap_to_paper_band"] = (
             0.0 if paper_band[0] <= v <= paper_band[1]
             else (v - paper_band[1] if v > paper_band[1] else v - paper_band[0])

@@ -1,0 +1,54 @@
+"""cgjax.workflow: the model zoo by name, resumable stages, JSON output."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cgjax import potentials, workflow
+
+
+def test_build_potential_uses_paper_defaults_and_overrides():
+    pot = workflow.build_potential("deeppot", {"fitting_features": [16, 16]}, cutoff=0.6)
+    assert isinstance(pot, potentials.DeepPotSE)
+    assert pot.cutoff == 0.6 and pot.fitting_features == (16, 16)
+    assert pot.embedding_features == tuple(potentials.DeepPotSE.default_config().embedding_features)
+
+
+def test_build_potential_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"unknown model 'deepmd'.*'deeppot'"):
+        workflow.build_potential("deepmd")
+    with pytest.raises(ValueError, match=r"no field\(s\) \['widht'\]"):
+        workflow.build_potential("allegro", {"widht": 3})
+
+
+def test_stage_runs_once_and_is_read_back(tmp_path):
+    wd = workflow.Workdir(str(tmp_path), echo=False)
+    calls = []
+
+    def stage():
+        calls.append(1)
+        return {"x": np.float32(1.5), "a": np.arange(3), "nan": math.nan}
+
+    first = wd.stage("s", stage)
+    second = workflow.Workdir(str(tmp_path), echo=False).stage("s", stage)
+    assert len(calls) == 1
+    assert first == second
+    assert second["x"] == 1.5 and second["a"] == [0, 1, 2] and second["nan"] is None
+    assert "stage s: done before" in (tmp_path / "log.txt").read_text()
+    # Results are strict JSON (NaN -> null).
+    path = wd.write_results({"v": float("inf")})
+    assert json.loads(open(path).read()) == {"v": None}
+
+
+def test_failed_stage_leaves_nothing(tmp_path):
+    wd = workflow.Workdir(str(tmp_path), echo=False)
+    with pytest.raises(RuntimeError):
+        wd.stage("boom", lambda: (_ for _ in ()).throw(RuntimeError("x")))
+    assert not (tmp_path / "stages" / "boom.json").exists()
+
+
+def test_format_table():
+    text = workflow.format_table([{"a": 1.23456, "b": None}], ["a", "b"])
+    assert text.splitlines()[2].split() == ["1.23", "-"]

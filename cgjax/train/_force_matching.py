@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -65,6 +66,20 @@ def grow_neighbor_list(model: Any, neighbor: Any, positions: Any) -> Any:
     return best
 
 
+def _freeze(
+    optimizer: optax.GradientTransformation, frozen: tuple[str, ...]
+) -> optax.GradientTransformation:
+    """``optimizer`` on every top-level subtree except ``frozen`` (zero updates there)."""
+
+    def labels(params: Any) -> Any:
+        return {
+            k: jax.tree.map(lambda _, label="frozen" if k in frozen else "train": label, v)
+            for k, v in params.items()
+        }
+
+    return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
+
+
 def tree_all_finite(tree: Any) -> jax.Array:
     """True when every floating leaf of ``tree`` is finite (a traced bool)."""
     leaves = [
@@ -83,6 +98,7 @@ def force_matching(
     loss: Loss | None = None,
     error_fn: Any = force_mse,
     neighbor: Any = None,
+    frozen: Sequence[str] = (),
 ) -> Trainer:
     """A force-matching trainer for an energy model.
 
@@ -106,6 +122,10 @@ def force_matching(
         :func:`cgjax.train.fit` then takes ``trainer.reallocate(positions)``
         (a wider list, :func:`grow_neighbor_list`) and reruns the update, so
         pairs are never dropped.
+      frozen: names of terms whose parameters stay fixed (top-level keys of
+        the parameter tree, e.g. ``("prior",)`` for
+        ``sum_of(prior=prior.term, nn=DeepPotSE())``): the model learns a
+        correction on top of a prior fitted from data (papers 001, 003).
 
     Returns:
       a :class:`Trainer`. Batches are dicts with ``positions`` ``[B, N, 3]``
@@ -116,12 +136,22 @@ def force_matching(
       Paper 002 eq. (9) (instantaneous force matching, Adam, small batches);
       paper 001 §II.
     """
+    base_optimizer = optimizer
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of frames, got {batch_size}")
     loss = force_matching_loss(model, error_fn=error_fn) if loss is None else loss
+    frozen = tuple(frozen)
+    if frozen:
+        optimizer = _freeze(optimizer, frozen)
 
     def init_fn(key: Any, params: Params) -> TrainState:
+        missing = sorted(set(frozen) - set(params))
+        if missing:
+            raise ValueError(
+                f"frozen terms {missing} are not in the parameters; their top-level "
+                f"names are {sorted(params)}"
+            )
         return new_state(key, params, optimizer.init(params))
 
     def with_neighbors(batch: dict) -> tuple[dict, jax.Array]:
@@ -168,8 +198,9 @@ def force_matching(
     def reallocate(positions: Any) -> Trainer:
         wider = grow_neighbor_list(model, neighbor, positions)
         return force_matching(
-            model, optimizer, batch_size=batch_size, loss=loss, error_fn=error_fn, neighbor=wider
-        )
+            model, base_optimizer, batch_size=batch_size, loss=loss, error_fn=error_fn,
+            neighbor=wider, frozen=frozen,
+        )  # fmt: skip
 
     return Trainer(
         init_fn=init_fn,

@@ -228,3 +228,27 @@ def test_spce_gnn_with_neighbor_list(tmp_path):
     )  # fmt: skip
     assert state.params["embedding"]["embedding"].dtype == jnp.float32
     assert records[-1]["val_loss"] < records[0]["val_loss"]
+
+
+def test_frozen_prior_learns_only_the_correction(frames):
+    """``frozen=("prior",)``: the prior's parameters are bitwise unchanged, the rest trains."""
+    prior = potentials.SoftRepulsion(sigma=0.25, exponent=12.0, cutoff=CUTOFF,
+                                     param_dtype=jnp.float64)  # fmt: skip
+    lj = potentials.LennardJones(sigma=0.32, epsilon=0.8, cutoff=CUTOFF, param_dtype=jnp.float64)
+    model = potentials.energy_model(
+        potentials.sum_of(prior=prior, lj=lj), species=np.zeros(N, np.int32), box=L
+    )
+    p0 = model.init_fn(jax.random.key(0), frames["positions"][0])
+    assert set(p0) == {"prior", "lj"}
+    tr, va = split(frames)
+    trainer = train.force_matching(model, optax.adam(1e-2), batch_size=4, frozen=("prior",))
+    state = train.fit(
+        trainer, trainer.init_fn(jax.random.key(0), p0), tr, va, n_steps=20, eval_every=20,
+        checkpoint_every=20, workdir=None, progress=False,
+    )  # fmt: skip
+    assert jax.tree.all(jax.tree.map(np.array_equal, state.params["prior"], p0["prior"]))
+    assert abs(float(state.params["lj"]["sigma"][0, 0]) - 0.32) > 1e-3
+    with pytest.raises(ValueError, match=r"frozen terms \['prio'\].*\['lj', 'prior'\]"):
+        train.force_matching(model, optax.adam(1e-2), batch_size=4, frozen=("prio",)).init_fn(
+            jax.random.key(0), p0
+        )

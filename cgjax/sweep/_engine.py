@@ -44,6 +44,9 @@ class SweepResult(NamedTuple):
       member_sharding: the sharding of the members' parameters (a string).
       n_padded: members added to fill the mesh (dropped from ``members``).
       first_step_s: wall time of the first update (includes compilation).
+      train_s: wall time of the other ``n_steps - 1`` updates (batches
+        gathered and moved, updates, losses fetched; no compilation, no
+        evaluation).
       wall_s: wall time of the whole group (initialisation, compilation,
         training, evaluation).
     """
@@ -53,6 +56,7 @@ class SweepResult(NamedTuple):
     member_sharding: str
     n_padded: int
     first_step_s: float
+    train_s: float
     wall_s: float
 
 
@@ -216,11 +220,11 @@ def sweep_force_matching(
     losses = np.full((len(padded), n_steps), np.nan)
     finite_until = np.full(len(padded), -1)
     val_curve: list[tuple[int, list[float]]] = []
-    first_step_s = 0.0
+    first_step_s = train_s = 0.0
     for step in range(n_steps):
+        t0 = time.perf_counter()
         idx = np.stack([train.minibatch_indices(s, step, n_train, batch_size) for s in seeds])
         batch = _put({k: v[idx] for k, v in tr.items()}, sharding)
-        t0 = time.perf_counter()
         new_state, metrics = trainer.update_fn(state, batch)
         while neighbor is not None and np.any(np.asarray(metrics["overflow"])):
             trainer = trainer.reallocate(np.asarray(batch["positions"]))
@@ -231,6 +235,8 @@ def sweep_force_matching(
         finite_until = np.where((finite_until < 0) & ~finite, step + 1, finite_until)
         if step == 0:
             first_step_s = time.perf_counter() - t0
+        else:
+            train_s += time.perf_counter() - t0
         done = step + 1
         if done % eval_every == 0 or done == n_steps:
             err = train.evaluate(trainer, state.params, va)
@@ -259,5 +265,6 @@ def sweep_force_matching(
         member_sharding=f"{leaf.sharding.spec} over {len(leaf.sharding.device_set)} devices",
         n_padded=n_pad,
         first_step_s=first_step_s,
+        train_s=train_s,
         wall_s=time.perf_counter() - t_start,
     )

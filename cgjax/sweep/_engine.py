@@ -157,8 +157,8 @@ def sweep_force_matching(
 
     Raises:
       KeyError: a config lacks ``seed`` or a required ``train`` key.
-      ValueError: the configs differ in an untraceable key, or the data are
-        empty, non-finite or smaller than a batch.
+      ValueError: the configs differ in an untraceable key, a seed is
+        negative, or the data are empty, non-finite or smaller than a batch.
     """
     t_start = time.perf_counter()
     configs = list(configs)
@@ -182,6 +182,8 @@ def sweep_force_matching(
     n_pad = (-K) % n_dev
     padded = configs + [configs[0]] * n_pad
     seeds = [int(c.seed) for c in padded]
+    if not all(0 <= s < 2**32 for s in seeds):
+        raise ValueError(f"seeds must be in [0, 2**32) (they seed jax.random.key), got {seeds}")
     hyper = {
         "lr": [float(c.train.lr) for c in padded],
         "lr_final_fraction": [float(c.train.get("lr_final_fraction", 0.01)) for c in padded],

@@ -20,22 +20,45 @@ compilation (updates 2..n: batches drawn, moved and updated, losses fetched;
 for ``train.fit``, the whole ``fit`` call with the trainer already compiled,
 including its final evaluation); ratios are ``time / vmapped time``.
 
-    python benchmarks/sweep.py [--members 8] [--steps 200] [--json out.json]
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/sweep.py
+    python benchmarks/sweep.py [--members 8] [--steps 200] [--devices N] [--json out.json]
+
+On CPU the member axis is sharded over ``--devices`` virtual host devices
+(default: one per CPU core; set before JAX is imported, unless ``XLA_FLAGS``
+already sets a count). The sequential runs use one device.
 """
 
 import argparse
 import json
 import os
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import ml_collections
-import numpy as np
-import optax
 
-from cgjax import potentials, sweep, train
+def _host_devices() -> int:
+    """``--devices N`` (default: the CPU count); read before JAX is imported."""
+    for i, a in enumerate(sys.argv):
+        if a.startswith("--devices="):
+            return int(a.split("=", 1)[1])
+        if a == "--devices" and i + 1 < len(sys.argv):
+            return int(sys.argv[i + 1])
+    return os.cpu_count() or 1
+
+
+# XLA runs each CPU device on its own thread: the member axis sharded over
+# one virtual device per core uses every core (one device runs mostly on one).
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={_host_devices()}"
+    ).strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import ml_collections  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from cgjax import potentials, sweep, train  # noqa: E402
 
 L, SIDE = 1.52, 4  # nm; 4^3 = 64 particles at 0.38 nm spacing (LJ minimum of sigma 0.34)
 
@@ -74,6 +97,7 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=8)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--devices", type=int, default=None, help="host devices (default: CPUs)")
     args = ap.parse_args()
     model, nb, tr, va = problem()
     cfgs = configs(args.members, args.steps)
@@ -88,8 +112,11 @@ def main() -> None:
           f"member sharding {res.member_sharding}")  # fmt: skip
 
     singles = []
+    one_device = sweep.member_mesh(jax.local_devices()[:1])
     for c in cfgs:
-        r = sweep.sweep_force_matching(model, tr, va, [c], neighbor=nb, keep_params=False)
+        r = sweep.sweep_force_matching(
+            model, tr, va, [c], neighbor=nb, keep_params=False, mesh=one_device
+        )
         singles.append(r)
         print(f"  sweep(K=1) seed {c.seed}: {r.wall_s:.1f} s, update loop {r.train_s:.1f} s")
     rows.append(("sequential sweep(K=1)", sum(r.wall_s for r in singles),

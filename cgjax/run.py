@@ -12,6 +12,14 @@ Options:
   --workdir=DIR              where everything goes (default ``runs/<experiment>``).
                              Rerunning with the same workdir resumes.
   --allow-config-change      run in a workdir whose ``config.json`` differs.
+  --sweep KEY=VALUES         sweep a key (repeatable): ``train.lr=[1e-3,3e-4]``,
+                             ``seed=range(8)``. Members that differ only in seeds
+                             and floats train as one vmapped group sharded over
+                             all devices; with ``CGJAX_COORDINATOR_ADDRESS``,
+                             ``CGJAX_NUM_PROCESSES`` and ``CGJAX_PROCESS_ID`` set,
+                             each process (host) takes its share. Writes
+                             ``sweep.csv`` and ``sweep.png``. The experiment
+                             defines ``sweep_group(configs, workdir)``.
   --help                     print every config key with its default.
 
 The workdir gets ``config.json`` (the resolved config), ``log.txt``,
@@ -43,6 +51,15 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flatten(v, key + "."))
         else:
             out[key] = v
+    return out
+
+
+def _flat_json(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix[:-1]: d}
+    out = {}
+    for k, v in d.items():
+        out.update(_flat_json(v, f"{prefix}{k}."))
     return out
 
 
@@ -99,9 +116,17 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = {"--help": False, "--allow-config-change": False}
-    positional, config_spec, workdir, overrides = [], None, None, []
-    for arg in argv:
-        if arg in flags:
+    positional, config_spec, workdir, overrides, sweeps = [], None, None, [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--sweep":
+            value = next(args, None)
+            if value is None:
+                raise SystemExit("--sweep needs KEY=VALUES, e.g. --sweep 'seed=range(4)'")
+            sweeps.append(value)
+        elif arg.startswith("--sweep="):
+            sweeps.append(arg.split("=", 1)[1])
+        elif arg in flags:
             flags[arg] = True
         elif arg.startswith("--config."):
             key, eq, val = arg[len("--config.") :].partition("=")
@@ -143,24 +168,42 @@ def main(argv: list[str] | None = None) -> dict:
     workdir = workdir or os.path.join("runs", name)
     os.makedirs(workdir, exist_ok=True)
     snapshot = json_ready(config.to_dict())
+    if sweeps:
+        if not hasattr(experiment, "sweep_group"):
+            raise SystemExit(f"{path} defines no sweep_group(configs, workdir): it cannot sweep")
+        snapshot = {"config": snapshot, "sweep": sweeps}
     cfg_path = os.path.join(workdir, "config.json")
     if os.path.exists(cfg_path):
         with open(cfg_path) as f:
             previous = json.load(f)
         if previous != snapshot and not flags["--allow-config-change"]:
-            diff = sorted(
-                k for k in set(flatten(ml_collections.ConfigDict(previous)))
-                | set(flatten(config))
-                if flatten(ml_collections.ConfigDict(previous)).get(k)
-                != json_ready(flatten(config).get(k))
-            )  # fmt: skip
+            a, b = _flat_json(previous), _flat_json(snapshot)
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             raise SystemExit(
                 f"{workdir} holds a run with another config (differs in {diff}); use another "
                 "--workdir, or --allow-config-change to continue it anyway"
             )
+    if sweeps:
+        from cgjax import sweep
+
+        try:  # every value is checked before any work starts
+            sweep.expand(config, [sweep.parse_sweep(s) for s in sweeps])
+        except (KeyError, TypeError, ValueError) as e:
+            raise SystemExit(f"error: {e.args[0]}") from None
+        sweep.init_distributed()
     with open(cfg_path, "w") as f:
         json.dump(snapshot, f, indent=2)
-    return experiment.main(config, workdir)
+    if not sweeps:
+        return experiment.main(config, workdir)
+    rows = sweep.run_sweep(
+        lambda configs: experiment.sweep_group(configs, workdir), config, sweeps, workdir
+    )
+    if rows:
+        from cgjax.workflow import format_table
+
+        cols = [k for k in rows[0] if not isinstance(rows[0][k], list | dict)]
+        print(format_table(rows, cols), flush=True)
+    return {"sweep": rows}
 
 
 if __name__ == "__main__":

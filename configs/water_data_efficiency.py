@@ -29,6 +29,7 @@ def get_config(preset: str = "quick"):
         c.reference_frames = 5
         c.noise_floor_models = ["spline"]
         c.spline_basis = 12
+        c.sweep_train_frames = 2
         c.progress = False
         return c
     if preset == "full":

@@ -79,6 +79,28 @@ def test_deepcg_water_smoke(tmp_path):
         assert _png(wd / "plots" / png)
 
 
+@pytest.mark.slow
+def test_sweep_through_the_runner(tmp_path):
+    """``--sweep``: 2 learning rates x 2 seeds, one vmapped group, gathered into sweep.csv."""
+    wd = tmp_path / "s"
+    out = _run(
+        "water_data_efficiency", wd, "--sweep", "train.lr=[1e-2,3e-2]", "--sweep=seed=range(2)"
+    )
+    rows = out["sweep"]
+    assert [(r["train.lr"], r["seed"]) for r in rows] == [
+        (1e-2, 0), (1e-2, 1), (3e-2, 0), (3e-2, 1)
+    ]  # fmt: skip
+    assert all(3.0 < r["val_force_rmse_kcal_per_mol_per_A"] < 20.0 for r in rows)
+    assert len({r["val_force_rmse"] for r in rows}) == 4  # seeds and rates differ
+    assert len((wd / "sweep.csv").read_text().strip().splitlines()) == 5
+    assert _png(wd / "sweep.png")
+    assert json.loads((wd / "config.json").read_text())["sweep"] == [
+        "train.lr=[1e-2,3e-2]", "seed=range(2)"
+    ]  # fmt: skip
+    with pytest.raises(SystemExit, match="unknown config key 'train.lrr'"):
+        _run("water_data_efficiency", tmp_path / "t", "--sweep", "train.lrr=[1e-2]")
+
+
 def test_runner_errors(tmp_path):
     exp, cfg = EXP["water_data_efficiency"]
     with pytest.raises(SystemExit, match="experiment file not found"):

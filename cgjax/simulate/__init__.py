@@ -1,6 +1,12 @@
 """Simulation: jax-md integrators in cgjax units and an overflow-safe trajectory runner."""
 
 from cgjax._space import NeighborListFn
+from cgjax.simulate._differentiable import (
+    DiffTrajectory,
+    TrajectorySpec,
+    maxwell_boltzmann,
+    simulate_differentiable,
+)
 from cgjax.simulate._integrators import (
     Simulator,
     brownian,
@@ -21,6 +27,7 @@ from cgjax.simulate._validate import (
 )
 
 __all__ = [
+    "DiffTrajectory",
     "NeighborListFn",
     "RunResult",
     "SimulationError",
@@ -28,17 +35,20 @@ __all__ = [
     "Simulator",
     "System",
     "Trajectory",
+    "TrajectorySpec",
     "ValidationReport",
     "brownian",
     "fcc_lattice",
     "init_replicas",
     "kinetic_energy",
+    "maxwell_boltzmann",
     "min_pair_distance",
     "nve",
     "nvt_langevin",
     "nvt_nose_hoover",
     "plot_structures",
     "run",
+    "simulate_differentiable",
     "structure",
     "validate_by_simulation",
 ]

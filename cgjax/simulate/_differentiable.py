@@ -1,0 +1,474 @@
+"""Differentiable molecular dynamics through diffrax (NVE and Nose-Hoover).
+
+The integrators are diffrax solvers over the state ``y = (R, V)`` (NVE) or
+``y = (R, V, xi)`` (Nose-Hoover), so gradients of any function of the
+recorded frames with respect to the potential's parameters come from
+diffrax's adjoints. The solver's time variable counts *steps* (one diffrax
+step of length 1 is one MD step of ``dt`` ps), which keeps the step count
+exact for the checkpointed adjoint.
+
+A trajectory is a Python loop over segments of ``segment_steps`` steps; each
+segment is one compiled ``diffeqsolve``. Between segments (on concrete values,
+outside the differentiated solve) the host updates the neighbor list from
+``stop_gradient``-ed, wrapped positions, reallocates it on overflow, and stops
+with :class:`~cgjax.simulate.SimulationError` on non-finite positions or on a
+particle that moved farther than ``skin / 2`` inside one segment. The state at
+a segment's end is the next segment's start, so gradients flow through all
+segments (except with ``adjoint="truncated"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from cgjax._types import Params
+from cgjax.simulate._runner import SimulationError, _reallocate
+from cgjax.simulate._system import System
+
+__all__ = ["DiffTrajectory", "TrajectorySpec", "maxwell_boltzmann", "simulate_differentiable"]
+
+_ADJOINTS = ("checkpoint", "backsolve", "truncated")
+_ENSEMBLES = ("nve", "nose_hoover")
+
+
+class DiffTrajectory(NamedTuple):
+    """Frames of a differentiable trajectory (frames at ``record_every, 2 record_every, ...``).
+
+    Attributes:
+      time: ``[F]`` simulated time of each frame (ps), host numpy.
+      positions: ``[F, N, 3]`` *unwrapped* positions (nm); differentiable.
+      velocities: ``[F, N, 3]`` velocities (nm/ps); differentiable.
+      thermostat: ``[F]`` Nose-Hoover friction ``xi`` (1/ps), or None for NVE.
+      neighbor: the last neighbor list (or None).
+      reallocations: ``[(step, old_capacity, new_capacity), ...]``.
+    """
+
+    time: np.ndarray
+    positions: Float[Array, "F N 3"]
+    velocities: Float[Array, "F N 3"]
+    thermostat: Float[Array, " F"] | None
+    neighbor: Any
+    reallocations: list
+
+
+class _Verlet(diffrax.AbstractSolver):
+    """Velocity Verlet, optionally with a symmetric Nose-Hoover (one variable) splitting.
+
+    Time is counted in steps: a diffrax step ``[t0, t1]`` advances ``(t1 - t0) dt`` ps.
+    The acceleration at the end of a step is carried to the next (first same as
+    last), so each step costs one force evaluation.
+    """
+
+    accel_fn: Callable = eqx.field(static=True)
+    dt: float = eqx.field(static=True)
+    kT: float | None = eqx.field(static=True, default=None)
+    Q: float | None = eqx.field(static=True, default=None)
+    dof: int = eqx.field(static=True, default=0)
+    masses: Any = None
+
+    term_structure: ClassVar = diffrax.AbstractTerm
+    interpolation_cls: ClassVar = diffrax.LocalLinearInterpolation
+
+    def order(self, terms):
+        return 2
+
+    def init(self, terms, t0, t1, y0, args):
+        return self.accel_fn(y0[0], args)
+
+    def _xi_rate(self, V):
+        return (jnp.sum(self.masses * V * V) - self.dof * self.kT) / self.Q
+
+    def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
+        del made_jump
+        h = terms.contr(t0, t1) * self.dt
+        a0 = solver_state
+        if self.Q is None:
+            R, V = y0
+        else:
+            R, V, xi = y0
+            xi = xi + 0.5 * h * self._xi_rate(V)
+            V = V * jnp.exp(-0.5 * h * xi)
+        V = V + 0.5 * h * a0
+        R = R + h * V
+        a1 = self.accel_fn(R, args)
+        V = V + 0.5 * h * a1
+        if self.Q is None:
+            y1 = (R, V)
+        else:
+            V = V * jnp.exp(-0.5 * h * xi)
+            xi = xi + 0.5 * h * self._xi_rate(V)
+            y1 = (R, V, xi)
+        return y1, None, dict(y0=y0, y1=y1), a1, diffrax.RESULTS.successful
+
+    def func(self, terms, t0, y0, args):
+        return terms.vf(t0, y0, args)
+
+
+def _wrap(R: np.ndarray, box: np.ndarray | None) -> np.ndarray:
+    """Positions folded into the box (for the neighbor-list cell grid only)."""
+    if box is None:
+        return R
+    frac = np.linalg.solve(box, R.T).T
+    return (frac - np.floor(frac)) @ box.T
+
+
+def _concrete(x: Any) -> np.ndarray | None:
+    """The value of ``x`` on the host, or None inside ``jit`` (no value to check)."""
+    try:
+        return np.asarray(jax.lax.stop_gradient(x))
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return None
+
+
+_SEGMENT_CACHE: dict = {}
+_SEGMENT_CACHE_SIZE = 32
+
+
+def _segment_fn(key: tuple, energy_fn_of_params: Callable, masses: np.ndarray) -> Callable:
+    """A compiled ``segment(params, y0, neighbor) -> frames`` for one setting."""
+    if key in _SEGMENT_CACHE:
+        return _SEGMENT_CACHE[key]
+    if len(_SEGMENT_CACHE) >= _SEGMENT_CACHE_SIZE:
+        _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
+    (_, _, _, dt, ensemble, kT, tau, adjoint, window, n_steps, record_every) = key
+    n_particles = masses.shape[0]
+    dof = 3 * n_particles - 3
+
+    def accel_fn(R, args):
+        params, neighbor = args
+        m = jnp.asarray(masses, R.dtype)[:, None]
+        energy = energy_fn_of_params(params)
+        return -jax.grad(lambda r: energy(r, neighbor=neighbor))(R) / m
+
+    nose_hoover = ensemble == "nose_hoover"
+    Q = dof * kT * tau**2 if nose_hoover else None
+
+    def vector_field(s, y, args):  # d y / d(step); used by the backsolve adjoint
+        del s
+        a = accel_fn(y[0], args)
+        if not nose_hoover:
+            return (dt * y[1], dt * a)
+        R, V, xi = y
+        m = jnp.asarray(masses, R.dtype)[:, None]
+        rate = (jnp.sum(m * V * V) - dof * kT) / Q
+        return (dt * V, dt * (a - xi * V), dt * rate)
+
+    def solve(params, y0, s0, s1, adjoint_obj):
+        m = jnp.asarray(masses, y0[0].dtype)[:, None]
+        solver = _Verlet(accel_fn, dt, kT if nose_hoover else None, Q, dof, m)
+        ts = jnp.arange(s0 + record_every, s1 + 1, record_every).astype(y0[0].dtype)
+        sol = diffrax.diffeqsolve(
+            diffrax.ODETerm(vector_field),
+            solver,
+            t0=float(s0),
+            t1=float(s1),
+            dt0=1.0,
+            y0=y0,
+            args=params,
+            saveat=diffrax.SaveAt(ts=ts),
+            stepsize_controller=diffrax.ConstantStepSize(),
+            adjoint=adjoint_obj,
+            max_steps=s1 - s0,
+        )
+        return sol.ys
+
+    def segment(params, y0, neighbor):
+        neighbor = jax.lax.stop_gradient(neighbor)
+        if adjoint == "checkpoint":
+            return solve((params, neighbor), y0, 0, n_steps, diffrax.RecursiveCheckpointAdjoint())
+        if adjoint == "backsolve":
+            # The backward pass integrates the augmented (adjoint) ODE, which is
+            # not a separable Hamiltonian system, with a generic fixed-step solver.
+            back = diffrax.BacksolveAdjoint(solver=diffrax.Tsit5())
+            return solve((params, neighbor), y0, 0, n_steps, back)
+        # truncated: no gradient before the last `window` steps of the segment
+        free = n_steps - window
+        ckpt = diffrax.RecursiveCheckpointAdjoint()
+        if free == 0:
+            return solve((params, neighbor), jax.lax.stop_gradient(y0), 0, n_steps, ckpt)
+        nograd = jax.lax.stop_gradient((params, neighbor, y0))
+        early = jax.lax.stop_gradient(solve(nograd[:2], nograd[2], 0, free, ckpt))
+        mid = jax.tree_util.tree_map(lambda x: x[-1], early)
+        late = solve((params, neighbor), mid, free, n_steps, ckpt)
+        return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), early, late)
+
+    fn = jax.jit(segment)
+    _SEGMENT_CACHE[key] = fn
+    return fn
+
+
+def simulate_differentiable(
+    energy_fn_of_params: Callable[[Params], Callable[..., jax.Array]],
+    params: Params,
+    R0: Float[Array, "N 3"],
+    V0: Float[Array, "N 3"],
+    *,
+    system: System,
+    dt: float,
+    n_steps: int,
+    record_every: int,
+    ensemble: str = "nve",
+    kT: float | None = None,
+    tau: float | None = None,
+    adjoint: str = "checkpoint",
+    window: int | None = None,
+    neighbor_fn: Any = None,
+    segment_steps: int | None = None,
+    xi0: float = 0.0,
+) -> DiffTrajectory:
+    """Runs MD whose recorded frames are differentiable in ``params``.
+
+    Integrators (diffrax solvers, one force evaluation per step):
+
+    - ``"nve"``: velocity Verlet, identical step by step to jax-md's ``simulate.nve``.
+    - ``"nose_hoover"``: a single Nose-Hoover friction ``xi`` (1/ps) with
+      ``d xi/dt = (sum m v^2 - g kT) / Q``, ``Q = g kT tau^2``, ``g = 3N - 3``,
+      integrated by the symmetric (time-reversible, second-order) splitting
+      ``xi/2, scale/2, kick/2, drift, kick/2, scale/2, xi/2`` written as a
+      diffrax solver. Deterministic; no chain.
+
+    Adjoints:
+
+    - ``"checkpoint"``: ``diffrax.RecursiveCheckpointAdjoint``, the exact
+      gradient of the discrete trajectory.
+    - ``"backsolve"``: ``diffrax.BacksolveAdjoint``, the continuous adjoint
+      solved backwards in time (Tsit5, same step), memory flat in length. It
+      re-integrates the trajectory backwards, so its error grows with length
+      in a chaotic system (see the tests for a measured table).
+    - ``"truncated"``: exact gradients through only the last ``window`` steps of
+      each segment; the state before is ``stop_gradient``-ed (as mdgrad does
+      for long runs).
+
+    Must run outside ``jax.jit`` (it may be under ``jax.grad``): the segments
+    are compiled, the host checks between them need values. Under ``jit`` the
+    checks and neighbor-list reallocation are skipped.
+
+    Args:
+      energy_fn_of_params: ``params -> E(R, *, neighbor=None)`` (kJ/mol), e.g.
+        ``model.energy_fn``; forces are ``-grad E``.
+      params: the potential's parameters (the differentiated input).
+      R0: ``[N, 3]`` starting positions (nm); unwrapped inside the solve.
+      V0: ``[N, 3]`` starting velocities (nm/ps).
+      system: the :class:`System` (box and masses in amu).
+      dt: time step (ps).
+      n_steps: number of steps, a positive multiple of ``record_every``.
+      record_every: steps between recorded frames.
+      ensemble: ``"nve"`` or ``"nose_hoover"``.
+      kT: Nose-Hoover target thermal energy (kJ/mol).
+      tau: Nose-Hoover time constant (ps); default ``100 dt``.
+      adjoint: ``"checkpoint"``, ``"backsolve"`` or ``"truncated"``.
+      window: for ``"truncated"``: steps differentiated at the end of each
+        segment, a multiple of ``record_every``; default the whole segment
+        (gradients are then cut at segment boundaries only).
+      neighbor_fn: optional :class:`~cgjax.NeighborListFn` (e.g.
+        ``model.neighbor_fn(skin=...)``); None: the energy uses all pairs.
+      segment_steps: steps per compiled segment (a multiple of
+        ``record_every``); the neighbor list is fixed within a segment, so no
+        particle may move ``skin / 2`` in one. Default: ``n_steps``.
+      xi0: Nose-Hoover friction at the start (1/ps).
+
+    Returns:
+      :class:`DiffTrajectory`.
+
+    Raises:
+      ValueError: bad arguments.
+      SimulationError: non-finite positions (naming the first recorded frame's
+        step), a particle moving more than ``skin / 2`` within a segment, or a
+        neighbor list that keeps overflowing.
+
+    References:
+      Papers/004 Sec. 2 (Nose-Hoover NVT trajectories differentiated by the
+      adjoint method); R. T. Q. Chen et al., Neural ODEs (2018); W. Wang et
+      al., mdgrad (2020) (truncated backpropagation through MD).
+    """
+    if ensemble not in _ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {_ENSEMBLES}, got {ensemble!r}")
+    if adjoint not in _ADJOINTS:
+        raise ValueError(f"adjoint must be one of {_ADJOINTS}, got {adjoint!r}")
+    if not float(dt) > 0:
+        raise ValueError(f"dt must be positive (ps), got {dt}")
+    n_steps, record_every = int(n_steps), int(record_every)
+    if n_steps <= 0 or record_every <= 0 or n_steps % record_every:
+        raise ValueError(
+            f"n_steps ({n_steps}) must be a positive multiple of record_every ({record_every})"
+        )
+    segment_steps = n_steps if segment_steps is None else int(segment_steps)
+    if segment_steps <= 0 or segment_steps % record_every:
+        raise ValueError(
+            f"segment_steps ({segment_steps}) must be a positive multiple of record_every "
+            f"({record_every})"
+        )
+    if ensemble == "nose_hoover":
+        if kT is None or not float(kT) > 0:
+            raise ValueError(f"ensemble='nose_hoover' needs a positive kT (kJ/mol), got {kT}")
+        tau = 100.0 * float(dt) if tau is None else float(tau)
+        if not tau > 0:
+            raise ValueError(f"tau must be positive (ps), got {tau}")
+        kT = float(kT)
+    else:
+        kT, tau = None, None
+    if adjoint == "truncated":
+        window = segment_steps if window is None else int(window)
+        if not 0 < window <= segment_steps or window % record_every:
+            raise ValueError(
+                f"window ({window}) must be a positive multiple of record_every "
+                f"({record_every}) and at most segment_steps ({segment_steps})"
+            )
+    else:
+        window = None
+    system.check_positions(R0, "R0")
+    system.check_positions(V0, "V0")
+    R0 = jnp.asarray(R0)
+    V0 = jnp.asarray(V0, R0.dtype)
+    y = (R0, V0) if ensemble == "nve" else (R0, V0, jnp.asarray(xi0, R0.dtype))
+
+    box = None if system.box is None else np.asarray(system.box, np.float64)
+    neighbor = None
+    if neighbor_fn is not None:
+        R_host = _concrete(R0)
+        if R_host is None:
+            raise ValueError("simulate_differentiable with a neighbor list needs concrete R0")
+        neighbor = neighbor_fn.allocate(jnp.asarray(_wrap(R_host, box), R0.dtype))
+    max_move = np.inf if neighbor_fn is None else 0.5 * neighbor_fn.skin
+
+    frames, reallocations, done = [], [], 0
+    while done < n_steps:
+        length = min(segment_steps, n_steps - done)
+        win = None if window is None else min(window, length)
+        start = _concrete(y[0])
+        if neighbor is not None and start is not None:
+            wrapped = jnp.asarray(_wrap(start, box), R0.dtype)
+            for _ in range(8):
+                neighbor = neighbor_fn.update(wrapped, neighbor)
+                if not bool(neighbor.did_buffer_overflow):
+                    break
+                old = int(neighbor.idx.shape[-1])
+                neighbor = _reallocate(neighbor_fn, wrapped, False, old)
+                reallocations.append((done, old, int(neighbor.idx.shape[-1])))
+            else:
+                raise SimulationError(
+                    f"the neighbor list overflowed 8 times at step {done}: particles are "
+                    "collapsing or the cell list cannot hold them",
+                    step=done,
+                    reason="neighbor-list overflow",
+                )
+        key = (
+            energy_fn_of_params,
+            system.displacement_fn,
+            system.masses.tobytes(),
+            float(dt),
+            ensemble,
+            kT,
+            tau,
+            adjoint,
+            win,
+            length,
+            record_every,
+        )
+        segment = _segment_fn(key, energy_fn_of_params, system.masses)
+        ys = segment(params, y, neighbor)
+        _check_segment(ys[0], start, done, record_every, float(dt), max_move)
+        frames.append(ys)
+        y = jax.tree_util.tree_map(lambda x: x[-1], ys)
+        done += length
+
+    cat = [jnp.concatenate([f[i] for f in frames]) for i in range(len(y))]
+    time = (1 + np.arange(n_steps // record_every)) * record_every * float(dt)
+    xi = cat[2] if ensemble == "nose_hoover" else None
+    return DiffTrajectory(time, cat[0], cat[1], xi, neighbor, reallocations)
+
+
+def _check_segment(positions, start, step0, record_every, dt, max_move) -> None:
+    """Raises :class:`SimulationError` on non-finite frames or too large moves."""
+    R = _concrete(positions)
+    if R is None:
+        return
+    finite = np.all(np.isfinite(R), axis=(1, 2))
+    if not finite.all():
+        k = int(np.argmin(finite))
+        step = step0 + (k + 1) * record_every
+        reason = "non-finite positions (NaN/inf)"
+        raise SimulationError(
+            f"differentiable simulation blew up: {reason} by step {step} (t = {step * dt:.4g} "
+            f"ps; the last finite frame is from step {step - record_every}). Try a smaller "
+            f"dt (now {dt} ps) or check the potential's parameters.",
+            step=step,
+            reason=reason,
+        )
+    if np.isfinite(max_move) and start is not None:
+        moved = float(np.sqrt(np.max(np.sum((R - start[None]) ** 2, -1))))
+        if moved > max_move:
+            reason = "a particle moved farther in one segment than the neighbor-list skin allows"
+            raise SimulationError(
+                f"{reason}: {moved:.4g} nm > skin / 2 = {max_move:.4g} nm within steps "
+                f"{step0 + 1}..{step0 + R.shape[0] * record_every}; use smaller segment_steps "
+                "or a larger skin",
+                step=step0 + R.shape[0] * record_every,
+                reason=reason,
+            )
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TrajectorySpec:
+    """Simulator settings bound to a start: ``spec(params) -> DiffTrajectory``.
+
+    Trajectory loss terms hold a spec; a :class:`~cgjax.losses.Loss` runs each
+    distinct spec (by identity) once per call and shares the trajectory.
+
+    Attributes:
+      energy_fn_of_params: ``params -> E(R, *, neighbor=None)`` (kJ/mol).
+      R0, V0: ``[N, 3]`` start (nm, nm/ps).
+      system: the :class:`System`.
+      options: keyword arguments of :func:`simulate_differentiable` (``dt``,
+        ``n_steps``, ``record_every``, ...).
+    """
+
+    energy_fn_of_params: Callable
+    R0: Any
+    V0: Any
+    system: System
+    options: dict
+
+    @classmethod
+    def create(
+        cls, energy_fn_of_params: Callable, R0: Any, V0: Any, *, system: System, **options
+    ) -> TrajectorySpec:
+        """Validates the options by name (see :func:`simulate_differentiable`)."""
+        for k in ("dt", "n_steps", "record_every"):
+            if k not in options:
+                raise ValueError(f"TrajectorySpec needs {k}=...")
+        return cls(energy_fn_of_params, R0, V0, system, dict(options))
+
+    @property
+    def dt(self) -> float:
+        return float(self.options["dt"])
+
+    @property
+    def frame_interval(self) -> float:
+        """Time between recorded frames (ps)."""
+        return self.dt * int(self.options["record_every"])
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.options["n_steps"]) // int(self.options["record_every"])
+
+    def __call__(self, params: Params) -> DiffTrajectory:
+        return simulate_differentiable(
+            self.energy_fn_of_params, params, self.R0, self.V0, system=self.system, **self.options
+        )
+
+
+def maxwell_boltzmann(key: jax.Array, system: System, kT: float, dtype=jnp.float32) -> jax.Array:
+    """``[N, 3]`` velocities (nm/ps) drawn at ``kT`` (kJ/mol), centre-of-mass motion removed."""
+    m = jnp.asarray(system.masses, dtype)[:, None]
+    V = jax.random.normal(key, (system.n_particles, 3), dtype) * jnp.sqrt(kT / m)
+    return V - jnp.sum(m * V, 0) / jnp.sum(m)

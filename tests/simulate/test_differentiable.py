@@ -1,0 +1,205 @@
+"""Differentiable MD through diffrax: gradients vs finite differences, adjoints, physics."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import argon
+from jax_md import simulate as jmd_simulate
+
+from cgjax import observables, simulate
+
+jax.config.update("jax_enable_x64", True)
+
+KT = 0.785  # kJ/mol, 94.4 K
+DT = 0.001  # ps
+CUTOFF = 0.5  # nm; 32 atoms fill a 1.156 nm box
+
+
+@pytest.fixture(scope="module")
+def lj():
+    model, params, system, R = argon(2, cutoff=CUTOFF, dtype=jnp.float64)
+    V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, KT, jnp.float64)
+    return model, params, system, R, V0
+
+
+def _loss_fn(lj, **options):
+    """A smooth scalar of the trajectory: the smeared-RDF MSE against g = 1."""
+    model, _, system, R, V0 = lj
+    options = {"dt": DT, "n_steps": 100, "record_every": 10, **options}
+
+    def loss(params):
+        traj = simulate.simulate_differentiable(
+            model.energy_fn, params, R, V0, system=system, **options
+        )
+        g = observables.rdf_smooth(traj.positions, system.box, r_max=0.55, n_bins=20, sigma=0.02)
+        return jnp.mean((g.g - 1.0) ** 2)
+
+    return loss
+
+
+def _fd(loss, params, name, rel=1e-5):
+    h = rel * float(params[name][0, 0])
+    shift = lambda d: {**params, name: params[name] + d}
+    return (loss(shift(h)) - loss(shift(-h))) / (2 * h)
+
+
+def _rel(a, b):
+    return abs(float(a) - float(b)) / abs(float(b))
+
+
+# The backsolve adjoint is the gradient of the continuous trajectory; it differs
+# from the discrete (Verlet) trajectory's gradient by O(dt^2) terms, which on this
+# lattice start weigh most at short times (see test_backsolve_error_vs_length:
+# 5.8e-4 relative at 50 steps, 3.5e-5 at 200), so it is checked over 200 steps.
+N_BACKSOLVE = 200
+
+
+@pytest.fixture(scope="module")
+def gradients(lj):
+    params = lj[1]
+    out = {}
+    for adjoint, n in (("checkpoint", 100), ("backsolve", N_BACKSOLVE)):
+        out[adjoint] = jax.grad(_loss_fn(lj, adjoint=adjoint, n_steps=n))(params)
+        loss = _loss_fn(lj, n_steps=n)
+        out[adjoint, "fd"] = {name: _fd(loss, params, name) for name in ("sigma", "epsilon")}
+    out["checkpoint", N_BACKSOLVE] = jax.grad(_loss_fn(lj, n_steps=N_BACKSOLVE))(params)
+    return out
+
+
+@pytest.mark.parametrize("adjoint", ["checkpoint", "backsolve"])
+@pytest.mark.parametrize("name", ["sigma", "epsilon"])
+def test_gradient_matches_finite_differences(gradients, adjoint, name):
+    g, fd = gradients[adjoint][name][0, 0], gradients[adjoint, "fd"][name]
+    print(f"\n{adjoint} d loss/d {name}: {float(g):.8g}, FD {float(fd):.8g}, rel {_rel(g, fd):.2e}")
+    assert _rel(g, fd) < 1e-4
+
+
+def test_adjoints_agree(gradients):
+    for name in ("sigma", "epsilon"):
+        a, b = gradients["checkpoint", N_BACKSOLVE][name], gradients["backsolve"][name]
+        print(f"\nbacksolve vs checkpoint (200 steps), {name}: rel {_rel(b[0, 0], a[0, 0]):.2e}")
+        np.testing.assert_allclose(b, a, rtol=1e-4)
+
+
+def test_nose_hoover_gradient_matches_finite_differences(lj):
+    loss = _loss_fn(lj, ensemble="nose_hoover", kT=KT, tau=0.05, n_steps=60)
+    params = lj[1]
+    g = jax.grad(loss)(params)
+    for name in ("sigma", "epsilon"):
+        fd = _fd(loss, params, name)
+        print(f"\nnose_hoover d loss/d {name}: rel {_rel(g[name][0, 0], fd):.2e}")
+        assert _rel(g[name][0, 0], fd) < 1e-4
+
+
+def test_truncated_cuts_gradient_before_window(lj):
+    params = lj[1]
+    full = jax.grad(_loss_fn(lj, adjoint="truncated"))(params)
+    ckpt = jax.grad(_loss_fn(lj))(params)
+    cut = jax.grad(_loss_fn(lj, adjoint="truncated", segment_steps=50, window=20))(params)
+    # window == segment == whole run: the exact gradient
+    np.testing.assert_allclose(full["sigma"], ckpt["sigma"], rtol=1e-10)
+    assert np.isfinite(cut["sigma"]).all()
+    assert _rel(cut["sigma"][0, 0], ckpt["sigma"][0, 0]) > 1e-3
+
+
+def test_nve_conserves_energy(lj):
+    model, params, system, R, V0 = lj
+    traj = simulate.simulate_differentiable(
+        model.energy_fn, params, R, V0, system=system, dt=DT, n_steps=400, record_every=10
+    )
+    energy = model.energy_fn(params)
+    pe = jax.vmap(energy)(traj.positions)
+    ke = 0.5 * jnp.sum(system.mass_array(jnp.float64)[:, None] * traj.velocities**2, axis=(1, 2))
+    total = np.asarray(pe + ke)
+    E0 = float(energy(R) + 0.5 * jnp.sum(system.mass_array(jnp.float64)[:, None] * V0**2))
+    # Verlet fluctuations scale with dt^2; relative to the kinetic energy (~N kT)
+    spread = np.max(np.abs(total - E0)) / float(np.mean(ke))
+    print(f"\nNVE max |E - E0| / <KE> over 400 steps: {spread:.2e}")
+    assert spread < 1e-3
+
+
+def test_nve_equals_jax_md(lj):
+    model, params, system, R, V0 = lj
+    traj = simulate.simulate_differentiable(
+        model.energy_fn, params, R, V0, system=system, dt=DT, n_steps=50, record_every=1
+    )
+    energy = model.energy_fn(params)
+    init, step = jmd_simulate.nve(energy, system.shift_fn, DT)
+    m = system.mass_array(jnp.float64)
+    state = init(jax.random.key(0), R, KT, mass=m)
+    state = state.set(momentum=V0 * state.mass)
+    step = jax.jit(step)
+    L = float(system.box[0, 0])
+    worst_R, worst_V = 0.0, 0.0
+    for k in range(50):
+        state = step(state)
+        dR = np.asarray(traj.positions[k]) - np.asarray(state.position)
+        dR -= L * np.round(dR / L)  # the same point modulo the box
+        worst_R = max(worst_R, float(np.max(np.abs(dR))))
+        dV = np.asarray(traj.velocities[k]) - np.asarray(state.momentum / state.mass)
+        worst_V = max(worst_V, float(np.max(np.abs(dV))))
+    print(f"\nvs jax-md nve over 50 steps: max |dR| {worst_R:.1e} nm, max |dV| {worst_V:.1e} nm/ps")
+    assert worst_R < 1e-8 and worst_V < 1e-8  # float64 rounding (jax-md wraps each step)
+
+
+def test_neighbor_list_segments_match_all_pairs(lj):
+    model, params, system, R, V0 = lj
+    neighbor_fn = model.neighbor_fn(skin=0.07)
+    kw = dict(system=system, dt=DT, n_steps=100, record_every=10)
+    ref = simulate.simulate_differentiable(model.energy_fn, params, R, V0, **kw)
+    seg = simulate.simulate_differentiable(
+        model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, segment_steps=20, **kw
+    )
+    np.testing.assert_allclose(seg.positions, ref.positions, atol=1e-10)
+    np.testing.assert_allclose(seg.time, ref.time)
+    loss = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20)
+    g_seg = jax.grad(loss)(params)
+    g_ref = jax.grad(_loss_fn(lj))(params)
+    np.testing.assert_allclose(g_seg["epsilon"], g_ref["epsilon"], rtol=1e-8)
+
+
+def test_neighbor_list_overflow_is_reallocated(lj):
+    model, params, system, R, V0 = lj
+    neighbor_fn = model.neighbor_fn(skin=0.07, capacity_multiplier=1.0)
+    # a compressed start: the list allocated there is too small for the lattice
+    traj = simulate.simulate_differentiable(
+        model.energy_fn, params, R, V0, system=system, dt=DT, n_steps=20, record_every=10,
+        neighbor_fn=neighbor_fn, segment_steps=10,
+    )  # fmt: skip
+    assert np.all(np.isfinite(traj.positions))
+
+
+def test_exploding_trajectory_names_the_step(lj):
+    model, params, system, R, V0 = lj
+    R_bad = R.at[1].set(R[0])  # two atoms on top of each other: infinite force
+
+    def loss(p):
+        traj = simulate.simulate_differentiable(
+            model.energy_fn, p, R_bad, V0, system=system, dt=0.01, n_steps=100, record_every=10
+        )
+        return jnp.sum(traj.positions**2)
+
+    with pytest.raises(simulate.SimulationError, match=r"non-finite positions .* by step \d+") as e:
+        jax.grad(loss)(params)
+    assert e.value.step == 10  # the first recorded frame
+
+
+@pytest.mark.slow
+def test_backsolve_error_vs_length(lj):
+    params = lj[1]
+    rows = []
+    for n in (50, 100, 200, 400):
+        a = jax.grad(_loss_fn(lj, n_steps=n))(params)
+        b = jax.grad(_loss_fn(lj, n_steps=n, adjoint="backsolve"))(params)
+        rows.append(
+            (
+                n,
+                _rel(b["sigma"][0, 0], a["sigma"][0, 0]),
+                _rel(b["epsilon"][0, 0], a["epsilon"][0, 0]),
+            )
+        )
+    print("\nsteps  t (ps)  rel err sigma  rel err epsilon  (backsolve vs checkpoint)")
+    for n, es, ee in rows:
+        print(f"{n:5d}  {n * DT:6.3f}  {es:13.2e}  {ee:15.2e}")
+    assert all(max(es, ee) < 1e-3 for _, es, ee in rows)

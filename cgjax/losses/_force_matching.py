@@ -97,6 +97,11 @@ class Loss:
     ``Loss(fn)`` wraps one term; ``a + b``, ``0.1 * a`` and ``a * 0.1`` build
     new losses (a plain callable is accepted on either side of ``+``).
 
+    Trajectory terms (objects with ``simulate`` and ``from_trajectory``, see
+    :func:`~cgjax.losses.rdf_loss`) are evaluated as ``from_trajectory(traj)``:
+    each distinct ``simulate`` (by identity) runs once per call and its
+    trajectory is shared by all terms that hold it.
+
     Attributes:
       terms: ``((weight, fn), ...)``.
     """
@@ -112,8 +117,16 @@ class Loss:
 
     def __call__(self, params: Params, batch: Batch) -> jax.Array:
         total = 0.0
+        trajectories: dict[int, Any] = {}  # id(simulate) -> trajectory, for this call
         for weight, fn in self.terms:
-            total = total + weight * fn(params, batch)
+            simulate = getattr(fn, "simulate", None)
+            if simulate is not None and hasattr(fn, "from_trajectory"):
+                if id(simulate) not in trajectories:
+                    trajectories[id(simulate)] = simulate(params)
+                value = fn.from_trajectory(trajectories[id(simulate)])
+            else:
+                value = fn(params, batch)
+            total = total + weight * value
         return total
 
     def __add__(self, other: Any) -> Loss:

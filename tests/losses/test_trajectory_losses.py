@@ -1,0 +1,105 @@
+"""Trajectory losses (smeared RDF, MSD) combined with force matching in one Loss."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cgjax import losses, potentials, simulate, units
+
+jax.config.update("jax_enable_x64", True)
+
+KT = 0.785  # kJ/mol
+R_MAX, N_BINS = 0.55, 20  # nm
+CENTRES = (np.arange(N_BINS) + 0.5) * R_MAX / N_BINS
+
+
+def argon32():
+    """32 LJ argon atoms on an FCC lattice (as tests/simulate/conftest.py, smaller cutoff)."""
+    sigma, mass = 3.405 * units.angstrom, 39.948
+    R, L = simulate.fcc_lattice(2, 1.374 * units.g_per_cm3 / mass)
+    species = np.zeros(len(R), np.int32)
+    pot = potentials.LennardJones(
+        sigma=sigma, epsilon=119.8 * units.kB, cutoff=0.5, r_onset=0.5 - 0.2 * sigma,
+        param_dtype=jnp.float64,
+    )  # fmt: skip
+    model = potentials.energy_model(pot, species=species, box=L)
+    R = jnp.asarray(R, jnp.float64)
+    params = model.init_fn(jax.random.key(0), R)
+    return model, params, simulate.System.create(box=L, species=species, masses=mass), R
+
+
+class CountingSimulate:
+    """A TrajectorySpec that counts how often it runs."""
+
+    def __init__(self, spec):
+        self.spec, self.calls = spec, 0
+        self.system, self.frame_interval = spec.system, spec.frame_interval
+
+    def __call__(self, params):
+        self.calls += 1
+        return self.spec(params)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model, params, system, R = argon32()
+    V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, KT, jnp.float64)
+    spec = simulate.TrajectorySpec.create(
+        model.energy_fn, R, V0, system=system, dt=0.001, n_steps=100, record_every=10
+    )
+    frames = R[None] + 0.01 * jax.random.normal(jax.random.key(2), (2, *R.shape), R.dtype)
+    ref = {**params, "epsilon": params["epsilon"] * 1.1}
+    forces = losses.predict_forces(model, ref, frames)
+    batch = {"positions": frames, "forces": forces}
+    return model, params, spec, batch
+
+
+def _parts(model, sim):
+    fm = losses.force_matching_loss(model)
+    rdf = losses.rdf_loss(CENTRES, np.ones(N_BINS), simulate=sim, sigma=0.02)
+    t = np.arange(6) * sim.frame_interval
+    msd = losses.msd_loss(t, 0.05 * t, simulate=sim)
+    return fm, rdf, msd
+
+
+def test_sum_simulates_once_and_matches_parts(setup):
+    model, params, spec, batch = setup
+    sim = CountingSimulate(spec)
+    fm, rdf, msd = _parts(model, sim)
+    total = fm + 0.5 * rdf + msd
+    value, grads = jax.value_and_grad(total)(params, batch)
+    assert sim.calls == 1  # one simulation shared by the RDF and MSD terms
+    parts = fm(params, batch) + 0.5 * rdf(params, batch) + msd(params, batch)
+    assert sim.calls == 3  # each part alone simulates
+    np.testing.assert_allclose(value, parts, rtol=1e-12)
+    for leaf in jax.tree_util.tree_leaves(grads):
+        assert np.all(np.isfinite(leaf))
+    loss = lambda p: total(p, batch)
+    h = 1e-5 * float(params["epsilon"][0, 0])
+    shift = lambda d: {**params, "epsilon": params["epsilon"] + d}
+    fd = (loss(shift(h)) - loss(shift(-h))) / (2 * h)
+    g = grads["epsilon"][0, 0]
+    rel = abs(float(g - fd)) / abs(float(fd))
+    print(f"\nfm + 0.5 rdf + msd: d/d epsilon {float(g):.8g}, FD {float(fd):.8g}, rel {rel:.1e}")
+    assert rel < 1e-4
+
+
+def test_rdf_target_on_a_different_grid(setup):
+    spec = setup[2]
+    with pytest.raises(ValueError, match="RDF target on a different grid"):
+        losses.rdf_loss(CENTRES + 0.003, np.ones(N_BINS), simulate=spec, sigma=0.02)
+    with pytest.raises(ValueError, match="RDF target on a different grid"):
+        losses.rdf_loss(CENTRES, np.ones(N_BINS), simulate=spec, sigma=0.02, n_bins=40)
+
+
+def test_msd_target_times_mismatched(setup):
+    spec = setup[2]
+    t = np.arange(6) * spec.frame_interval
+    with pytest.raises(ValueError, match="do not match the trajectory's lag times"):
+        losses.msd_loss(t * 1.5, t, simulate=spec)
+    with pytest.raises(ValueError, match="same length"):
+        losses.msd_loss(t, t[:-1], simulate=spec)
+    too_long = losses.msd_loss(np.arange(20) * spec.frame_interval, np.zeros(20), simulate=spec)
+    with pytest.raises(ValueError, match="trajectory has only 10 frames"):
+        too_long(setup[1], None)

@@ -161,13 +161,16 @@ def test_neighbor_list_segments_match_all_pairs(lj):
 
 def test_neighbor_list_overflow_is_reallocated(lj):
     model, params, system, R, V0 = lj
+    # no head-room: the list allocated on the lattice overflows once the crystal melts
     neighbor_fn = model.neighbor_fn(skin=0.07, capacity_multiplier=1.0)
-    # a compressed start: the list allocated there is too small for the lattice
+    kw = dict(system=system, dt=DT, n_steps=200, record_every=10)
+    ref = simulate.simulate_differentiable(model.energy_fn, params, R, V0, **kw)
     traj = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V0, system=system, dt=DT, n_steps=20, record_every=10,
-        neighbor_fn=neighbor_fn, segment_steps=10,
-    )  # fmt: skip
-    assert np.all(np.isfinite(traj.positions))
+        model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, segment_steps=10, **kw
+    )
+    assert traj.reallocations, "the test should provoke an overflow"
+    assert all(new > old for _, old, new in traj.reallocations)
+    np.testing.assert_allclose(traj.positions, ref.positions, atol=1e-10)
 
 
 def test_exploding_trajectory_names_the_step(lj):

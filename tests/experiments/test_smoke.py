@@ -101,6 +101,33 @@ def test_sweep_through_the_runner(tmp_path):
         _run("water_data_efficiency", tmp_path / "t", "--sweep", "train.lrr=[1e-2]")
 
 
+@pytest.mark.slow
+def test_killed_run_resumes(tmp_path):
+    """SIGKILL the runner after its first model finished; the same command resumes there."""
+    import signal
+    import subprocess
+    import sys
+
+    exp, cfg = EXP["water_data_efficiency"]
+    wd = tmp_path / "k"
+    cmd = [sys.executable, "-m", "cgjax.run", exp, f"--config={cfg}:smoke", f"--workdir={wd}"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = wd / "stages" / "deeppot_1.json"
+    t0 = time.time()
+    while not first.exists() and proc.poll() is None and time.time() - t0 < 600:
+        time.sleep(0.2)
+    assert first.exists(), "the first model never finished"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (wd / "results.json").exists()
+    kept = first.read_text()
+    res = _run("water_data_efficiency", wd)
+    assert first.read_text() == kept  # not redone
+    log = (wd / "log.txt").read_text()
+    assert "stage deeppot_1: done before" in log
+    assert len(res["table"]) == 4 and (wd / "results.json").exists()
+
+
 def test_runner_errors(tmp_path):
     exp, cfg = EXP["water_data_efficiency"]
     with pytest.raises(SystemExit, match="experiment file not found"):

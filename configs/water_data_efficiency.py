@@ -19,7 +19,7 @@ def get_config(preset: str = "quick"):
     if preset == "quick":
         return c
     if preset == "smoke":
-        c.n_train_frames = [1, 2]
+        c.n_train_frames = [1]
         c.n_val_frames = 2
         c.cutoff = 0.45
         c.model_overrides.deeppot.update(embedding_features=(4, 8), fitting_features=(8, 8))

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -90,8 +92,8 @@ V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, kT, dtype=np.float64)
 spec = simulate.TrajectorySpec.create(
     md_model.energy_fn, R0, V0, system=system, dt=dt, n_steps=n_steps,
     record_every=record_every, adjoint="checkpoint",
-    # all pairs for 108 atoms; a neighbor list (rebuilt between segments) for 864
-    neighbor_fn=None if SMOKE else md_model.neighbor_fn(skin=0.1), segment_steps=100,
+    # all pairs for 108 atoms; for 864 a neighbor list, rebuilt between 0.1 ps segments
+    neighbor_fn=None if SMOKE else md_model.neighbor_fn(skin=0.2), segment_steps=25,
 )  # fmt: skip
 
 # %% [markdown]

@@ -107,7 +107,9 @@ def _counts(R, box_mat, pairs, *, r_max, n_bins, sigma, batch_size):
         c = jnp.where(inside, c * weights[:, None], 0.0)
         return jnp.zeros(n_bins, d.dtype).at[jnp.where(inside, k, 0)].add(c)
 
-    return map_frames(frame, R, batch_size).sum(0)
+    # Under grad, keep only each frame's positions and recompute its [pairs, window]
+    # smearing in the backward pass: memory O(pairs * window) instead of O(T * ...).
+    return map_frames(jax.checkpoint(frame), R, batch_size).sum(0)
 
 
 def rdf(

@@ -13,6 +13,7 @@ Ensembles: ``train.ensemble(trainer, 5)`` with
 (paper 002 eq. 15) and ``train.ensemble_energy_fn`` (mean force).
 """
 
+from cgjax.train._bisection import BisectionResult, BracketError, bisect
 from cgjax.train._ensemble import (
     ensemble,
     ensemble_energy_fn,
@@ -33,12 +34,15 @@ from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
 __all__ = [
+    "BisectionResult",
+    "BracketError",
     "MSCGFit",
     "RepulsionPrior",
     "TrainState",
     "Trainer",
     "TrainingDiverged",
     "allocate_neighbor_list",
+    "bisect",
     "ensemble",
     "ensemble_energy_fn",
     "evaluate",

@@ -199,6 +199,8 @@ def rdf_smooth(
         positions, box, r_max, n_bins, species, pair
     )
     sigma = r_max / n_bins if sigma is None else check_range(None, sigma, "sigma")
+    window = 2 * int(np.ceil(_TRUNCATE * sigma / (r_max / n_bins))) + 1
+    batch = max(1, batch // window)  # each pair spreads over `window` bins: same memory budget
     counts = _counts(R, box_mat, pairs, r_max=r_max, n_bins=n_bins, sigma=sigma, batch_size=batch)
     return _result(counts, edges, norm, density)
 

@@ -19,6 +19,8 @@ __all__ = ["DATASETS", "available", "load", "load_observables", "path"]
 DATASETS: dict[str, str] = {
     "spce_512": "512 SPC/E waters, 300 K, 0.997 g/cm^3; COM beads; 200 ps every 0.2 ps",
     "argon_864": "864 argon atoms (Rahman), 94.4 K, 1.374 g/cm^3; 100 ps every 0.2 ps",
+    "methane_512": "512 AA methanes (paper 004), 111.7 K, 0.4228 g/cm^3; COM beads; "
+    "100 ps every 0.2 ps",
 }
 
 

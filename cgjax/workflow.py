@@ -206,6 +206,8 @@ def train_force_matching(
     n_members: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    params0: Any = None,
+    frozen: tuple[str, ...] = (),
 ) -> tuple[Any, train.Trainer, dict]:
     """Force matching of ``model`` with a config, resumable in ``workdir``.
 
@@ -219,6 +221,8 @@ def train_force_matching(
       seed: initialisation and batch order; ensemble member ``k`` is
         initialised from ``fold_in(key(seed), k)``.
       n_members: ``None`` for one model; ``K`` trains a vmapped ensemble.
+      params0: starting parameters (one model); default ``model.init_fn``.
+      frozen: top-level terms kept fixed (e.g. a prior fitted before).
 
     Returns:
       ``(best_params, trainer, metrics)`` with ``metrics`` holding the
@@ -230,9 +234,12 @@ def train_force_matching(
     R0 = train_frames.positions[0]
     key = jax.random.key(seed)
     trainer = train.force_matching(
-        model, _optimizer(cfg), batch_size=int(cfg.batch_size), neighbor=nb
+        model, _optimizer(cfg), batch_size=int(cfg.batch_size), neighbor=nb, frozen=tuple(frozen)
     )
-    if n_members is None:
+    if params0 is not None:
+        if n_members is not None:
+            raise ValueError("params0 is for one model, not an ensemble (n_members)")
+    elif n_members is None:
         params0 = model.init_fn(key, R0, neighbor=nb)
     else:
         params0 = train.init_ensemble_params(model, key, R0, int(n_members), neighbor=nb)

@@ -141,6 +141,7 @@ def _chunk_fn(
     max_move: float,
     max_T: float,
     batched: bool,
+    kw_names: tuple = (),
 ) -> Callable:
     # The key holds the functions themselves (not ids), so a cached chunk can
     # never be served to a different simulator or neighbor list.
@@ -154,6 +155,7 @@ def _chunk_fn(
         max_move,
         max_T,
         batched,
+        kw_names,
     )
     if key in _CHUNK_CACHE:
         return _CHUNK_CACHE[key]
@@ -163,17 +165,17 @@ def _chunk_fn(
     n = sim.system.n_particles
     dof = 3 * n - 3
 
-    def observe(state, nbrs):
-        pe = sim.energy_fn(state.position, neighbor=nbrs)
+    def observe(state, nbrs, kw):
+        pe = sim.energy_fn(state.position, neighbor=nbrs, **kw)
         if not sim.has_momentum:
             return pe, None, None, None
         ke = 0.5 * jnp.sum(state.momentum**2 / state.mass)
         return pe, ke, 2.0 * ke / (dof * units.kB), state.momentum / state.mass
 
-    def one_step(carry, _):
+    def one_step(carry, _, kw):
         state, nbrs, unwrapped, step, bad = carry
         R_old = state.position
-        state = sim.step_fn(state, neighbor=nbrs)
+        state = sim.step_fn(state, neighbor=nbrs, **kw)
         dR = disp(state.position, R_old)
         unwrapped = unwrapped + dR
         if nbrs is not None:
@@ -187,19 +189,21 @@ def _chunk_fn(
         bad = jnp.where((bad[0] == 0) & (code > 0), jnp.stack([code, step]), bad)
         return (state, nbrs, unwrapped, step, bad), None
 
-    def record(carry, _):
-        carry, _ = jax.lax.scan(one_step, carry, None, length=record_every)
-        state, nbrs, unwrapped = carry[0], carry[1], carry[2]
-        pe, ke, T, v = observe(state, nbrs)
-        return carry, (state.position, unwrapped, v, pe, ke, T)
+    def chunk(state, nbrs, unwrapped, step0, kw):
+        def record(carry, _):
+            carry, _ = jax.lax.scan(
+                lambda c, x: one_step(c, x, kw), carry, None, length=record_every
+            )
+            state, nbrs, unwrapped = carry[0], carry[1], carry[2]
+            pe, ke, T, v = observe(state, nbrs, kw)
+            return carry, (state.position, unwrapped, v, pe, ke, T)
 
-    def chunk(state, nbrs, unwrapped, step0):
         bad = jnp.zeros(2, jnp.int32)
         carry = (state, nbrs, unwrapped, step0, bad)
         carry, frames = jax.lax.scan(record, carry, None, length=n_records)
         return carry, frames
 
-    fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None)) if batched else chunk)
+    fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)) if batched else chunk)
     _CHUNK_CACHE[key] = fn
     return fn
 
@@ -248,6 +252,7 @@ def run(
     max_step_displacement: float | None = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
+    step_kwargs: dict | None = None,
 ) -> RunResult:
     """Runs ``n_steps`` steps, recording a frame every ``record_every`` steps.
 
@@ -269,6 +274,11 @@ def run(
         (nm); default ``skin / 2`` of the neighbor list, else no limit.
       progress: show a progress bar (default: when the run has > 5 chunks).
       log: called with a line on each neighbor-list reallocation.
+      step_kwargs: keyword arrays passed to every ``sim.step_fn`` call and so
+        to the energy (e.g. ``{"params": params}`` for an energy
+        ``E(R, *, params, neighbor)``). They are traced, not baked into the
+        compiled chunk, so changing them (relative entropy iterations, the
+        amplitude bisection) reuses one compilation. Shared by all replicas.
 
     Returns:
       :class:`RunResult`.
@@ -296,6 +306,8 @@ def run(
     if unwrapped is None:
         unwrapped = state.position
     log = log or (lambda msg: None)
+    step_kwargs = dict(step_kwargs or {})
+    kw_names = tuple(sorted(step_kwargs))
 
     frames: list = []
     reallocations: list = []
@@ -315,10 +327,11 @@ def run(
                 max_move=float(max_step_displacement),
                 max_T=float(max_T),
                 batched=batched,
+                kw_names=kw_names,
             )
             t0 = time.perf_counter()
             (new_state, new_nbrs, new_unwrapped, _, bad), out = fn(
-                state, neighbor, unwrapped, jnp.asarray(step0 + done, jnp.int32)
+                state, neighbor, unwrapped, jnp.asarray(step0 + done, jnp.int32), step_kwargs
             )
             bad = np.asarray(bad).reshape(-1, 2)
             overflow = neighbor is not None and bool(jnp.any(new_nbrs.did_buffer_overflow))

@@ -14,6 +14,17 @@ Ensembles: ``train.ensemble(trainer, 5)`` with
 """
 
 from cgjax.train._bisection import BisectionResult, BracketError, bisect
+from cgjax.train._dynamics import (
+    PAPER_AMPLITUDE_BRACKET,
+    PAPER_OMEGA,
+    DynamicsProbe,
+    HighFrequencyTuning,
+    evaluation_key,
+    omega_scan,
+    rdf_tae_A,
+    set_high_frequency,
+    tune_high_frequency,
+)
 from cgjax.train._ensemble import (
     ensemble,
     ensemble_energy_fn,
@@ -31,12 +42,18 @@ from cgjax.train._force_matching import (
 from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
+from cgjax.train._relative_entropy import REMResult, relative_entropy
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
 __all__ = [
+    "PAPER_AMPLITUDE_BRACKET",
+    "PAPER_OMEGA",
     "BisectionResult",
     "BracketError",
+    "DynamicsProbe",
+    "HighFrequencyTuning",
     "MSCGFit",
+    "REMResult",
     "RepulsionPrior",
     "TrainState",
     "Trainer",
@@ -46,6 +63,7 @@ __all__ = [
     "ensemble",
     "ensemble_energy_fn",
     "evaluate",
+    "evaluation_key",
     "exponential_repulsion_from_data",
     "fit",
     "fit_spline_pair",
@@ -57,7 +75,12 @@ __all__ = [
     "member_keys",
     "minibatch_indices",
     "model_deviation",
+    "omega_scan",
+    "rdf_tae_A",
     "record_validation",
+    "relative_entropy",
     "restore_latest",
+    "set_high_frequency",
     "tree_all_finite",
+    "tune_high_frequency",
 ]

@@ -1,0 +1,480 @@
+"""Dynamics tuning (paper 004 §2.3): bisection on the amplitude of ``A sin(omega r) / r^2``.
+
+A CG model that reproduces the AA structure diffuses too fast: coarse-graining
+removes friction. Paper 004 adds a high-frequency term whose barriers slow
+diffusion while, at large ``omega``, leaving the RDF unchanged, and finds its
+amplitude by bisection because ``D(A)`` decreases monotonically.
+
+:class:`DynamicsProbe` runs one NVT (Nose-Hoover) simulation of a model at
+given parameters and returns its diffusion coefficient, MSD and RDF; the
+parameters are a traced argument, so every evaluation of a bisection or an
+``omega`` scan reuses one compilation. :func:`tune_high_frequency` bisects
+``A``; :func:`omega_scan` measures how the RDF and ``D`` depend on ``omega``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from cgjax import units
+from cgjax._types import Params
+from cgjax.train._bisection import BisectionResult, BracketError, bisect
+
+__all__ = [
+    "PAPER_AMPLITUDE_BRACKET",
+    "PAPER_OMEGA",
+    "DynamicsProbe",
+    "HighFrequencyTuning",
+    "evaluation_key",
+    "omega_scan",
+    "rdf_tae_A",
+    "set_high_frequency",
+    "tune_high_frequency",
+]
+
+#: Paper 004's bracket for ``A``: [0, 0.2 eV Å^2], in kJ/mol nm^2.
+PAPER_AMPLITUDE_BRACKET = (0.0, 0.2 * units.eV * units.angstrom**2)
+#: Paper 004's ``omega`` = 100 Å^-1, in 1/nm.
+PAPER_OMEGA = 100.0 / units.angstrom
+
+
+def _uniform_grid(r: np.ndarray, name: str) -> tuple[float, int]:
+    r = np.asarray(r, np.float64)
+    if r.ndim != 1 or r.size < 2:
+        raise ValueError(f"{name} must be a 1-D grid of bin centres (nm), got shape {r.shape}")
+    dr = r[1] - r[0]
+    if not np.allclose(np.diff(r), dr, rtol=1e-4, atol=1e-9) or not abs(r[0] - dr / 2) < 1e-4 * dr:
+        raise ValueError(
+            f"{name} must be uniform bin centres starting at dr/2 (dr = {dr:.6g} nm); "
+            f"got r[0] = {r[0]:.6g}"
+        )
+    return float(r[-1] + dr / 2), int(r.size)
+
+
+class DynamicsProbe:
+    """Nose-Hoover NVT of one model: ``probe(params, R0) -> {D, MSD, RDF, ...}``.
+
+    Every call starts from ``R0`` with velocities from the same seed, runs
+    ``equilibration_steps`` then ``production_steps``, and measures over the
+    production frames:
+
+    - ``D`` (nm^2/ps, the Einstein fit of the MSD on ``fit_window``) and
+      ``D_err`` (standard error over ``n_blocks`` blocks);
+    - the MSD curve ``msd_t`` (ps), ``msd`` (nm^2);
+    - the histogram RDF on the reference grid, and its total absolute error
+      against the reference in Å (``rdf_tae_A``), when one is given;
+    - the mean temperature (K) and the wall time.
+
+    Evaluations at different parameters share one compiled simulation (the
+    parameters are passed to the energy as a traced argument) and, with the
+    same ``R0`` and seed, common random numbers, which makes differences
+    between nearby parameters less noisy than the values themselves.
+
+    Args:
+      model: the :class:`~cgjax.potentials.EnergyModel` (kJ/mol, nm).
+      system: the :class:`~cgjax.simulate.System` (box, masses in amu).
+      temperature: K.
+      dt: time step (ps); a high-frequency term with ``omega`` = 1000 1/nm
+        needs about 1 fs (paper 004 uses 1 fs).
+      tau: Nose-Hoover time constant (ps).
+      equilibration_steps, production_steps, record_every: steps.
+      fit_window: ``(t0, t1)`` (ps) of the Einstein fit.
+      n_blocks: blocks for ``D_err``; each must hold the window.
+      reference_rdf: ``(r, g)`` on uniform bin centres (nm); the RDF is
+        computed on the same grid. ``None``: RDF to ``rdf_r_max``.
+      rdf_r_max, rdf_bins: the RDF grid when there is no reference.
+      skin: neighbor-list skin (nm).
+      seed: PRNG seed of the initial velocities.
+      progress: progress bars.
+      log: one line per evaluation.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        system: Any,
+        *,
+        temperature: float,
+        dt: float,
+        tau: float,
+        equilibration_steps: int,
+        production_steps: int,
+        record_every: int,
+        fit_window: tuple[float, float],
+        n_blocks: int = 2,
+        reference_rdf: tuple[Any, Any] | None = None,
+        rdf_r_max: float = 1.0,
+        rdf_bins: int = 200,
+        skin: float = 0.1,
+        seed: int = 0,
+        progress: bool | None = None,
+        log: Callable[[str], None] | None = None,
+    ):
+        from cgjax import simulate
+
+        self.model, self.system = model, system
+        self.temperature, self.kT = float(temperature), units.kB * float(temperature)
+        self.dt, self.tau = float(dt), float(tau)
+        self.equilibration_steps = int(equilibration_steps)
+        self.production_steps = int(production_steps)
+        self.record_every = int(record_every)
+        self.fit_window = tuple(float(v) for v in fit_window)
+        self.n_blocks = int(n_blocks)
+        self._check_window(self.production_steps)
+        if reference_rdf is not None:
+            r_ref, g_ref = (np.asarray(x, np.float64) for x in reference_rdf)
+            if g_ref.shape != r_ref.shape:
+                raise ValueError(
+                    f"reference_rdf: r {r_ref.shape} and g {g_ref.shape} differ in shape"
+                )
+            self.rdf_r_max, self.rdf_bins = _uniform_grid(r_ref, "reference_rdf r")
+            self.reference_rdf = (r_ref, g_ref)
+        else:
+            self.rdf_r_max, self.rdf_bins = float(rdf_r_max), int(rdf_bins)
+            self.reference_rdf = None
+        self.skin, self.seed = float(skin), int(seed)
+        self.progress, self.log = progress, log or (lambda msg: None)
+
+        def energy(R, *, params=None, neighbor=None, **kw):
+            del kw
+            return model.energy_fn(params)(R, neighbor=neighbor)
+
+        self.sim = simulate.nvt_nose_hoover(energy, system, dt=self.dt, kT=self.kT, tau=self.tau)
+        self.neighbor_fn = model.neighbor_fn(skin=self.skin)
+        self.evaluations = 0
+
+    def _check_window(self, production_steps: int) -> None:
+        block = production_steps // self.record_every // self.n_blocks * self.record_every
+        if self.fit_window[1] > (block - self.record_every) * self.dt + 1e-9:
+            raise ValueError(
+                f"fit_window {self.fit_window} ps does not fit in {self.n_blocks} blocks of "
+                f"{block * self.dt:g} ps of a {production_steps}-step production run; run "
+                "longer or use fewer blocks"
+            )
+
+    def __call__(
+        self,
+        params: Params,
+        R0: Any,
+        *,
+        label: str = "",
+        production_steps: int | None = None,
+        seed: int | None = None,
+    ) -> dict:
+        """One evaluation; ``production_steps`` and ``seed`` override the probe's.
+
+        A production length that is a multiple of the run chunk (1000 steps
+        for ``record_every`` dividing 1000) reuses the compiled simulation.
+        """
+        from cgjax import observables, simulate
+
+        t_start = time.perf_counter()
+        n_prod = self.production_steps if production_steps is None else int(production_steps)
+        self._check_window(n_prod)
+        kw = {"params": params}
+        R0 = jnp.asarray(R0)
+        neighbor = self.neighbor_fn.allocate(R0)
+        key = jax.random.key(self.seed if seed is None else int(seed))
+        state = self.sim.init_fn(key, R0, neighbor=neighbor, **kw)
+        common = dict(
+            record_every=self.record_every, neighbor_fn=self.neighbor_fn,
+            progress=self.progress, step_kwargs=kw, log=self.log,
+        )  # fmt: skip
+        if self.equilibration_steps:
+            eq = simulate.run(self.sim, state, n_steps=self.equilibration_steps,
+                              neighbor=neighbor, **common)  # fmt: skip
+            state, neighbor = eq.state, eq.neighbor
+        out = simulate.run(
+            self.sim, state, n_steps=n_prod, neighbor=neighbor,
+            step0=self.equilibration_steps, **common,
+        )  # fmt: skip
+        traj = out.trajectory
+        dt_frame = self.dt * self.record_every
+        diff = observables.diffusion_from_trajectory(
+            traj.unwrapped, dt_frame, fit_window=self.fit_window, n_blocks=self.n_blocks,
+            masses=self.system.masses,
+        )  # fmt: skip
+        max_lag = int(round(self.fit_window[1] / dt_frame))
+        curve = observables.msd(traj.unwrapped, max_lag=max_lag, masses=self.system.masses)
+        g = observables.rdf(traj.positions, self.system.box, r_max=self.rdf_r_max,
+                            n_bins=self.rdf_bins)  # fmt: skip
+        result = dict(
+            D=float(diff.D),
+            D_err=float(diff.D_err),
+            msd_t=(np.arange(max_lag + 1) * dt_frame).tolist(),
+            msd=np.asarray(curve.msd).tolist(),
+            rdf_r=np.asarray(g.r).tolist(),
+            rdf_g=np.asarray(g.g).tolist(),
+            temperature_K=float(np.mean(traj.temperature)),
+            wall_s=time.perf_counter() - t_start,
+            steps_per_s=float(out.steps_per_second),
+            final_positions=np.asarray(traj.positions[-1]).tolist(),
+        )
+        if self.reference_rdf is not None:
+            result["rdf_tae_A"] = rdf_tae_A(self.reference_rdf[0], self.reference_rdf[1], g.g)
+        self.evaluations += 1
+        self.log(
+            f"{label}D = {result['D'] / units.cm2_per_s:.4g} cm^2/s "
+            f"(+- {result['D_err'] / units.cm2_per_s:.2g})"
+            + (f", RDF TAE {result['rdf_tae_A']:.3f} Å" if "rdf_tae_A" in result else "")
+            + f", <T> {result['temperature_K']:.1f} K, {result['wall_s']:.0f} s"
+        )
+        return result
+
+
+def rdf_tae_A(r: Any, g_ref: Any, g: Any) -> float:
+    """Total absolute error ``sum |g - g_ref| dr`` of two RDFs on one uniform grid, in Å."""
+    r = np.asarray(r, np.float64)
+    return float(np.sum(np.abs(np.asarray(g) - np.asarray(g_ref))) * (r[1] - r[0]) / units.angstrom)
+
+
+def set_high_frequency(
+    params: Params, term: str = "hf", amplitude: float | None = None, omega: float | None = None
+) -> Params:
+    """A copy of ``params`` with the high-frequency term's ``amplitude`` and/or ``omega`` set."""
+    if term not in params or not {"amplitude", "omega"} <= set(params[term]):
+        have = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(
+            f"the parameters have no high-frequency term {term!r} with 'amplitude' and 'omega' "
+            f"(top-level keys: {have}); build the model with potentials.sum_of(..., {term}="
+            "potentials.HighFrequency(...))"
+        )
+    hf = dict(params[term])
+    dtype = jnp.asarray(hf["amplitude"]).dtype
+    if amplitude is not None:
+        hf["amplitude"] = jnp.asarray(amplitude, dtype)
+    if omega is not None:
+        hf["omega"] = jnp.asarray(omega, dtype)
+    return {**params, term: hf}
+
+
+class HighFrequencyTuning(NamedTuple):
+    """What :func:`tune_high_frequency` found.
+
+    Attributes:
+      amplitude: the tuned ``A`` (kJ/mol nm^2).
+      omega: the fixed ``omega`` (1/nm).
+      params: the parameters with ``A`` set.
+      bisection: the :class:`~cgjax.train.BisectionResult` (every evaluation
+        in ``history``, each with ``D``, ``D_err``, ``rdf_tae_A``, ``rdf_shift_A``).
+      final: the evaluation at ``amplitude`` (a full probe result).
+      rdf_shift_A: TAE (Å) between the RDF at ``amplitude`` and at the bracket's
+        lower end (no high-frequency term for the default bracket).
+      rdf_tolerance_A: the allowed shift; ``rdf_invariant`` says whether it held.
+      rdf_invariant: ``rdf_shift_A <= rdf_tolerance_A``.
+    """
+
+    amplitude: float
+    omega: float
+    params: Params
+    bisection: BisectionResult
+    final: dict
+    rdf_shift_A: float
+    rdf_tolerance_A: float
+    rdf_invariant: bool
+
+
+def evaluation_key(amplitude: float, omega: float) -> str:
+    """The key of an evaluation in the ``cache`` of :func:`tune_high_frequency`."""
+    return f"A={amplitude:.10g},omega={omega:.10g}"
+
+
+def tune_high_frequency(
+    probe: DynamicsProbe,
+    params: Params,
+    R0: Any,
+    *,
+    target_D: float,
+    term: str = "hf",
+    bracket: tuple[float, float] = PAPER_AMPLITUDE_BRACKET,
+    omega: float | None = PAPER_OMEGA,
+    xtol: float | None = None,
+    ftol: float | None = None,
+    max_evals: int = 12,
+    rdf_tolerance_A: float = 0.15,
+    cache: dict | None = None,
+    on_evaluation: Callable[[dict], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> HighFrequencyTuning:
+    """Bisects the amplitude ``A`` of the high-frequency term so that ``D_CG(A) = target_D``.
+
+    Both bracket ends are simulated first. At the lower end (``A = 0`` by
+    default) the CG model must diffuse faster than the target and at the
+    upper end slower; otherwise :class:`~cgjax.train.BracketError` says which
+    end fails and by how much. The bracket is then halved until it is
+    narrower than ``xtol`` or a midpoint's ``D`` is within ``ftol`` of the
+    target. Every evaluation is recorded with its ``D``, error bar, RDF TAE to
+    the reference and RDF shift from the lower end. Finally the RDF at the
+    tuned ``A`` is compared with the one at the lower end: the term is meant
+    to leave structure alone, and ``rdf_invariant`` reports whether the shift
+    stayed within ``rdf_tolerance_A``.
+
+    Args:
+      probe: the :class:`DynamicsProbe` (its settings define ``D``).
+      params: the model's parameters; ``params[term]`` is a
+        :class:`~cgjax.potentials.HighFrequency` term's.
+      R0: ``[N, 3]`` start of every evaluation (nm), e.g. an equilibrated frame.
+      target_D: the AA diffusion coefficient (nm^2/ps) measured the same way
+        (same fit window).
+      term: the name of the high-frequency term in ``params``.
+      bracket: ``(lo, hi)`` for ``A`` (kJ/mol nm^2); default paper 004's
+        [0, 0.2 eV Å^2].
+      omega: fixed ``omega`` (1/nm; default 100 Å^-1); ``None`` keeps ``params``'.
+      xtol: bracket width to stop at (kJ/mol nm^2); default 1/64 of the bracket.
+      ftol: stop when ``|D - target_D| <= ftol`` (nm^2/ps); default 3 % of
+        ``target_D``.
+      max_evals: simulations at most, the two ends included.
+      rdf_tolerance_A: allowed RDF change (TAE, Å) between ``A = lo`` and the
+        tuned ``A``.
+      cache: a dict of earlier evaluations keyed by ``A`` and ``omega``
+        (filled in place); pass the same dict again to resume a bisection
+        without re-simulating.
+      on_evaluation: called with ``cache`` after each new simulation (e.g. to
+        write it to disk).
+      log: one line per evaluation.
+
+    Returns:
+      :class:`HighFrequencyTuning`.
+
+    Raises:
+      BracketError: ``D(lo)`` and ``D(hi)`` are on the same side of ``target_D``.
+      ValueError: no term ``term`` in ``params``, or bad arguments.
+
+    References:
+      Paper 004 §2.3 and Fig. 4B (bisection in [0, 0.2 eV Å^2], D monotone in A).
+    """
+    log = log or (lambda msg: None)
+    lo, hi = (float(v) for v in bracket)
+    omega = (
+        float(set_high_frequency(params, term)[term]["omega"]) if omega is None else float(omega)
+    )
+    xtol = (hi - lo) / 64.0 if xtol is None else float(xtol)
+    ftol = 0.03 * float(target_D) if ftol is None else float(ftol)
+    cache = {} if cache is None else cache
+    baseline: dict = {}
+
+    def evaluate(amplitude: float) -> dict:
+        key = evaluation_key(amplitude, omega)
+        if key not in cache:
+            p = set_high_frequency(params, term, amplitude, omega)
+            cache[key] = probe(p, R0, label=f"A = {amplitude:.5g} kJ/mol nm^2: ")
+            if on_evaluation is not None:
+                on_evaluation(cache)
+        else:
+            log(f"A = {amplitude:.5g} kJ/mol nm^2: D = {cache[key]['D']:.4g} nm^2/ps (cached)")
+        return cache[key]
+
+    def fn(amplitude: float):
+        res = evaluate(amplitude)
+        if not baseline:
+            baseline.update(res)
+        shift = rdf_tae_A(res["rdf_r"], baseline["rdf_g"], res["rdf_g"])
+        extra = {
+            "A_kJmol_nm2": amplitude,
+            "A_eV_A2": amplitude / (units.eV * units.angstrom**2),
+            "D": res["D"],
+            "D_err": res["D_err"],
+            "D_cm2_per_s": res["D"] / units.cm2_per_s,
+            "rdf_tae_A": res.get("rdf_tae_A"),
+            "rdf_shift_A": shift,
+            "temperature_K": res["temperature_K"],
+        }
+        return res["D"], extra
+
+    try:
+        found = bisect(fn, lo, hi, target=float(target_D), xtol=xtol, ftol=ftol,
+                       max_evals=max_evals, log=log)  # fmt: skip
+    except BracketError as err:
+        d_lo, d_hi = (h["f"] for h in err.history[:2])
+        side = (
+            f"at A = {lo:g} the CG model already diffuses slower (D = {d_lo:.4g}) than the "
+            f"target {target_D:.4g} nm^2/ps: a barrier term can only slow it further"
+            if d_lo < target_D
+            else f"at A = {hi:g} kJ/mol nm^2 it still diffuses faster (D = {d_hi:.4g}) than "
+            f"the target {target_D:.4g} nm^2/ps: widen the bracket"
+        )
+        raise BracketError(f"tune_high_frequency: no root in [{lo:g}, {hi:g}]: {side}",
+                           err.history) from err  # fmt: skip
+    final = evaluate(found.x)
+    shift = rdf_tae_A(final["rdf_r"], baseline["rdf_g"], final["rdf_g"])
+    invariant = shift <= rdf_tolerance_A
+    log(
+        f"tuned A = {found.x:.5g} kJ/mol nm^2 ({found.x / (units.eV * units.angstrom**2):.4g} "
+        f"eV Å^2) at omega = {omega:g} 1/nm: D = {final['D']:.4g} nm^2/ps (target "
+        f"{target_D:.4g}); RDF shift from A = {lo:g}: {shift:.3f} Å "
+        f"({'within' if invariant else 'ABOVE'} the {rdf_tolerance_A} Å tolerance)"
+    )
+    return HighFrequencyTuning(
+        found.x, omega, set_high_frequency(params, term, found.x, omega), found, final, shift,
+        float(rdf_tolerance_A), bool(invariant),
+    )  # fmt: skip
+
+
+def omega_scan(
+    probe: DynamicsProbe,
+    params: Params,
+    R0: Any,
+    omegas: Sequence[float],
+    *,
+    amplitude: float,
+    term: str = "hf",
+    baseline: dict | None = None,
+    production_steps: int | None = None,
+    cache: dict | None = None,
+    on_evaluation: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """RDF change and ``D`` against ``omega`` at a fixed amplitude (paper 004 Fig. 4A).
+
+    Args:
+      probe: the :class:`DynamicsProbe`.
+      params: parameters with a high-frequency term ``term``.
+      R0: ``[N, 3]`` start (nm).
+      omegas: the ``omega`` values (1/nm).
+      amplitude: ``A`` (kJ/mol nm^2) for every run.
+      baseline: a probe result at ``A = 0`` (simulated here when ``None``).
+      production_steps: override of the probe's production length.
+      cache, on_evaluation: as in :func:`tune_high_frequency`.
+
+    Returns:
+      one row per ``omega``: ``omega_per_nm``, ``omega_per_A``, ``D``,
+      ``D_err``, ``rdf_shift_A`` (TAE to the ``A = 0`` RDF), ``rdf_tae_A``
+      (to the reference, if the probe has one).
+    """
+    cache = {} if cache is None else cache
+
+    def evaluate(a: float, w: float) -> dict:
+        key = evaluation_key(a, w)
+        if key not in cache:
+            cache[key] = probe(set_high_frequency(params, term, a, w), R0,
+                               label=f"A = {a:.4g}, omega = {w:g} 1/nm: ",
+                               production_steps=production_steps)  # fmt: skip
+            if on_evaluation is not None:
+                on_evaluation(cache)
+        return cache[key]
+
+    if baseline is None:
+        w0 = float(omegas[0]) if len(omegas) else PAPER_OMEGA
+        baseline = evaluate(0.0, w0)
+    rows = []
+    for w in omegas:
+        res = evaluate(float(amplitude), float(w))
+        rows.append(
+            dict(
+                omega_per_nm=float(w),
+                omega_per_A=float(w) * units.angstrom,
+                D=res["D"],
+                D_err=res["D_err"],
+                rdf_shift_A=rdf_tae_A(res["rdf_r"], baseline["rdf_g"], res["rdf_g"]),
+                rdf_tae_A=res.get("rdf_tae_A"),
+            )
+        )
+    if any(not math.isfinite(r["D"]) for r in rows):
+        raise FloatingPointError("omega_scan: a run gave a non-finite D")
+    return rows

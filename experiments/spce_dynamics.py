@@ -1,0 +1,529 @@
+"""Paper 004 end to end: CG water whose structure and dynamics both match SPC/E.
+
+The CG potential is ``U = U_GNN(theta) + U_LJ(sigma, epsilon) + U_HF(A, omega)``
+(paper 004 Fig. 1) on the shipped ``spce_512`` data (512 COM beads, 300 K).
+Stages, each checkpointed in ``stages/`` so a rerun resumes at the first
+unfinished one:
+
+1. ``reference``: the AA RDF (0-10 Å), MSD and diffusion coefficient ``D_AA``
+   (Einstein fit on the same window as the CG runs).
+2. ``rem``: relative entropy minimisation of the LJ ``sigma`` and ``epsilon``
+   alone against the AA frames (paper 004 §2.2), Newton-Raphson with
+   reweighting (``train.relative_entropy``).
+3. ``force_matching``: the GNN initialised by force matching on top of the
+   frozen REM LJ (the issue allows this; the paper trains the GNN on the RDF
+   from scratch).
+4. ``rdf_training``: Adam on the GNN parameters only, on the MSE between the
+   Gaussian-smeared RDF of a differentiable Nose-Hoover trajectory and the AA
+   RDF, gradients through diffrax's checkpointed adjoint (paper 004 §2.1).
+5. ``omega_scan``: the RDF shift caused by ``U_HF`` at the top of the
+   amplitude bracket against ``omega`` (paper 004 Fig. 4A).
+6. ``bisection``: ``A`` in [0, 0.2 eV Å^2] at ``omega`` = 100 Å^-1 until
+   ``D_CG = D_AA`` (``train.tune_high_frequency``, paper 004 §2.3, Fig. 4B);
+   each evaluation is saved as it finishes, so a killed bisection resumes.
+7. ``validation``: a longer Nose-Hoover run of the final model: RDF TAE over
+   0-10 Å, ``D_CG``, ``D_CG / D_AA``.
+
+    python -m cgjax.run experiments/spce_dynamics.py            # quick preset
+    python -m cgjax.run experiments/spce_dynamics.py --config=configs/spce_dynamics.py:full
+
+Outputs: ``results.json``, ``plots/{rdf,msd,bisection,omega_scan,training}.png``,
+``log.txt``, ``stages/``, ``params/*.msgpack`` (parameters after each stage).
+
+The same ``main`` runs ``experiments/argon_dynamics.py`` and
+``experiments/methane_dynamics.py`` (paper 004 Fig. 5B, C) on their datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import serialization
+
+from cgjax import datasets, losses, observables, potentials, simulate, train, units, workflow
+
+EV_A2 = units.eV * units.angstrom**2  # kJ/mol nm^2
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """The ``quick`` preset (the default): about 13 min on 2 CPU cores."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.dataset = "spce_512"
+    c.label = "SPC/E water"
+    c.temperature = 300.0  # K
+    c.cutoff = 0.6  # nm: GNN (paper 004: 6 Å), LJ and HF share one neighbor list
+    c.model = ml_collections.ConfigDict()  # GNN fields over its paper-004 default_config()
+    # LJ start: SPC/E oxygen (paper 004 §3); switched to zero from r_onset to the cutoff.
+    c.lj = ml_collections.ConfigDict(dict(sigma=0.3166, epsilon=0.650, r_onset=0.5))
+    c.rem = ml_collections.ConfigDict(
+        dict(
+            reference_frames=200, n_iterations=8, dt=0.002, friction=5.0,
+            equilibration_steps=500, production_steps=5000, record_every=50,
+            ess_threshold=0.8, tol=2e-3,
+        )
+    )  # fmt: skip
+    c.fm = ml_collections.ConfigDict(
+        dict(
+            train_stride=10, val_stride=25, val_span_ps=(150.0, 200.0), lr=1e-2,
+            lr_final_fraction=0.05, n_steps=300, batch_size=1, eval_every=50,
+            checkpoint_every=50, clip_norm=100.0,
+        )
+    )  # fmt: skip
+    c.rdf_train = ml_collections.ConfigDict(
+        dict(
+            n_updates=6, lr=2e-3, dt=0.002, tau=0.5, equilibration_steps=1000,
+            n_steps=400, record_every=20, start_frame=5, segment_steps=20, skin=0.2,
+            sigma=0.005, adjoint="checkpoint",
+        )
+    )  # fmt: skip
+    c.dynamics = ml_collections.ConfigDict(
+        dict(
+            dt=0.001, tau=1.0, equilibration_steps=1000, production_steps=10000,
+            record_every=50, fit_window=(1.0, 4.0), n_blocks=2, aa_fit_window=None,
+        )
+    )  # fmt: skip
+    c.hf = ml_collections.ConfigDict(
+        dict(
+            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=7,
+            ftol_fraction=0.04, xtol_fraction=1 / 64, rdf_tolerance_A=0.15, target_D=None,
+        )
+    )  # fmt: skip
+    c.omega_scan = ml_collections.ConfigDict(
+        dict(
+            enabled=True, omegas_per_A=(10.0, 30.0, 100.0), production_steps=3000, amplitude=None
+        )  # None: the top of the bracket
+    )
+    c.validation = ml_collections.ConfigDict(dict(production_steps=20000))
+    c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å
+    c.progress = True
+    return c
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _save_params(wd: workflow.Workdir, name: str, params) -> str:
+    path = wd.sub("params", f"{name}.msgpack")
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
+    os.replace(tmp, path)
+    return os.path.relpath(path, wd.path)
+
+
+def _load_params(wd: workflow.Workdir, rel: str, template):
+    with open(os.path.join(wd.path, rel), "rb") as f:
+        state = serialization.msgpack_restore(f.read())
+    return jax.tree.map(jnp.asarray, serialization.from_state_dict(template, state))
+
+
+def _load_json(path: str) -> dict:
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def _write_json(path: str, data) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(workflow.json_ready(data), f)
+    os.replace(tmp, path)
+
+
+def _reference_rdf(obs: dict, r_max: float):
+    r = np.asarray(obs["rdf"]["r_nm"])
+    g = np.asarray(obs["rdf"]["g"])
+    keep = r < r_max - 1e-9
+    return r[keep], g[keep]
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _stage_reference(frames, obs, config):
+    d = config.dynamics
+    r, g = _reference_rdf(obs, float(config.rdf_r_max))
+    dt_frame = float(frames.dt)
+    unwrapped = np.asarray(frames.positions)
+    window = tuple(d.fit_window if d.aa_fit_window is None else d.aa_fit_window)
+    diff = observables.diffusion_from_trajectory(
+        unwrapped, dt_frame, fit_window=window, n_blocks=5, masses=frames.masses
+    )
+    max_lag = int(round(max(10.0, float(window[1])) / dt_frame))
+    curve = observables.msd(unwrapped, max_lag=max_lag, masses=frames.masses)
+    return {
+        "rdf_r": r, "rdf_g": g,
+        "msd_t": np.arange(max_lag + 1) * dt_frame, "msd": np.asarray(curve.msd),
+        "D_AA": float(diff.D), "D_AA_err": float(diff.D_err),
+        "D_AA_cm2_per_s": float(diff.D) / units.cm2_per_s,
+        "D_AA_err_cm2_per_s": float(diff.D_err) / units.cm2_per_s,
+        "fit_window_ps": window,
+        "shipped_D_AA_cm2_per_s": obs["diffusion"]["D_cm2_per_s"],
+        "shipped_fit_window_ps": obs["diffusion"]["fit_window_ps"],
+    }  # fmt: skip
+
+
+def _build(frames, config, amplitude=0.0):
+    cut = float(config.cutoff)
+    gnn = workflow.build_potential("gnn", config.model, cutoff=cut, n_species=1)
+    lj = potentials.LennardJones(n_species=1, sigma=float(config.lj.sigma),
+                                 epsilon=float(config.lj.epsilon), cutoff=cut,
+                                 r_onset=float(config.lj.r_onset))  # fmt: skip
+    hf = potentials.HighFrequency(n_species=1, amplitude=amplitude,
+                                  omega=float(config.hf.omega), cutoff=cut)  # fmt: skip
+    full = potentials.sum_of(gnn=gnn, lj=lj, hf=hf)
+    species = np.zeros(frames.n_particles, np.int32)
+    model = potentials.energy_model(full, species=species, box=frames.box)
+    lj_model = potentials.energy_model(lj, species=species, box=frames.box)
+    return model, lj_model
+
+
+def _stage_rem(frames, lj_model, system, config, wd):
+    c = config.rem
+    stride = max(1, frames.n_frames // int(c.reference_frames))
+    X = np.asarray(frames.positions[::stride])
+    p0 = lj_model.init_fn(jax.random.key(config.seed), jnp.asarray(X[0]))
+    res = train.relative_entropy(
+        lj_model, p0, X, system=system, temperature=config.temperature,
+        n_iterations=int(c.n_iterations), dt=float(c.dt), friction=float(c.friction),
+        equilibration_steps=int(c.equilibration_steps), production_steps=int(c.production_steps),
+        record_every=int(c.record_every), ess_threshold=float(c.ess_threshold), tol=float(c.tol),
+        seed=config.seed, progress=config.progress, log=wd.log,
+    )  # fmt: skip
+    sigma = float(np.asarray(res.params["sigma"]).ravel()[0])
+    epsilon = float(np.asarray(res.params["epsilon"]).ravel()[0])
+    wd.log(f"REM: sigma {sigma:.4f} nm, epsilon {epsilon:.4f} kJ/mol "
+           f"({res.n_samplings} samplings, {len(res.history)} iterations)")  # fmt: skip
+    return {
+        "sigma_nm": sigma, "epsilon_kJ_per_mol": epsilon,
+        "start": {"sigma_nm": float(config.lj.sigma),
+                  "epsilon_kJ_per_mol": float(config.lj.epsilon)},
+        "history": res.history, "n_samplings": res.n_samplings, "converged": res.converged,
+        "n_reference_frames": int(len(X)),
+    }  # fmt: skip
+
+
+def _stage_fm(frames, model, rem, config, wd):
+    c = config.fm
+    t = frames.time
+    train_idx = np.flatnonzero(t < float(c.val_span_ps[0]))[:: int(c.train_stride)]
+    val_idx = np.flatnonzero(t >= float(c.val_span_ps[0]))[:: int(c.val_stride)]
+    tr, va = frames.select(train_idx), frames.select(val_idx)
+    p0 = model.init_fn(jax.random.key(config.seed), jnp.asarray(frames.positions[0]))
+    lj = p0["lj"]
+    lj = {"sigma": jnp.full_like(lj["sigma"], rem["sigma_nm"]),
+          "epsilon": jnp.full_like(lj["epsilon"], rem["epsilon_kJ_per_mol"])}  # fmt: skip
+    p0 = {**p0, "lj": lj}
+    params, _, metrics = workflow.train_force_matching(
+        model, tr, va, c, os.path.join(wd.path, "train_fm"), seed=config.seed,
+        progress=config.progress, log=wd.log, params0=p0, frozen=("lj", "hf"),
+    )  # fmt: skip
+    metrics["n_train_frames"], metrics["n_val_frames"] = tr.n_frames, va.n_frames
+    metrics["params"] = _save_params(wd, "force_matching", params)
+    return metrics
+
+
+def _equilibrate(model, params, system, R0, config, n_steps, dt, tau):
+    """A short Nose-Hoover run (A = 0): a CG start for the trajectory stages."""
+    sim = simulate.nvt_nose_hoover(model.energy_fn(params), system, dt=dt,
+                                   kT=units.kB * config.temperature, tau=tau)  # fmt: skip
+    nf = model.neighbor_fn(skin=0.1)
+    nb = nf.allocate(jnp.asarray(R0))
+    state = sim.init_fn(jax.random.key(config.seed + 1), jnp.asarray(R0), neighbor=nb)
+    out = simulate.run(sim, state, n_steps=n_steps, record_every=n_steps // 10, neighbor_fn=nf,
+                       neighbor=nb, progress=config.progress)  # fmt: skip
+    return out.state.position, out.state.momentum / out.state.mass
+
+
+def _stage_rdf_training(frames, model, system, params, ref, config, wd):
+    c = config.rdf_train
+    kT = units.kB * float(config.temperature)
+    R, V = _equilibrate(model, params, system, frames.positions[-1], config,
+                        int(c.equilibration_steps), float(c.dt), float(c.tau))  # fmt: skip
+    r_t, g_t = jnp.asarray(ref["rdf_r"]), jnp.asarray(ref["rdf_g"])
+    # the list is rebuilt between segments: no bead may move skin / 2 within one
+    nf = model.neighbor_fn(skin=float(c.skin))
+    opts = dict(
+        dt=float(c.dt), n_steps=int(c.n_steps), record_every=int(c.record_every),
+        ensemble="nose_hoover", kT=kT, tau=float(c.tau), adjoint=str(c.adjoint),
+        neighbor_fn=nf, segment_steps=int(c.segment_steps),
+    )  # fmt: skip
+    labels = {k: ("train" if k == "gnn" else "frozen") for k in params}
+    opt = optax.multi_transform(
+        {"train": optax.adam(float(c.lr)), "frozen": optax.set_to_zero()}, labels
+    )
+    opt_state = opt.init(params)
+    history = []
+
+    def loss_fn(p, spec, term):
+        traj = spec(p)
+        last = jax.lax.stop_gradient((traj.positions[-1], traj.velocities[-1]))
+        return term.from_trajectory(traj), last
+
+    for it in range(int(c.n_updates)):
+        t0 = time.perf_counter()
+        spec = simulate.TrajectorySpec.create(model.energy_fn, R, V, system=system, **opts)
+        loss = losses.rdf_loss(r_t, g_t, simulate=spec, sigma=float(c.sigma),
+                               start_frame=int(c.start_frame))  # fmt: skip
+        term = loss.terms[0][1]
+        (value, (R, V)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, spec, term)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)  # the next start is this run's end
+        gnorm = float(optax.global_norm(grads["gnn"]))
+        history.append({"update": it, "loss": float(value), "grad_norm": gnorm,
+                        "wall_s": time.perf_counter() - t0})  # fmt: skip
+        wd.log(f"RDF training {it}: loss {float(value):.4g}, |grad| {gnorm:.3g}, "
+               f"{history[-1]['wall_s']:.1f} s")  # fmt: skip
+    box = np.diag(np.asarray(system.box))
+    start = np.asarray(R) - np.floor(np.asarray(R) / box) * box  # wrapped into the box
+    return {"history": history, "params": _save_params(wd, "rdf_training", params),
+            "start_positions": start}  # fmt: skip
+
+
+def _probe(model, system, ref, config, wd):
+    d = config.dynamics
+    return train.DynamicsProbe(
+        model, system, temperature=config.temperature, dt=float(d.dt), tau=float(d.tau),
+        equilibration_steps=int(d.equilibration_steps),
+        production_steps=int(d.production_steps),
+        record_every=int(d.record_every), fit_window=tuple(d.fit_window),
+        n_blocks=int(d.n_blocks), reference_rdf=(ref["rdf_r"], ref["rdf_g"]),
+        seed=config.seed, progress=config.progress, log=wd.log,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def _plots(wd, ref, stages, config):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    A = units.angstrom
+    bis, val = stages["bisection"], stages["validation"]
+    evals = bis["history"]
+    # RDF
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.plot(np.asarray(ref["rdf_r"]) / A, ref["rdf_g"], "k-", lw=2, label="AA")
+    ax.plot(np.asarray(val["rdf_r"]) / A, val["rdf_g"], "C3--",
+            label=f"CG, A = {bis['amplitude_eV_A2']:.3g} eV Å² "
+                  f"(TAE {val['rdf_tae_A']:.3f} Å)")  # fmt: skip
+    if "rdf_g_A0" in bis:
+        ax.plot(np.asarray(val["rdf_r"]) / A, bis["rdf_g_A0"], "C0:", label="CG, A = 0")
+    ax.set(xlabel="r (Å)", ylabel="g(r)", title=f"{config.label}: RDF")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(wd.plot_path("rdf.png"), dpi=110)
+    plt.close(fig)
+    # MSD
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    t_max = float(np.max(val["msd_t"]))
+    t_ref = np.asarray(ref["msd_t"])
+    keep = t_ref <= t_max + 1e-9
+    ax.plot(t_ref[keep], np.asarray(ref["msd"])[keep] / A**2, "k-", lw=2, label="AA")
+    if "msd_A0" in bis:
+        ax.plot(bis["msd_t"], np.asarray(bis["msd_A0"]) / A**2, "C0:", label="CG, A = 0")
+    ax.plot(val["msd_t"], np.asarray(val["msd"]) / A**2, "C3--",
+            label=f"CG, A = {bis['amplitude_eV_A2']:.3g} eV Å²")  # fmt: skip
+    ax.set(xlabel="t (ps)", ylabel="MSD (Å²)", title=f"{config.label}: MSD")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(wd.plot_path("msd.png"), dpi=110)
+    plt.close(fig)
+    # bisection trace: D against A, in evaluation order
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    a = np.array([e["A_eV_A2"] for e in evals])
+    D = np.array([e["D_cm2_per_s"] for e in evals]) * 1e5
+    err = np.array([e["D_err"] / units.cm2_per_s for e in evals]) * 1e5
+    order = np.argsort(a)
+    ax.plot(a[order], D[order], "C0-", lw=1, alpha=0.5)
+    ax.errorbar(a, D, yerr=err, fmt="o", color="C0", capsize=2)
+    for k, (x, y) in enumerate(zip(a, D, strict=True)):
+        ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.axhline(ref["D_AA_cm2_per_s"] * 1e5, color="k", ls="--", label="D_AA")
+    ax.axvline(bis["amplitude_eV_A2"], color="C3", ls=":", label="tuned A")
+    ax.set(xlabel="A (eV Å²)", ylabel="D (1e-5 cm²/s)",
+           title=f"bisection on A (ω = {bis['omega_per_A']:g} Å⁻¹), "
+                 "evaluation order labelled")  # fmt: skip
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(wd.plot_path("bisection.png"), dpi=110)
+    plt.close(fig)
+    # omega scan
+    scan = stages.get("omega_scan", {}).get("rows")
+    if scan:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        w = [row["omega_per_A"] for row in scan]
+        ax.plot(w, [row["rdf_shift_A"] for row in scan], "o-", label="RDF shift from A = 0")
+        ax.axhline(stages["omega_scan"]["noise_A"], color="gray", ls=":",
+                   label="A = 0 vs A = 0 (other seed): noise")  # fmt: skip
+        ax.set(xscale="log", xlabel="ω (Å⁻¹)", ylabel="RDF TAE (Å)",
+               title=f"U_HF at A = {stages['omega_scan']['amplitude_eV_A2']:.3g} "
+                     "eV Å²")  # fmt: skip
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(wd.plot_path("omega_scan.png"), dpi=110)
+        plt.close(fig)
+    # training curves
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    rem = stages["rem"]["history"]
+    s = [list(h["values"].values()) for h in rem]
+    names = list(rem[0]["values"]) if rem else []
+    for k, name in enumerate(names):
+        v = np.array([row[k] for row in s])
+        axes[0].plot(v / v[-1], "o-", label=name.strip("/"))
+    axes[0].set(xlabel="REM iteration", ylabel="value / final", title="REM (LJ)")
+    axes[0].legend(fontsize=8)
+    path = os.path.join(wd.path, "train_fm", "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as f:
+            recs = [json.loads(line) for line in f if line.strip()]
+        recs = [r for r in recs if "val_force_rmse_kcal_per_mol_per_A" in r]
+        rmse = [np.ravel(r["val_force_rmse_kcal_per_mol_per_A"])[0] for r in recs]
+        axes[1].plot([r["step"] for r in recs], rmse, "o-")
+    axes[1].set(xlabel="update", ylabel="val force RMSE (kcal/mol/Å)", title="force matching")
+    h = stages["rdf_training"]["history"]
+    axes[2].plot([x["update"] for x in h], [x["loss"] for x in h], "o-")
+    axes[2].set(xlabel="Adam update", ylabel="RDF loss (MSE)", title="RDF through the adjoint")
+    fig.tight_layout()
+    fig.savefig(wd.plot_path("training.png"), dpi=110)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
+    """Runs the stages; returns (and writes) ``results.json``'s content."""
+    wd = workflow.Workdir(workdir)
+    t_start = time.perf_counter()
+    frames = datasets.load(config.dataset, wrapped=True)
+    unwrapped = datasets.load(config.dataset)
+    obs = datasets.load_observables(config.dataset)
+    n = frames.n_particles
+    system = simulate.System.create(box=frames.box, species=np.zeros(n, np.int32),
+                                    masses=np.asarray(frames.masses))  # fmt: skip
+    wd.log(f"{config.dataset}: {frames.n_frames} frames, {n} beads, box "
+           f"{np.diag(frames.box).round(4).tolist()} nm, {config.temperature} K")  # fmt: skip
+    stages: dict = {}
+    stages["reference"] = ref = wd.stage(
+        "reference", lambda: _stage_reference(unwrapped, obs, config)
+    )
+    wd.log(f"AA: D = {ref['D_AA_cm2_per_s']:.4g} +- {ref['D_AA_err_cm2_per_s']:.2g} cm^2/s "
+           f"(fit {ref['fit_window_ps']} ps)")  # fmt: skip
+    model, lj_model = _build(frames, config)
+    stages["rem"] = rem = wd.stage("rem", lambda: _stage_rem(frames, lj_model, system, config, wd))
+    stages["force_matching"] = fm = wd.stage(
+        "force_matching", lambda: _stage_fm(frames, model, rem, config, wd)
+    )
+    template = model.init_fn(jax.random.key(0), jnp.asarray(frames.positions[0]))
+    p_fm = _load_params(wd, fm["params"], template)
+    stages["rdf_training"] = rdf_t = wd.stage(
+        "rdf_training",
+        lambda: _stage_rdf_training(frames, model, system, p_fm, ref, config, wd),
+    )
+    params = _load_params(wd, rdf_t["params"], template)
+    R0 = jnp.asarray(rdf_t["start_positions"], jnp.float32)
+    probe = _probe(model, system, ref, config, wd)
+    cache_path = wd.sub("stages", "hf_evaluations.json")
+    cache = _load_json(cache_path)
+    save = lambda c: _write_json(cache_path, c)  # noqa: E731
+    hf = config.hf
+    lo, hi = (float(v) for v in hf.bracket)
+
+    def omega_stage():
+        sc = config.omega_scan
+        n_prod = int(sc.production_steps)
+        omegas = [w / units.angstrom for w in sc.omegas_per_A]
+        p0 = train.set_high_frequency(params, "hf", 0.0)
+        base = probe(p0, R0, label="omega scan, A = 0: ", production_steps=n_prod)
+        noise = probe(p0, R0, label="omega scan, A = 0, other seed: ", production_steps=n_prod,
+                      seed=config.seed + 7)  # fmt: skip
+        amp = hi if sc.amplitude is None else float(sc.amplitude)
+        rows = train.omega_scan(probe, params, R0, omegas, amplitude=amp, baseline=base,
+                                production_steps=n_prod)  # fmt: skip
+        return {"rows": rows, "amplitude_kJmol_nm2": amp, "amplitude_eV_A2": amp / EV_A2,
+                "noise_A": train.rdf_tae_A(base["rdf_r"], base["rdf_g"], noise["rdf_g"]),
+                "production_steps": int(sc.production_steps)}  # fmt: skip
+
+    if config.omega_scan.enabled:
+        stages["omega_scan"] = wd.stage("omega_scan", omega_stage)
+
+    def bisection_stage():
+        target = ref["D_AA"] if hf.target_D is None else float(hf.target_D)
+        tuning = train.tune_high_frequency(
+            probe, params, R0, target_D=target, bracket=(lo, hi), omega=float(hf.omega),
+            xtol=float(hf.xtol_fraction) * (hi - lo), ftol=float(hf.ftol_fraction) * target,
+            max_evals=int(hf.max_evals), rdf_tolerance_A=float(hf.rdf_tolerance_A),
+            cache=cache, on_evaluation=save, log=wd.log,
+        )  # fmt: skip
+        a0 = cache[train.evaluation_key(lo, float(hf.omega))]
+        return {
+            "amplitude_kJmol_nm2": tuning.amplitude, "amplitude_eV_A2": tuning.amplitude / EV_A2,
+            "omega_per_nm": tuning.omega, "omega_per_A": tuning.omega * units.angstrom,
+            "bracket_kJmol_nm2": (lo, hi), "converged": tuning.bisection.converged,
+            "final_bracket_kJmol_nm2": tuning.bisection.bracket,
+            "history": tuning.bisection.history, "n_evaluations": len(tuning.bisection.history),
+            "D_final": tuning.final["D"], "rdf_shift_A": tuning.rdf_shift_A,
+            "rdf_tolerance_A": tuning.rdf_tolerance_A, "rdf_invariant": tuning.rdf_invariant,
+            "rdf_g_A0": a0["rdf_g"], "msd_A0": a0["msd"], "msd_t": a0["msd_t"],
+            "D_A0": a0["D"], "params": _save_params(wd, "tuned", tuning.params),
+        }  # fmt: skip
+
+    stages["bisection"] = bis = wd.stage("bisection", bisection_stage)
+    tuned = _load_params(wd, bis["params"], template)
+
+    def validation_stage():
+        out = probe(tuned, R0, label="validation: ",
+                    production_steps=int(config.validation.production_steps))  # fmt: skip
+        out.pop("final_positions")
+        return out
+
+    stages["validation"] = val = wd.stage("validation", validation_stage)
+    _plots(wd, ref, stages, config)
+    ratio = val["D"] / ref["D_AA"]
+    results = {
+        "experiment": f"{config.label} dynamics (paper 004)",
+        "dataset": config.dataset,
+        "rdf_tae_A": val["rdf_tae_A"],
+        "rdf_range_A": (0.0, float(config.rdf_r_max) / units.angstrom),
+        "D_CG_cm2_per_s": val["D"] / units.cm2_per_s,
+        "D_CG_err_cm2_per_s": val["D_err"] / units.cm2_per_s,
+        "D_AA_cm2_per_s": ref["D_AA_cm2_per_s"],
+        "D_AA_err_cm2_per_s": ref["D_AA_err_cm2_per_s"],
+        "D_ratio": ratio,
+        "D_A0_cm2_per_s": bis["D_A0"] / units.cm2_per_s,
+        "fit_window_ps": ref["fit_window_ps"],
+        "A_eV_A2": bis["amplitude_eV_A2"],
+        "A_kJmol_nm2": bis["amplitude_kJmol_nm2"],
+        "omega_per_A": bis["omega_per_A"],
+        "rdf_shift_from_A0_A": bis["rdf_shift_A"],
+        "rdf_invariant": bis["rdf_invariant"],
+        "lj": {"sigma_nm": rem["sigma_nm"], "epsilon_kJ_per_mol": rem["epsilon_kJ_per_mol"]},
+        "force_matching_val_rmse_kcal_per_mol_per_A": fm["val_force_rmse_kcal_per_mol_per_A"],
+        "rdf_training_loss": [h["loss"] for h in rdf_t["history"]],
+        "bisection": [{k: v for k, v in h.items()} for h in bis["history"]],
+        "omega_scan": stages.get("omega_scan", {}).get("rows"),
+        "validation_temperature_K": val["temperature_K"],
+        "wall_s": {k: v.get("stage_wall_s") for k, v in stages.items()},
+        "total_wall_s_this_run": time.perf_counter() - t_start,
+        "config": config.to_dict(),
+    }
+    wd.write_results(results)
+    rows = [{"RDF TAE Å": val["rdf_tae_A"], "D_CG 1e-5 cm²/s": 1e5 * results["D_CG_cm2_per_s"],
+             "D_AA 1e-5 cm²/s": 1e5 * ref["D_AA_cm2_per_s"], "D_CG/D_AA": ratio,
+             "A eV Å²": bis["amplitude_eV_A2"], "σ nm": rem["sigma_nm"],
+             "ε kJ/mol": rem["epsilon_kJ_per_mol"]}]  # fmt: skip
+    print(workflow.format_table(rows, list(rows[0])))
+    return results

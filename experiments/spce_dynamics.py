@@ -65,9 +65,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.lj = ml_collections.ConfigDict(dict(sigma=0.3166, epsilon=0.650, r_onset=0.5))
     c.rem = ml_collections.ConfigDict(
         dict(
-            reference_frames=200, n_iterations=8, dt=0.002, friction=5.0,
+            reference_frames=200, n_iterations=10, dt=0.002, friction=5.0,
             equilibration_steps=500, production_steps=5000, record_every=50,
-            ess_threshold=0.8, tol=2e-3,
+            ess_threshold=0.8, tol=2e-3, max_relative_step=0.3,
         )
     )  # fmt: skip
     c.fm = ml_collections.ConfigDict(
@@ -197,6 +197,7 @@ def _stage_rem(frames, lj_model, system, config, wd):
         n_iterations=int(c.n_iterations), dt=float(c.dt), friction=float(c.friction),
         equilibration_steps=int(c.equilibration_steps), production_steps=int(c.production_steps),
         record_every=int(c.record_every), ess_threshold=float(c.ess_threshold), tol=float(c.tol),
+        max_relative_step=float(c.max_relative_step),
         seed=config.seed, progress=config.progress, log=wd.log,
     )  # fmt: skip
     sigma = float(np.asarray(res.params["sigma"]).ravel()[0])

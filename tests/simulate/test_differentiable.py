@@ -50,20 +50,21 @@ def _rel(a, b):
 
 # The backsolve adjoint is the gradient of the continuous trajectory; it differs
 # from the discrete (Verlet) trajectory's gradient by O(dt^2) terms, which on this
-# lattice start weigh most at short times (see test_backsolve_error_vs_length:
-# 5.8e-4 relative at 50 steps, 3.5e-5 at 200), so it is checked over 200 steps.
-N_BACKSOLVE = 200
+# lattice start weigh most at short times (test_backsolve_error_vs_length: at 1 fs,
+# 5.8e-4 relative at 50 steps, 1.7e-4 at 100, 3.5e-5 at 200). Both adjoints are
+# therefore checked over 100 steps of 0.5 fs, where that difference is ~4x smaller.
+N_STEPS, DT_GRAD = 100, DT / 2
 
 
 @pytest.fixture(scope="module")
 def gradients(lj):
     params = lj[1]
     out = {}
-    for adjoint, n in (("checkpoint", 100), ("backsolve", N_BACKSOLVE)):
-        out[adjoint] = jax.grad(_loss_fn(lj, adjoint=adjoint, n_steps=n))(params)
-        loss = _loss_fn(lj, n_steps=n)
-        out[adjoint, "fd"] = {name: _fd(loss, params, name) for name in ("sigma", "epsilon")}
-    out["checkpoint", N_BACKSOLVE] = jax.grad(_loss_fn(lj, n_steps=N_BACKSOLVE))(params)
+    loss = _loss_fn(lj, n_steps=N_STEPS, dt=DT_GRAD)
+    fd = {name: _fd(loss, params, name) for name in ("sigma", "epsilon")}
+    for adjoint in ("checkpoint", "backsolve"):
+        out[adjoint] = jax.grad(_loss_fn(lj, adjoint=adjoint, n_steps=N_STEPS, dt=DT_GRAD))(params)
+        out[adjoint, "fd"] = fd
     return out
 
 
@@ -77,8 +78,9 @@ def test_gradient_matches_finite_differences(gradients, adjoint, name):
 
 def test_adjoints_agree(gradients):
     for name in ("sigma", "epsilon"):
-        a, b = gradients["checkpoint", N_BACKSOLVE][name], gradients["backsolve"][name]
-        print(f"\nbacksolve vs checkpoint (200 steps), {name}: rel {_rel(b[0, 0], a[0, 0]):.2e}")
+        a, b = gradients["checkpoint"][name], gradients["backsolve"][name]
+        print(f"\nbacksolve vs checkpoint ({N_STEPS} steps of {DT_GRAD} ps), {name}: rel "
+              f"{_rel(b[0, 0], a[0, 0]):.2e}")  # fmt: skip
         np.testing.assert_allclose(b, a, rtol=1e-4)
 
 

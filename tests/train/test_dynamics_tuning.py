@@ -1,0 +1,101 @@
+"""Dynamics tuning logic (paper 004 §2.3) on a synthetic, monotone D(A).
+
+The probe here is a closed form, so the bracket checks, the bisection, the
+evaluation cache (resume) and the RDF-invariance check are tested exactly;
+the real simulation probe runs in the experiment smoke tests.
+"""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cgjax import train, units
+
+R_GRID = (np.arange(100) + 0.5) * 0.01  # nm
+G_BASE = 1.0 + np.exp(-(((R_GRID - 0.28) / 0.03) ** 2))
+
+
+class SyntheticProbe:
+    """``D(A) = D0 / (1 + A / A_half)``; the RDF shifts by ``shift_per_A * A`` (Å TAE)."""
+
+    def __init__(self, D0=5e-3, A_half=0.05, shift_per_A=0.5):
+        self.D0, self.A_half, self.shift_per_A = D0, A_half, shift_per_A
+        self.calls = []
+
+    def __call__(self, params, R0, *, label="", **kw):
+        A = float(params["hf"]["amplitude"])
+        self.calls.append(A)
+        # a bump of area shift_per_A * A Å added to g(r)
+        area_nm = self.shift_per_A * A * units.angstrom
+        g = G_BASE + area_nm / (R_GRID[1] - R_GRID[0]) * (np.arange(100) == 50)
+        return {"D": self.D0 / (1 + A / self.A_half), "D_err": 0.0, "rdf_r": R_GRID.tolist(),
+                "rdf_g": g.tolist(), "rdf_tae_A": 0.0, "temperature_K": 300.0}  # fmt: skip
+
+
+PARAMS = {"gnn": {"w": jnp.ones(3)}, "hf": {"amplitude": jnp.asarray(0.0),
+                                           "omega": jnp.asarray(1000.0)}}  # fmt: skip
+
+
+def test_finds_the_amplitude_and_records_every_evaluation():
+    probe = SyntheticProbe()
+    target = probe.D0 / 3  # root at A = 2 A_half = 0.1
+    lo, hi = train.PAPER_AMPLITUDE_BRACKET
+    assert hi == pytest.approx(0.2 * 96.485332 * 0.01, rel=1e-6)  # 0.2 eV Å^2 in kJ/mol nm^2
+    out = train.tune_high_frequency(
+        probe, PARAMS, None, target_D=target, xtol=1e-4, ftol=0.0, max_evals=30
+    )
+    assert out.amplitude == pytest.approx(0.1, abs=1e-4)
+    assert out.bisection.converged
+    h = out.bisection.history
+    assert [e["x"] for e in h[:2]] == [lo, hi]  # both ends first
+    assert all(e["D"] == pytest.approx(probe.D0 / (1 + e["x"] / probe.A_half)) for e in h)
+    assert probe.calls[: len(h)] == [e["x"] for e in h]
+    # the bracket halves each time
+    widths = [e["hi"] - e["lo"] for e in h[2:]]
+    np.testing.assert_allclose(widths[1:], np.asarray(widths[:-1]) / 2, rtol=1e-12)
+    assert float(out.params["hf"]["amplitude"]) == pytest.approx(out.amplitude)
+    assert float(out.params["hf"]["omega"]) == pytest.approx(train.PAPER_OMEGA) == 1000.0
+    # the RDF moved by 0.5 Å per kJ/mol nm^2 of A: 0.05 Å, within 0.15 Å
+    assert out.rdf_shift_A == pytest.approx(0.05, rel=1e-3) and out.rdf_invariant
+
+
+def test_rdf_shift_above_tolerance_is_reported():
+    probe = SyntheticProbe(shift_per_A=5.0)
+    out = train.tune_high_frequency(probe, PARAMS, None, target_D=probe.D0 / 3, xtol=1e-3,
+                                    rdf_tolerance_A=0.15)  # fmt: skip
+    assert out.rdf_shift_A == pytest.approx(0.5, rel=0.05) and not out.rdf_invariant
+
+
+def test_cache_resumes_without_resimulating():
+    probe = SyntheticProbe()
+    cache, saved = {}, []
+    kw = dict(
+        target_D=probe.D0 / 3, xtol=1e-3, cache=cache, on_evaluation=lambda c: saved.append(len(c))
+    )
+    first = train.tune_high_frequency(probe, PARAMS, None, **kw)
+    n = len(probe.calls)
+    assert saved == list(range(1, n + 1))  # written after every new simulation
+    again = train.tune_high_frequency(probe, PARAMS, None, **kw)
+    assert len(probe.calls) == n  # all from the cache
+    assert again.amplitude == first.amplitude
+
+
+def test_bracket_without_a_root_is_a_named_error():
+    probe = SyntheticProbe()
+    # CG already slower than the target at A = 0
+    with pytest.raises(train.BracketError, match="already diffuses slower") as e:
+        train.tune_high_frequency(probe, PARAMS, None, target_D=2 * probe.D0)
+    assert [h["x"] for h in e.value.history] == list(train.PAPER_AMPLITUDE_BRACKET)
+    # still faster than the target at the top: widen the bracket
+    with pytest.raises(train.BracketError, match="still diffuses faster .* widen the bracket"):
+        train.tune_high_frequency(probe, PARAMS, None, target_D=probe.D0 / 100)
+    with pytest.raises(ValueError, match="no high-frequency term 'hf'"):
+        train.tune_high_frequency(probe, {"gnn": PARAMS["gnn"]}, None, target_D=1e-3)
+
+
+def test_omega_scan_rows():
+    probe = SyntheticProbe()
+    rows = train.omega_scan(probe, PARAMS, None, [100.0, 1000.0], amplitude=0.1)
+    assert [r["omega_per_A"] for r in rows] == pytest.approx([10.0, 100.0])
+    assert all(r["rdf_shift_A"] == pytest.approx(0.05, rel=1e-6) for r in rows)
+    assert probe.calls[0] == 0.0  # the A = 0 baseline first

@@ -93,7 +93,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.hf = ml_collections.ConfigDict(
         dict(
             omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=7,
-            ftol_fraction=0.04, xtol_fraction=1 / 64, rdf_tolerance_A=0.15, target_D=None,
+            ftol_fraction=0.04, xtol_fraction=1 / 64, rdf_tolerance_A=0.15,
+            target_D=ml_collections.FieldReference(None, field_type=object),
         )
     )  # fmt: skip
     c.omega_scan = ml_collections.ConfigDict(
@@ -462,7 +463,16 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         stages["omega_scan"] = wd.stage("omega_scan", omega_stage)
 
     def bisection_stage():
-        target = ref["D_AA"] if hf.target_D is None else float(hf.target_D)
+        if hf.target_D is None:
+            target = ref["D_AA"]
+        elif hf.target_D == "between_ends":  # smoke runs: a target the bracket must contain
+            ends = [probe(train.set_high_frequency(params, "hf", a, float(hf.omega)), R0,
+                          label=f"A = {a:.5g} kJ/mol nm^2: ") for a in (lo, hi)]  # fmt: skip
+            for a, res in zip((lo, hi), ends, strict=True):
+                cache[train.evaluation_key(a, float(hf.omega))] = res
+            target = float(np.sqrt(ends[0]["D"] * ends[1]["D"]))
+        else:
+            target = float(hf.target_D)
         tuning = train.tune_high_frequency(
             probe, params, R0, target_D=target, bracket=(lo, hi), omega=float(hf.omega),
             xtol=float(hf.xtol_fraction) * (hi - lo), ftol=float(hf.ftol_fraction) * target,

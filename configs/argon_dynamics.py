@@ -1,0 +1,25 @@
+"""Presets of ``experiments/argon_dynamics.py`` (paper 004 Fig. 5B).
+
+--config=configs/argon_dynamics.py:smoke   # about a minute: the test suite runs it
+--config=configs/argon_dynamics.py:quick   # the default
+--config=configs/argon_dynamics.py:full    # the paper's lengths; a GPU
+"""
+
+import os
+
+from cgjax.workflow import load_module
+
+_HERE = os.path.dirname(__file__)
+_EXPERIMENT = os.path.join(_HERE, "..", "experiments", "argon_dynamics.py")
+_SPCE = load_module(os.path.join(_HERE, "spce_dynamics.py"))
+
+
+def get_config(preset: str = "quick"):
+    c = load_module(_EXPERIMENT).get_config()
+    if preset == "quick":
+        return c
+    if preset == "smoke":
+        return _SPCE.smoke(c)
+    if preset == "full":
+        return _SPCE.full(c)
+    raise ValueError(f"unknown preset {preset!r}; presets: smoke, quick, full")

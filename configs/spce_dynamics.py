@@ -19,7 +19,7 @@ def smoke(c):
                  production_steps=100, record_every=20)  # fmt: skip
     c.fm.update(n_steps=3, eval_every=3, checkpoint_every=3, train_stride=200, val_stride=200)
     c.rdf_train.update(n_updates=1, equilibration_steps=20, n_steps=40, record_every=10,
-                       start_frame=1, segment_steps=10)  # fmt: skip
+                       start_frame=1, segment_steps=10, rebin=4)  # fmt: skip
     c.dynamics.update(equilibration_steps=20, production_steps=200, record_every=10,
                       fit_window=(0.02, 0.05), n_blocks=2, aa_fit_window=(1.0, 4.0))  # fmt: skip
     # A ballistic 0.2 ps run says nothing about diffusion: the target is put
@@ -37,7 +37,7 @@ def full(c):
     c.rem.update(reference_frames=1000, n_iterations=20, production_steps=20000)
     c.fm.update(n_steps=5000, train_stride=2, val_stride=5, batch_size=4, eval_every=250,
                 checkpoint_every=250)  # fmt: skip
-    c.rdf_train.update(n_updates=200, n_steps=2000, record_every=20, start_frame=10)
+    c.rdf_train.update(n_updates=200, n_steps=2000, record_every=20, start_frame=10, rebin=1)
     c.dynamics.update(production_steps=100000, record_every=100, fit_window=(5.0, 20.0),
                       n_blocks=4)  # fmt: skip
     c.hf.update(max_evals=12, ftol_fraction=0.02)

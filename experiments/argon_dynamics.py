@@ -1,4 +1,4 @@
-"""Paper 004 Fig. 5B: liquid argon (the shipped OpenMM ``argon_864``, 94.4 K) with the same stages as ``spce_dynamics.py``.
+"""Paper 004 Fig. 5B: liquid argon (shipped OpenMM ``argon_864``, 94.4 K), paper-004 stages.
 
 The "AA" model is LJ argon itself (sigma 3.405 Å, epsilon/kB 119.8 K, Rahman's
 state point), so REM alone should recover it and the GNN has little to add;

@@ -1,4 +1,4 @@
-"""Paper 004 Fig. 5C: methane (the shipped five-site OpenMM ``methane_512``, 111.7 K) with the same stages as ``spce_dynamics.py``.
+"""Paper 004 Fig. 5C: methane (shipped five-site OpenMM ``methane_512``), paper-004 stages.
 
 The AA model uses paper 004's printed parameters (epsilon_C = 0.066 kJ/mol),
 which at 111.7 K and 0.4228 g/cm^3 make a weakly structured supercritical

@@ -79,8 +79,8 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.rdf_train = ml_collections.ConfigDict(
         dict(
-            n_updates=6, lr=2e-3, dt=0.002, tau=0.5, equilibration_steps=1000,
-            n_steps=400, record_every=20, start_frame=5, segment_steps=20, skin=0.2,
+            n_updates=3, lr=2e-3, dt=0.002, tau=0.5, equilibration_steps=1000,
+            n_steps=200, record_every=20, start_frame=2, rebin=2, segment_steps=20, skin=0.2,
             sigma=0.005, adjoint="checkpoint",
         )
     )  # fmt: skip
@@ -92,7 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.hf = ml_collections.ConfigDict(
         dict(
-            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=7,
+            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=6,
             ftol_fraction=0.04, xtol_fraction=1 / 64, rdf_tolerance_A=0.15,
             target_D=ml_collections.FieldReference(None, field_type=object),
         )
@@ -251,7 +251,16 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     kT = units.kB * float(config.temperature)
     R, V = _equilibrate(model, params, system, frames.positions[-1], config,
                         int(c.equilibration_steps), float(c.dt), float(c.tau))  # fmt: skip
-    r_t, g_t = jnp.asarray(ref["rdf_r"]), jnp.asarray(ref["rdf_g"])
+    # The loss costs O(frames x pairs x bins): the AA histogram is merged into
+    # bins `rebin` times wider (a shell-volume-weighted mean, exact for a histogram).
+    k = int(c.rebin)
+    r_fine, g_fine = np.asarray(ref["rdf_r"]), np.asarray(ref["rdf_g"])
+    n = len(r_fine) // k * k
+    dr = r_fine[1] - r_fine[0]
+    edges = np.arange(n + 1) * dr
+    vol = (edges[1:] ** 3 - edges[:-1] ** 3).reshape(-1, k)
+    g_t = jnp.asarray(np.sum(g_fine[:n].reshape(-1, k) * vol, 1) / vol.sum(1))
+    r_t = jnp.asarray((np.arange(n // k) + 0.5) * dr * k)
     # the list is rebuilt between segments: no bead may move skin / 2 within one
     nf = model.neighbor_fn(skin=float(c.skin))
     opts = dict(

@@ -19,8 +19,11 @@ EXP = {
         os.path.join(ROOT, "experiments", f"{name}.py"),
         os.path.join(ROOT, "configs", f"{name}.py"),
     )
-    for name in ("water_data_efficiency", "deepcg_water")
-}
+    for name in (
+        "water_data_efficiency", "deepcg_water", "spce_dynamics", "argon_dynamics",
+        "methane_dynamics",
+    )
+}  # fmt: skip
 
 
 def _run(name, workdir, *extra):
@@ -139,3 +142,52 @@ def test_runner_help_lists_keys(capsys):
     run.main([exp, f"--config={cfg}:smoke", "--help"])
     out = capsys.readouterr().out
     assert "--config.train.n_steps=3" in out and "--config.n_members=2" in out
+
+
+def _check_dynamics(res, wd, n_beads):
+    """What every paper-004 experiment writes, and that it reads back on a rerun."""
+    for key in ("rdf_tae_A", "D_CG_cm2_per_s", "D_AA_cm2_per_s", "D_ratio", "A_eV_A2"):
+        assert np.isfinite(res[key]), key
+    assert res["omega_per_A"] == pytest.approx(100.0)
+    assert res["rdf_range_A"] == [0.0, 10.0] or tuple(res["rdf_range_A"]) == (0.0, 10.0)
+    lj = res["lj"]
+    assert lj["sigma_nm"] > 0 and lj["epsilon_kJ_per_mol"] > 0
+    bis = res["bisection"]
+    assert [b["x"] for b in bis[:2]] == [0.0, 0.5] and len(bis) == 3
+    assert bis[0]["D"] > bis[1]["D"]  # the barrier term slows diffusion
+    assert bis[2]["x"] == 0.25 and bis[2]["lo"] <= 0.25 <= bis[2]["hi"]
+    for png in ("rdf.png", "msd.png", "bisection.png", "training.png"):
+        assert _png(wd / "plots" / png), png
+    with open(wd / "results.json") as f:
+        assert json.load(f)["D_ratio"] == pytest.approx(res["D_ratio"])
+    assert set(res["wall_s"]) >= {"reference", "rem", "force_matching", "rdf_training",
+                                  "bisection", "validation"}  # fmt: skip
+
+
+@pytest.mark.slow
+def test_spce_dynamics_smoke_and_resume(tmp_path):
+    wd = tmp_path / "spce"
+    res = _run("spce_dynamics", wd)
+    _check_dynamics(res, wd, 512)
+    assert len(res["omega_scan"]) == 2 and _png(wd / "plots" / "omega_scan.png")
+    assert len(res["rdf_training_loss"]) == 1 and np.isfinite(res["rdf_training_loss"][0])
+    # A bisection killed after its evaluations were saved resumes without re-simulating
+    # them; the stages before it are read back.
+    os.remove(wd / "stages" / "bisection.json")
+    os.remove(wd / "stages" / "validation.json")
+    with open(wd / "log.txt") as f:
+        n_log = len(f.readlines())
+    again = _run("spce_dynamics", wd)
+    with open(wd / "log.txt") as f:
+        new = f.readlines()[n_log:]
+    assert any("stage rdf_training: done before" in line for line in new)
+    assert sum("(cached)" in line for line in new) == 3  # both ends and the midpoint
+    assert again["A_eV_A2"] == pytest.approx(res["A_eV_A2"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,n_beads", [("argon_dynamics", 864), ("methane_dynamics", 512)])
+def test_argon_and_methane_dynamics_smoke(tmp_path, name, n_beads):
+    wd = tmp_path / name
+    res = _run(name, wd)
+    _check_dynamics(res, wd, n_beads)

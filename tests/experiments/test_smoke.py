@@ -181,7 +181,8 @@ def test_spce_dynamics_smoke_and_resume(tmp_path):
     with open(wd / "log.txt") as f:
         new = f.readlines()[n_log:]
     assert any("stage rdf_training: done before" in line for line in new)
-    assert sum("(cached)" in line for line in new) == 3  # both ends and the midpoint
+    # both ends, the midpoint, and the tuned A (that midpoint) read back
+    assert sum("(cached)" in line for line in new) == 4
     assert again["A_eV_A2"] == pytest.approx(res["A_eV_A2"])
 
 

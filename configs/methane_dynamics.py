@@ -24,6 +24,9 @@ def get_config(preset: str = "quick"):
         c = _SPCE.smoke(c)
         c.rdf_train.n_updates = 0
         c.omega_scan.enabled = False
+        # at ~100 K, A = 0.5 releases enough heat on switching U_HF on to trip the
+        # runaway-temperature stop (5 T) within 3 steps; 0.1 stays below it
+        c.hf.bracket = (0.0, 0.1)
         return c
     if preset == "full":
         return _SPCE.full(c)

@@ -224,6 +224,7 @@ def simulate_differentiable(
     neighbor_fn: Any = None,
     segment_steps: int | None = None,
     xi0: float = 0.0,
+    remat_segments: bool | None = None,
 ) -> DiffTrajectory:
     """Runs MD whose recorded frames are differentiable in ``params``.
 
@@ -275,6 +276,11 @@ def simulate_differentiable(
         ``record_every``); the neighbor list is fixed within a segment, so no
         particle may move ``skin / 2`` in one. Default: ``n_steps``.
       xi0: Nose-Hoover friction at the start (1/ps).
+      remat_segments: with the checkpoint or truncated adjoint, keep only each
+        segment's starting state for the backward pass and recompute the
+        segment there (``jax.checkpoint``), so memory stays flat in the number
+        of segments at the cost of one more forward pass per segment. Default:
+        on when there is more than one segment.
 
     Returns:
       :class:`DiffTrajectory`.
@@ -340,6 +346,10 @@ def simulate_differentiable(
         neighbor = neighbor_fn.allocate(jnp.asarray(_wrap(R_host, box), R0.dtype))
     max_move = np.inf if neighbor_fn is None else 0.5 * neighbor_fn.skin
 
+    if remat_segments is None:
+        remat_segments = n_steps > segment_steps
+    remat_segments = bool(remat_segments) and adjoint != "backsolve"
+
     frames, reallocations, done = [], [], 0
     while done < n_steps:
         length = min(segment_steps, n_steps - done)
@@ -375,6 +385,8 @@ def simulate_differentiable(
             record_every,
         )
         segment = _segment_fn(key, energy_fn_of_params, system.masses)
+        if remat_segments:
+            segment = jax.checkpoint(segment)
         ys = segment(params, y, neighbor)
         _check_segment(ys[0], start, done, record_every, float(dt), max_move)
         frames.append(ys)

@@ -42,7 +42,7 @@ def full(c):
                       n_blocks=4)  # fmt: skip
     c.hf.update(max_evals=12, ftol_fraction=0.02)
     c.omega_scan.update(omegas_per_A=(5.0, 10.0, 20.0, 50.0, 100.0, 150.0),
-                        production_steps=50000)  # fmt: skip
+                        production_steps=50000, noise_run=True)  # fmt: skip
     c.validation.production_steps = 200000
     return c
 

@@ -115,6 +115,7 @@ def relative_entropy(
     ess_threshold: float = 0.8,
     max_relative_step: float = 0.1,
     tol: float = 0.0,
+    average_last: int = 1,
     R0: Any = None,
     seed: int = 0,
     progress: bool | None = False,
@@ -155,6 +156,12 @@ def relative_entropy(
       max_relative_step: Newton steps are scaled so no parameter changes by
         more than this fraction of its magnitude in one iteration.
       tol: stop when every parameter's relative change is below this.
+      average_last: after the iterations, run ``average_last - 1`` more, each
+        on fresh samples, and return the mean of the last ``average_last``
+        parameter values that came from fresh samples (the ones before them
+        included). Each Newton root carries the statistical error of one
+        sampling; averaging ``K`` independent ones divides it by ``sqrt(K)``.
+        Useful for weakly determined parameters (epsilon in a dense liquid).
       R0: ``[N, 3]`` start of the CG simulation (nm); default the last
         reference frame.
       seed: PRNG seed of the thermostat.
@@ -274,7 +281,10 @@ def relative_entropy(
     history: list[dict] = []
     X_cg, U_sampled, n_samplings = None, None, 0
     converged = False
-    for it in range(int(n_iterations)):
+    fresh_roots: list[np.ndarray] = []
+
+    def iteration(it: int, force_resample: bool) -> float:
+        nonlocal theta, X_cg, U_sampled, n_samplings, opt_state
         t0 = time.perf_counter()
         _, g_aa, H_aa = evaluate(theta, wrapped)
         resampled = False
@@ -285,7 +295,7 @@ def relative_entropy(
             w = np.exp(logw - logw.max())
             w /= w.sum()
             ess = float(1.0 / (len(w) * np.sum(w * w)))
-        if X_cg is None or ess < ess_threshold:
+        if X_cg is None or ess < ess_threshold or force_resample:
             X_cg = sample(np.asarray(theta))
             n_samplings += 1
             resampled = True
@@ -330,9 +340,25 @@ def relative_entropy(
             raise FloatingPointError(
                 f"relative_entropy: iteration {it} produced non-finite parameters {names}"
             )
+        if resampled:
+            fresh_roots.append(np.asarray(theta, np.float64))
+        return rel
+
+    for it in range(int(n_iterations)):
+        rel = iteration(it, False)
         if tol > 0 and rel < tol:
             converged = True
             break
+    n_done = len(history)
+    for k in range(max(0, int(average_last) - 1)):
+        iteration(n_done + k, True)
+    if int(average_last) > 1:
+        # the Newton roots computed on fresh samples (the last resampled iterations)
+        roots = fresh_roots[-int(average_last) :]
+        theta = jnp.asarray(np.mean(roots, 0), dtype)
+        values = zip(names, np.asarray(theta), strict=True)
+        log(f"REM: mean of the last {len(roots)} fresh-sample roots: "
+            + ", ".join(f"{k} {v:.5g}" for k, v in values))  # fmt: skip
     out_params = merge(params, unravel(theta))
     return REMResult(out_params, history, converged, n_samplings)
 

@@ -154,3 +154,36 @@ def test_brownian_free_particles_diffuse_at_kT_over_m_gamma():
     D = kT / (mass * gamma)
     # 20000 particles: the relative standard error of each MSD point is sqrt(2/3/n) = 0.6 %
     np.testing.assert_allclose(msd / (6 * res.trajectory.time), D, rtol=0.03)
+
+
+def test_step_kwargs_are_traced_so_one_compile_serves_all_parameters(small):
+    """Parameters passed as ``step_kwargs`` give the closure's trajectory, compiled once."""
+    model, params, system, R = small
+    nf = model.neighbor_fn(skin=0.1)
+
+    def energy(R, *, params=None, neighbor=None, **kw):
+        return model.energy_fn(params)(R, neighbor=neighbor)
+
+    traced = simulate.nve(energy, system, dt=0.004, kT=KT)
+    n_cached = None
+    for scale in (1.0, 1.05):
+        p = {**params, "sigma": params["sigma"] * scale}
+        nbrs = nf.allocate(R)
+        kw = {"params": p}
+        out = simulate.run(
+            traced, traced.init_fn(jax.random.key(0), R, neighbor=nbrs, **kw), n_steps=100,
+            record_every=20, neighbor_fn=nf, neighbor=nbrs, step_kwargs=kw,
+        )  # fmt: skip
+        closed = simulate.nve(model.energy_fn(p), system, dt=0.004, kT=KT)
+        ref = simulate.run(
+            closed, closed.init_fn(jax.random.key(0), R, neighbor=nbrs), n_steps=100,
+            record_every=20, neighbor_fn=nf, neighbor=nbrs,
+        )  # fmt: skip
+        np.testing.assert_allclose(out.trajectory.positions, ref.trajectory.positions, atol=1e-12)
+        np.testing.assert_allclose(
+            out.trajectory.potential_energy, ref.trajectory.potential_energy, rtol=1e-12
+        )
+        cached = [k for k in simulate._runner._CHUNK_CACHE if k[0] is traced.step_fn]
+        if n_cached is None:
+            n_cached = len(cached)
+        assert len(cached) == n_cached == 1  # the second parameter set reused the chunk

@@ -99,8 +99,12 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.omega_scan = ml_collections.ConfigDict(
         dict(
-            enabled=True, omegas_per_A=(10.0, 30.0, 100.0), production_steps=3000, amplitude=None
-        )  # None: the top of the bracket
+            enabled=True,
+            omegas_per_A=(10.0, 100.0),
+            production_steps=3000,
+            amplitude=None,
+            noise_run=False,
+        )  # amplitude None: the top of the bracket
     )
     c.validation = ml_collections.ConfigDict(dict(production_steps=20000))
     c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å

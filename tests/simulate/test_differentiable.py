@@ -160,10 +160,10 @@ def test_neighbor_list_segments_match_all_pairs(lj):
     g_seg = jax.grad(loss)(params)
     g_ref = jax.grad(_loss_fn(lj))(params)
     np.testing.assert_allclose(g_seg["epsilon"], g_ref["epsilon"], rtol=1e-8)
-    # segments recomputed in the backward pass (the default here) = kept residuals
-    kept = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20, remat_segments=False)
-    g_kept = jax.grad(kept)(params)
-    np.testing.assert_allclose(g_seg["epsilon"], g_kept["epsilon"], rtol=1e-12)
+    # segments recomputed in the backward pass = kept residuals (the default)
+    remat = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20, remat_segments=True)
+    g_remat = jax.grad(remat)(params)
+    np.testing.assert_allclose(g_remat["epsilon"], g_seg["epsilon"], rtol=1e-12)
 
 
 def test_neighbor_list_overflow_is_reallocated(lj):

@@ -243,8 +243,11 @@ def simulate_differentiable(
       gradient of the discrete trajectory.
     - ``"backsolve"``: ``diffrax.BacksolveAdjoint``, the continuous adjoint
       solved backwards in time (Tsit5, same step), memory flat in length. It
-      re-integrates the trajectory backwards, so its error grows with length
-      in a chaotic system (see the tests for a measured table).
+      is the gradient of the continuous trajectory, so it differs from the
+      discrete one by Verlet's O(dt^2) error (about 1e-4 relative over 100
+      steps, less over longer runs; see the tests), and since it re-integrates
+      the trajectory backwards its error grows with length in a chaotic system
+      (benchmarks/README.md: 2e-4 at 50 steps, 4e-2 at 1000 in float32).
     - ``"truncated"``: exact gradients through only the last ``window`` steps of
       each segment; the state before is ``stop_gradient``-ed (as mdgrad does
       for long runs).

@@ -25,7 +25,7 @@ def smoke(c):
     # A ballistic 0.2 ps run says nothing about diffusion: the target is put
     # between the bracket's ends (whose top, 2.6x the paper's, traps the beads).
     c.hf.update(target_D="between_ends", bracket=(0.0, 0.5), max_evals=3)
-    c.omega_scan.update(omegas_per_A=(10.0, 100.0), production_steps=200, amplitude=0.19)
+    c.omega_scan.update(omegas_per_A=(10.0, 100.0), amplitude=0.19)  # A = 0 reused
     c.validation.production_steps = 200
     c.progress = False
     return c

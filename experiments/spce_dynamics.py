@@ -16,11 +16,12 @@ unfinished one:
 4. ``rdf_training``: Adam on the GNN parameters only, on the MSE between the
    Gaussian-smeared RDF of a differentiable Nose-Hoover trajectory and the AA
    RDF, gradients through diffrax's checkpointed adjoint (paper 004 §2.1).
-5. ``omega_scan``: the RDF shift caused by ``U_HF`` at the top of the
-   amplitude bracket against ``omega`` (paper 004 Fig. 4A).
-6. ``bisection``: ``A`` in [0, 0.2 eV Å^2] at ``omega`` = 100 Å^-1 until
+5. ``bisection``: ``A`` in [0, 0.2 eV Å^2] at ``omega`` = 100 Å^-1 until
    ``D_CG = D_AA`` (``train.tune_high_frequency``, paper 004 §2.3, Fig. 4B);
    each evaluation is saved as it finishes, so a killed bisection resumes.
+6. ``omega_scan``: the RDF shift caused by ``U_HF`` at the top of the
+   amplitude bracket against ``omega`` (paper 004 Fig. 4A); runs as long as
+   the bisection's reuse its evaluations at ``A = 0`` and at the top.
 7. ``validation``: a longer Nose-Hoover run of the final model: RDF TAE over
    0-10 Å, ``D_CG``, ``D_CG / D_AA``.
 
@@ -101,10 +102,11 @@ def get_config() -> ml_collections.ConfigDict:
         dict(
             enabled=True,
             omegas_per_A=(10.0, 100.0),
-            production_steps=3000,
+            production_steps=None,
             amplitude=None,
             noise_run=False,
-        )  # amplitude None: the top of the bracket
+        )  # amplitude None: the top of the bracket; production_steps None: the
+        # bisection's length, whose runs at A = 0 and at the top are then reused
     )
     c.validation = ml_collections.ConfigDict(dict(production_steps=20000))
     c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å
@@ -463,27 +465,6 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     hf = config.hf
     lo, hi = (float(v) for v in hf.bracket)
 
-    def omega_stage():
-        sc = config.omega_scan
-        n_prod = int(sc.production_steps)
-        omegas = [w / units.angstrom for w in sc.omegas_per_A]
-        p0 = train.set_high_frequency(params, "hf", 0.0)
-        base = probe(p0, R0, label="omega scan, A = 0: ", production_steps=n_prod)
-        noise = None
-        if sc.noise_run:  # the same model with another seed: the RDF's sampling noise
-            noise = probe(p0, R0, label="omega scan, A = 0, other seed: ",
-                          production_steps=n_prod, seed=config.seed + 7)  # fmt: skip
-        amp = hi if sc.amplitude is None else float(sc.amplitude)
-        rows = train.omega_scan(probe, params, R0, omegas, amplitude=amp, baseline=base,
-                                production_steps=n_prod)  # fmt: skip
-        return {"rows": rows, "amplitude_kJmol_nm2": amp, "amplitude_eV_A2": amp / EV_A2,
-                "noise_A": None if noise is None
-                else train.rdf_tae_A(base["rdf_r"], base["rdf_g"], noise["rdf_g"]),
-                "production_steps": int(sc.production_steps)}  # fmt: skip
-
-    if config.omega_scan.enabled:
-        stages["omega_scan"] = wd.stage("omega_scan", omega_stage)
-
     def bisection_stage():
         if hf.target_D is None:
             target = ref["D_AA"]
@@ -515,6 +496,35 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         }  # fmt: skip
 
     stages["bisection"] = bis = wd.stage("bisection", bisection_stage)
+
+    def omega_stage():
+        sc = config.omega_scan
+        # production_steps None: the probe's own length, so the bisection's runs at
+        # A = 0 and at the top of the bracket (omega of the bisection) are reused.
+        shared = sc.production_steps is None
+        n_prod = None if shared else int(sc.production_steps)
+        omegas = [w / units.angstrom for w in sc.omegas_per_A]
+        p0 = train.set_high_frequency(params, "hf", 0.0)
+        key0 = train.evaluation_key(0.0, float(hf.omega))
+        if shared and key0 in cache:
+            base = cache[key0]
+        else:
+            base = probe(p0, R0, label="omega scan, A = 0: ", production_steps=n_prod)
+        noise = None
+        if sc.noise_run:  # the same model with another seed: the RDF's sampling noise
+            noise = probe(p0, R0, label="omega scan, A = 0, other seed: ",
+                          production_steps=n_prod, seed=config.seed + 7)  # fmt: skip
+        amp = hi if sc.amplitude is None else float(sc.amplitude)
+        rows = train.omega_scan(probe, params, R0, omegas, amplitude=amp, baseline=base,
+                                production_steps=n_prod, cache=cache if shared else None,
+                                on_evaluation=save if shared else None)  # fmt: skip
+        return {"rows": rows, "amplitude_kJmol_nm2": amp, "amplitude_eV_A2": amp / EV_A2,
+                "noise_A": None if noise is None
+                else train.rdf_tae_A(base["rdf_r"], base["rdf_g"], noise["rdf_g"]),
+                "production_steps": probe.production_steps if shared else n_prod}  # fmt: skip
+
+    if config.omega_scan.enabled:
+        stages["omega_scan"] = wd.stage("omega_scan", omega_stage)
     tuned = _load_params(wd, bis["params"], template)
 
     def validation_stage():

@@ -22,8 +22,9 @@ unfinished one:
 6. ``omega_scan``: the RDF shift caused by ``U_HF`` at the top of the
    amplitude bracket against ``omega`` (paper 004 Fig. 4A); runs as long as
    the bisection's reuse its evaluations at ``A = 0`` and at the top.
-7. ``validation``: a longer Nose-Hoover run of the final model: RDF TAE over
-   0-10 Å, ``D_CG``, ``D_CG / D_AA``.
+7. ``validation``: a longer Nose-Hoover run of the final model (the
+   bisection's final run at the tuned ``A``, ``validation.production_steps``
+   long): RDF TAE over 0-10 Å, ``D_CG``, ``D_CG / D_AA``.
 
     python -m cgjax.run experiments/spce_dynamics.py            # quick preset
     python -m cgjax.run experiments/spce_dynamics.py --config=configs/spce_dynamics.py:full
@@ -480,6 +481,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             probe, params, R0, target_D=target, bracket=(lo, hi), omega=float(hf.omega),
             xtol=float(hf.xtol_fraction) * (hi - lo), ftol=float(hf.ftol_fraction) * target,
             max_evals=int(hf.max_evals), rdf_tolerance_A=float(hf.rdf_tolerance_A),
+            final_production_steps=int(config.validation.production_steps),
             cache=cache, on_evaluation=save, log=wd.log,
         )  # fmt: skip
         a0 = cache[train.evaluation_key(lo, float(hf.omega))]
@@ -528,9 +530,15 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     tuned = _load_params(wd, bis["params"], template)
 
     def validation_stage():
-        out = probe(tuned, R0, label="validation: ",
-                    production_steps=int(config.validation.production_steps))  # fmt: skip
-        out.pop("final_positions")
+        # the bisection's final run at the tuned A is the validation run
+        n_val = int(config.validation.production_steps)
+        key = train.evaluation_key(bis["amplitude_kJmol_nm2"], float(hf.omega), n_val)
+        out = dict(cache[key]) if key in cache else probe(tuned, R0, label="validation: ",
+                                                          production_steps=n_val)  # fmt: skip
+        out.pop("final_positions", None)
+        d_cgs = out["D"] / units.cm2_per_s
+        wd.log(f"validation ({n_val} steps at the tuned A): D = {d_cgs:.4g} cm^2/s, "
+               f"RDF TAE {out['rdf_tae_A']:.3f} Å, <T> {out['temperature_K']:.1f} K")  # fmt: skip
         return out
 
     stages["validation"] = val = wd.stage("validation", validation_stage)

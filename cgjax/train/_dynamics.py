@@ -14,6 +14,7 @@ parameters are a traced argument, so every evaluation of a bisection or an
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -270,7 +271,8 @@ class HighFrequencyTuning(NamedTuple):
       omega: the fixed ``omega`` (1/nm).
       params: the parameters with ``A`` set.
       bisection: the :class:`~cgjax.train.BisectionResult` (every evaluation
-        in ``history``, each with ``D``, ``D_err``, ``rdf_tae_A``, ``rdf_shift_A``).
+        in ``history``, each with ``D``, ``D_err``, ``rdf_tae_A``, ``rdf_shift_A``;
+        its ``x`` is ``amplitude``).
       final: the evaluation at ``amplitude`` (a full probe result).
       rdf_shift_A: TAE (Å) between the RDF at ``amplitude`` and at the bracket's
         lower end (no high-frequency term for the default bracket).
@@ -288,9 +290,15 @@ class HighFrequencyTuning(NamedTuple):
     rdf_invariant: bool
 
 
-def evaluation_key(amplitude: float, omega: float) -> str:
-    """The key of an evaluation in the ``cache`` of :func:`tune_high_frequency`."""
-    return f"A={amplitude:.10g},omega={omega:.10g}"
+def evaluation_key(amplitude: float, omega: float, production_steps: int | None = None) -> str:
+    """The key of an evaluation in the ``cache`` of :func:`tune_high_frequency`.
+
+    ``production_steps`` is given for a run whose length is not the probe's
+    own (the final run of :func:`tune_high_frequency` with
+    ``final_production_steps``).
+    """
+    key = f"A={amplitude:.10g},omega={omega:.10g}"
+    return key if production_steps is None else f"{key},steps={int(production_steps)}"
 
 
 def tune_high_frequency(
@@ -305,6 +313,8 @@ def tune_high_frequency(
     xtol: float | None = None,
     ftol: float | None = None,
     max_evals: int = 12,
+    estimate: str = "log_interpolation",
+    final_production_steps: int | None = None,
     rdf_tolerance_A: float = 0.15,
     cache: dict | None = None,
     on_evaluation: Callable[[dict], None] | None = None,
@@ -317,8 +327,13 @@ def tune_high_frequency(
     upper end slower; otherwise :class:`~cgjax.train.BracketError` says which
     end fails and by how much. The bracket is then halved until it is
     narrower than ``xtol`` or a midpoint's ``D`` is within ``ftol`` of the
-    target. Every evaluation is recorded with its ``D``, error bar, RDF TAE to
-    the reference and RDF shift from the lower end. Finally the RDF at the
+    target. Unless a midpoint met ``ftol``, the tuned ``A`` is then read off
+    the final bracket by interpolating ``ln D`` linearly in ``A`` between its
+    two (simulated) ends: ``D`` falls roughly exponentially with a barrier's
+    height, and this is far closer to the root than the bracket's midpoint
+    for the same number of simulations. The model is then run once more at
+    the tuned ``A`` (``final``). Every evaluation is recorded with its ``D``,
+    error bar, RDF TAE to the reference and RDF shift from the lower end. Finally the RDF at the
     tuned ``A`` is compared with the one at the lower end: the term is meant
     to leave structure alone, and ``rdf_invariant`` reports whether the shift
     stayed within ``rdf_tolerance_A``.
@@ -337,7 +352,13 @@ def tune_high_frequency(
       xtol: bracket width to stop at (kJ/mol nm^2); default 1/64 of the bracket.
       ftol: stop when ``|D - target_D| <= ftol`` (nm^2/ps); default 3 % of
         ``target_D``.
-      max_evals: simulations at most, the two ends included.
+      max_evals: simulations at most in the bisection, the two ends included
+        (the final run at the tuned ``A`` comes on top).
+      estimate: ``"log_interpolation"`` (above) or ``"midpoint"`` (the final
+        bracket's midpoint, plain bisection).
+      final_production_steps: the production length of the final run at the
+        tuned ``A`` (default the probe's), e.g. a longer validation run; it is
+        cached under ``evaluation_key(A, omega, final_production_steps)``.
       rdf_tolerance_A: allowed RDF change (TAE, Å) between ``A = lo`` and the
         tuned ``A``.
       cache: a dict of earlier evaluations keyed by ``A`` and ``omega``
@@ -358,6 +379,8 @@ def tune_high_frequency(
       Paper 004 §2.3 and Fig. 4B (bisection in [0, 0.2 eV Å^2], D monotone in A).
     """
     log = log or (lambda msg: None)
+    if estimate not in ("log_interpolation", "midpoint"):
+        raise ValueError(f"estimate must be 'log_interpolation' or 'midpoint', got {estimate!r}")
     lo, hi = (float(v) for v in bracket)
     omega = (
         float(set_high_frequency(params, term)[term]["omega"]) if omega is None else float(omega)
@@ -367,11 +390,12 @@ def tune_high_frequency(
     cache = {} if cache is None else cache
     baseline: dict = {}
 
-    def evaluate(amplitude: float) -> dict:
-        key = evaluation_key(amplitude, omega)
+    def evaluate(amplitude: float, production_steps: int | None = None) -> dict:
+        key = evaluation_key(amplitude, omega, production_steps)
         if key not in cache:
             p = set_high_frequency(params, term, amplitude, omega)
-            cache[key] = probe(p, R0, label=f"A = {amplitude:.5g} kJ/mol nm^2: ")
+            cache[key] = probe(p, R0, label=f"A = {amplitude:.5g} kJ/mol nm^2: ",
+                               production_steps=production_steps)  # fmt: skip
             if on_evaluation is not None:
                 on_evaluation(cache)
         else:
@@ -409,7 +433,19 @@ def tune_high_frequency(
         )
         raise BracketError(f"tune_high_frequency: no root in [{lo:g}, {hi:g}]: {side}",
                            err.history) from err  # fmt: skip
-    final = evaluate(found.x)
+    amplitude = found.x
+    a, b = found.bracket
+    met_ftol = any(h["x"] == found.x for h in found.history)  # a simulated midpoint met ftol
+    if estimate == "log_interpolation" and not met_ftol and a < b:
+        # both ends were simulated by the bisection (not logged again as cached)
+        d_a, d_b = (cache[evaluation_key(x, omega)]["D"] for x in (a, b))
+        if d_a > 0 and d_b > 0 and d_a != d_b:
+            frac = (math.log(target_D) - math.log(d_a)) / (math.log(d_b) - math.log(d_a))
+            amplitude = a + min(max(frac, 0.0), 1.0) * (b - a)
+        log(f"A from ln D interpolated in the final bracket [{a:.5g}, {b:.5g}]: "
+            f"{amplitude:.5g} kJ/mol nm^2 (midpoint {found.x:.5g})")  # fmt: skip
+    found = found._replace(x=amplitude)
+    final = evaluate(found.x, final_production_steps)
     shift = rdf_tae_A(final["rdf_r"], baseline["rdf_g"], final["rdf_g"])
     invariant = shift <= rdf_tolerance_A
     log(

@@ -20,11 +20,12 @@ class SyntheticProbe:
 
     def __init__(self, D0=5e-3, A_half=0.05, shift_per_A=0.5):
         self.D0, self.A_half, self.shift_per_A = D0, A_half, shift_per_A
-        self.calls = []
+        self.calls, self.lengths = [], []
 
     def __call__(self, params, R0, *, label="", **kw):
         A = float(params["hf"]["amplitude"])
         self.calls.append(A)
+        self.lengths.append(kw.get("production_steps"))
         # a bump of area shift_per_A * A Å added to g(r)
         area_nm = self.shift_per_A * A * units.angstrom
         g = G_BASE + area_nm / (R_GRID[1] - R_GRID[0]) * (np.arange(100) == 50)
@@ -57,6 +58,31 @@ def test_finds_the_amplitude_and_records_every_evaluation():
     assert float(out.params["hf"]["omega"]) == pytest.approx(train.PAPER_OMEGA) == 1000.0
     # the RDF moved by 0.5 Å per kJ/mol nm^2 of A: 0.05 Å, within 0.15 Å
     assert out.rdf_shift_A == pytest.approx(0.05, rel=1e-3) and out.rdf_invariant
+
+
+def test_tuned_amplitude_interpolates_ln_d_in_the_final_bracket():
+    probe = SyntheticProbe()
+    target = probe.D0 / 3  # root at A = 0.1
+    cache = {}
+    kw = dict(target_D=target, xtol=1e-6, ftol=0.0, max_evals=5, cache=cache)
+    out = train.tune_high_frequency(probe, PARAMS, None, final_production_steps=777, **kw)
+    h = out.bisection.history
+    assert len(h) == 5 and not out.bisection.converged
+    a, b = out.bisection.bracket
+    assert b - a == pytest.approx((h[1]["x"] - h[0]["x"]) / 8)  # three halvings
+    D = lambda A: probe.D0 / (1 + A / probe.A_half)  # noqa: E731
+    frac = (np.log(target) - np.log(D(a))) / (np.log(D(b)) - np.log(D(a)))
+    assert out.amplitude == pytest.approx(a + frac * (b - a), rel=1e-12)
+    # ten times closer to the root than the midpoint the plain bisection returns
+    mid = train.tune_high_frequency(probe, PARAMS, None, estimate="midpoint", **kw)
+    assert mid.amplitude == pytest.approx(0.5 * (a + b), rel=1e-12)
+    assert abs(out.amplitude - 0.1) < 0.1 * abs(mid.amplitude - 0.1)
+    # the final run has its own length and cache key; the midpoint run the probe's
+    assert probe.lengths[4:6] == [None, 777]
+    assert train.evaluation_key(out.amplitude, train.PAPER_OMEGA, 777) in cache
+    assert probe.lengths[-1] is None and len(probe.calls) == 7
+    with pytest.raises(ValueError, match="estimate must be"):
+        train.tune_high_frequency(probe, PARAMS, None, estimate="secant", **kw)
 
 
 def test_rdf_shift_above_tolerance_is_reported():

@@ -9,7 +9,8 @@ Options:
                              ConfigDict (default: the experiment's ``get_config()``).
   --config.KEY=VALUE         override one key (dotted path); the value is parsed as
                              a Python literal and must have the key's type.
-  --workdir=DIR              where everything goes (default ``runs/<experiment>``).
+  --workdir=DIR              where everything goes (default ``runs/<experiment>``;
+                             ``--workdir DIR`` and ``--config FILE`` work too).
                              Rerunning with the same workdir resumes.
   --allow-config-change      run in a workdir whose ``config.json`` differs.
   --sweep KEY=VALUES         sweep a key (repeatable): ``train.lr=[1e-3,3e-4]``,
@@ -137,6 +138,14 @@ def main(argv: list[str] | None = None) -> dict:
             config_spec = arg.split("=", 1)[1]
         elif arg.startswith("--workdir="):
             workdir = arg.split("=", 1)[1]
+        elif arg in ("--config", "--workdir"):  # the space-separated form
+            value = next(args, None)
+            if value is None or value.startswith("--"):
+                raise SystemExit(f"{arg} needs a value: {arg}=VALUE or {arg} VALUE")
+            if arg == "--config":
+                config_spec = value
+            else:
+                workdir = value
         elif arg.startswith("--"):
             raise SystemExit(f"unknown option {arg}; see python -m cgjax.run --help")
         else:

@@ -134,7 +134,11 @@ def test_runner_errors(tmp_path):
     (wd / "config.json").write_text(json.dumps({"seed": 1}))
     with pytest.raises(SystemExit, match="another config"):
         run.main([exp, f"--config={cfg}:smoke", f"--workdir={wd}"])
+    with pytest.raises(SystemExit, match="another config"):  # the space-separated form
+        run.main([exp, "--config", f"{cfg}:smoke", "--workdir", str(wd)])
     assert json.loads((wd / "config.json").read_text()) == {"seed": 1}
+    with pytest.raises(SystemExit, match="--workdir needs a value"):
+        run.main([exp, "--workdir"])
 
 
 def test_runner_help_lists_keys(capsys):

@@ -81,7 +81,8 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.rdf_train = ml_collections.ConfigDict(
         dict(
-            n_updates=8, lr=3e-3, dt=0.002, tau=0.5, equilibration_steps=1000,
+            n_updates=9, lr=3e-3, lr_decay=0.7, keep_best=True, dt=0.002, tau=0.5,
+            equilibration_steps=1000,
             n_steps=200, record_every=20, start_frame=2, rebin=2, segment_steps=20, skin=0.2,
             sigma=0.005, adjoint="checkpoint",
         )
@@ -94,7 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.hf = ml_collections.ConfigDict(
         dict(
-            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=7,
+            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=6,
             ftol_fraction=0.05, xtol_fraction=1 / 64, rdf_tolerance_A=0.15,
             target_D=ml_collections.FieldReference(None, field_type=object),
         )
@@ -280,24 +281,32 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
         neighbor_fn=nf, segment_steps=int(c.segment_steps),
     )  # fmt: skip
     labels = {k: ("train" if k == "gnn" else "frozen") for k in params}
-    opt = optax.multi_transform(
-        {"train": optax.adam(float(c.lr)), "frozen": optax.set_to_zero()}, labels
-    )
+    # lr_decay: the learning rate is multiplied by it after every update
+    lr = optax.exponential_decay(float(c.lr), transition_steps=1, decay_rate=float(c.lr_decay))
+    opt = optax.multi_transform({"train": optax.adam(lr), "frozen": optax.set_to_zero()}, labels)
     opt_state = opt.init(params)
     history = []
+    best = (np.inf, params, -1)  # (loss, parameters it measured, update)
 
     def loss_fn(p, spec, term):
         traj = spec(p)
         last = jax.lax.stop_gradient((traj.positions[-1], traj.velocities[-1]))
-        return term.from_trajectory(traj), last
+        return term.from_trajectory(traj), (last, traj.neighbor)
+
+    neighbor = None  # each update starts from the last one's list: no re-allocation
 
     for it in range(int(c.n_updates)):
         t0 = time.perf_counter()
-        spec = simulate.TrajectorySpec.create(model.energy_fn, R, V, system=system, **opts)
+        spec = simulate.TrajectorySpec.create(model.energy_fn, R, V, system=system,
+                                              neighbor=neighbor, **opts)  # fmt: skip
         loss = losses.rdf_loss(r_t, g_t, simulate=spec, sigma=float(c.sigma),
                                start_frame=int(c.start_frame))  # fmt: skip
         term = loss.terms[0][1]
-        (value, (R, V)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, spec, term)
+        (value, ((R, V), neighbor)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, spec, term
+        )
+        if float(value) < best[0]:  # the loss measures the parameters before this update
+            best = (float(value), params, it)
         updates, opt_state = opt.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)  # the next start is this run's end
         gnorm = float(optax.global_norm(grads["gnn"]))
@@ -305,10 +314,17 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
                         "wall_s": time.perf_counter() - t0})  # fmt: skip
         wd.log(f"RDF training {it}: loss {float(value):.4g}, |grad| {gnorm:.3g}, "
                f"{history[-1]['wall_s']:.1f} s")  # fmt: skip
+    if bool(c.keep_best):
+        # Each loss is one short noisy trajectory, and Adam can overshoot: keep the
+        # parameters with the lowest loss (those after the last update are unmeasured).
+        params = best[1]
+        wd.log(f"RDF training: kept the parameters measured at update {best[2]} "
+               f"(loss {best[0]:.4g})")  # fmt: skip
     box = np.diag(np.asarray(system.box))
     start = np.asarray(R) - np.floor(np.asarray(R) / box) * box  # wrapped into the box
     return {"history": history, "params": _save_params(wd, "rdf_training", params),
-            "start_positions": start}  # fmt: skip
+            "start_positions": start, "kept_update": best[2] if bool(c.keep_best) else None,
+            "kept_loss": best[0] if bool(c.keep_best) else None}  # fmt: skip
 
 
 def _probe(model, system, ref, config, wd):

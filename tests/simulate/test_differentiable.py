@@ -8,6 +8,7 @@ from conftest import argon
 from jax_md import simulate as jmd_simulate
 
 from cgjax import observables, simulate
+from cgjax.simulate import _differentiable
 
 jax.config.update("jax_enable_x64", True)
 
@@ -159,6 +160,19 @@ def test_neighbor_list_segments_match_all_pairs(lj):
     )
     np.testing.assert_allclose(seg.positions, ref.positions, atol=1e-10)
     np.testing.assert_allclose(seg.time, ref.time)
+    # Starting from the last run's list (updated, not allocated again) gives the same
+    # trajectory and reuses the compiled segments: no new trace of any of them.
+    compiled = [f for k, f in _differentiable._SEGMENT_CACHE.items() if k[0] != "neighbor_update"]
+    sizes = [f._cache_size() for f in compiled]
+    again = simulate.simulate_differentiable(
+        model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, neighbor=seg.neighbor,
+        segment_steps=20, **kw,
+    )  # fmt: skip
+    np.testing.assert_allclose(again.positions, seg.positions, atol=1e-12)
+    assert [f._cache_size() for f in compiled] == sizes
+    with pytest.raises(ValueError, match="neighbor= needs the neighbor_fn"):
+        simulate.simulate_differentiable(model.energy_fn, params, R, V0, neighbor=seg.neighbor,
+                                         **kw)  # fmt: skip
     loss = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20)
     g_seg = jax.grad(loss)(params)
     g_ref = jax.grad(_loss_fn(lj))(params)

@@ -17,13 +17,19 @@ unfinished one:
    Gaussian-smeared RDF of a differentiable Nose-Hoover trajectory and the AA
    RDF, gradients through diffrax's checkpointed adjoint (paper 004 §2.1).
 5. ``bisection``: ``A`` in [0, 0.2 eV Å^2] at ``omega`` = 100 Å^-1 until
-   ``D_CG = D_AA`` (``train.tune_high_frequency``, paper 004 §2.3, Fig. 4B);
-   each evaluation is saved as it finishes, so a killed bisection resumes.
+   ``D_CG = D_AA`` (``train.tune_high_frequency``, paper 004 §2.3, Fig. 4B):
+   a bracketing search (``hf.method``: the paper's bisection, or the
+   Illinois method on ``ln D``, the quick preset's, which needs fewer
+   simulations), ``A`` estimated by a line fitted to ``ln D`` of the
+   evaluations near the target, then a longer run at that ``A``; when its
+   ``D`` misses ``D_AA`` by more than ``hf.refine_rtol`` the line is refitted
+   with it and the run repeated (``hf.refine`` times at most). Each
+   evaluation is saved as it finishes, so a killed search resumes.
 6. ``omega_scan``: the RDF shift caused by ``U_HF`` at the top of the
    amplitude bracket against ``omega`` (paper 004 Fig. 4A); runs as long as
    the bisection's reuse its evaluations at ``A = 0`` and at the top.
 7. ``validation``: a longer Nose-Hoover run of the final model (the
-   bisection's final run at the tuned ``A``, ``validation.production_steps``
+   search's last final run at the tuned ``A``, ``validation.production_steps``
    long): RDF TAE over 0-10 Å, ``D_CG``, ``D_CG / D_AA``.
 
     python -m cgjax.run experiments/spce_dynamics.py            # quick preset
@@ -55,7 +61,7 @@ EV_A2 = units.eV * units.angstrom**2  # kJ/mol nm^2
 
 
 def get_config() -> ml_collections.ConfigDict:
-    """The ``quick`` preset (the default): 22.6 min measured on 2 CPU cores (target 15)."""
+    """The ``quick`` preset (the default): about 13-15 min on 2 CPU cores (README)."""
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.dataset = "spce_512"
@@ -81,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.rdf_train = ml_collections.ConfigDict(
         dict(
-            n_updates=9, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
+            n_updates=6, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
             equilibration_steps=1000,
             n_steps=200, record_every=20, start_frame=2, rebin=2, segment_steps=20, skin=0.2,
             sigma=0.005, adjoint="checkpoint",
@@ -95,7 +101,8 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.hf = ml_collections.ConfigDict(
         dict(
-            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=6,
+            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=5,
+            method="illinois", estimate="log_regression", refine=1, refine_rtol=0.05,
             ftol_fraction=0.05, xtol_fraction=1 / 64, rdf_tolerance_A=0.15,
             target_D=ml_collections.FieldReference(None, field_type=object),
         )
@@ -110,7 +117,7 @@ def get_config() -> ml_collections.ConfigDict:
         )  # amplitude None: the top of the bracket; production_steps None: the
         # bisection's length, whose runs at A = 0 and at the top are then reused
     )
-    c.validation = ml_collections.ConfigDict(dict(production_steps=20000))
+    c.validation = ml_collections.ConfigDict(dict(production_steps=12000))
     c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å
     c.progress = True
     return c
@@ -396,10 +403,17 @@ def _plots(wd, ref, stages, config):
     ax.errorbar(a, D, yerr=err, fmt="o", color="C0", capsize=2)
     for k, (x, y) in enumerate(zip(a, D, strict=True)):
         ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    finals = bis.get("final_runs", [])
+    if finals:
+        fa = [f["A_kJmol_nm2"] / EV_A2 for f in finals]
+        fd = [f["D"] / units.cm2_per_s * 1e5 for f in finals]
+        fe = [f["D_err"] / units.cm2_per_s * 1e5 for f in finals]
+        ax.errorbar(fa, fd, yerr=fe, fmt="s", color="C3", capsize=2, mfc="none",
+                    label="validation run(s)")  # fmt: skip
     ax.axhline(ref["D_AA_cm2_per_s"] * 1e5, color="k", ls="--", label="D_AA")
     ax.axvline(bis["amplitude_eV_A2"], color="C3", ls=":", label="tuned A")
-    ax.set(xlabel="A (eV Å²)", ylabel="D (1e-5 cm²/s)",
-           title=f"bisection on A (ω = {bis['omega_per_A']:g} Å⁻¹), "
+    ax.set(xlabel="A (eV Å²)", ylabel="D (1e-5 cm²/s)", yscale="log",
+           title=f"{bis.get('method', 'bisection')} on A (ω = {bis['omega_per_A']:g} Å⁻¹), "
                  "evaluation order labelled")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -504,6 +518,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             probe, params, R0, target_D=target, bracket=(lo, hi), omega=float(hf.omega),
             xtol=float(hf.xtol_fraction) * (hi - lo), ftol=float(hf.ftol_fraction) * target,
             max_evals=int(hf.max_evals), rdf_tolerance_A=float(hf.rdf_tolerance_A),
+            method=str(hf.method), estimate=str(hf.estimate), refine=int(hf.refine),
+            refine_rtol=float(hf.refine_rtol),
             final_production_steps=int(config.validation.production_steps),
             cache=cache, on_evaluation=save, log=wd.log,
         )  # fmt: skip
@@ -518,6 +534,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             "rdf_tolerance_A": tuning.rdf_tolerance_A, "rdf_invariant": tuning.rdf_invariant,
             "rdf_g_A0": a0["rdf_g"], "msd_A0": a0["msd"], "msd_t": a0["msd_t"],
             "D_A0": a0["D"], "params": _save_params(wd, "tuned", tuning.params),
+            "method": str(hf.method), "estimate": str(hf.estimate), "target_D": target,
+            "final_runs": tuning.final_runs,
         }  # fmt: skip
 
     stages["bisection"] = bis = wd.stage("bisection", bisection_stage)
@@ -588,6 +606,17 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "force_matching_val_rmse_kcal_per_mol_per_A": fm["val_force_rmse_kcal_per_mol_per_A"],
         "rdf_training_loss": [h["loss"] for h in rdf_t["history"]],
         "bisection": [{k: v for k, v in h.items()} for h in bis["history"]],
+        "search_method": bis.get("method", "bisection"),
+        "D_target_cm2_per_s": bis.get("target_D", ref["D_AA"]) / units.cm2_per_s,
+        "validation_runs": [
+            {
+                "A_eV_A2": f["A_kJmol_nm2"] / EV_A2,
+                "D_cm2_per_s": f["D"] / units.cm2_per_s,
+                "D_ratio": f["D"] / ref["D_AA"],
+                "temperature_K": f["temperature_K"],
+            }
+            for f in bis.get("final_runs", [])
+        ],
         "omega_scan": stages.get("omega_scan", {}).get("rows"),
         "validation_temperature_K": val["temperature_K"],
         "wall_s": {k: v.get("stage_wall_s") for k, v in stages.items()},

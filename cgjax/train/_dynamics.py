@@ -278,6 +278,8 @@ class HighFrequencyTuning(NamedTuple):
         lower end (no high-frequency term for the default bracket).
       rdf_tolerance_A: the allowed shift; ``rdf_invariant`` says whether it held.
       rdf_invariant: ``rdf_shift_A <= rdf_tolerance_A``.
+      final_runs: every final run at a tuned ``A`` in order (``A_kJmol_nm2``,
+        ``D``, ``D_err``, ``temperature_K``); more than one after a refinement.
     """
 
     amplitude: float
@@ -288,6 +290,7 @@ class HighFrequencyTuning(NamedTuple):
     rdf_shift_A: float
     rdf_tolerance_A: float
     rdf_invariant: bool
+    final_runs: list = []
 
 
 def evaluation_key(amplitude: float, omega: float, production_steps: int | None = None) -> str:
@@ -313,8 +316,11 @@ def tune_high_frequency(
     xtol: float | None = None,
     ftol: float | None = None,
     max_evals: int = 12,
-    estimate: str = "log_interpolation",
+    method: str = "bisection",
+    estimate: str = "log_regression",
     final_production_steps: int | None = None,
+    refine: int = 0,
+    refine_rtol: float | None = None,
     rdf_tolerance_A: float = 0.15,
     cache: dict | None = None,
     on_evaluation: Callable[[dict], None] | None = None,
@@ -325,18 +331,46 @@ def tune_high_frequency(
     Both bracket ends are simulated first. At the lower end (``A = 0`` by
     default) the CG model must diffuse faster than the target and at the
     upper end slower; otherwise :class:`~cgjax.train.BracketError` says which
-    end fails and by how much. The bracket is then halved until it is
-    narrower than ``xtol`` or a midpoint's ``D`` is within ``ftol`` of the
-    target. Unless a midpoint met ``ftol``, the tuned ``A`` is then read off
-    the final bracket by interpolating ``ln D`` linearly in ``A`` between its
-    two (simulated) ends: ``D`` falls roughly exponentially with a barrier's
-    height, and this is far closer to the root than the bracket's midpoint
-    for the same number of simulations. The model is then run once more at
-    the tuned ``A`` (``final``). Every evaluation is recorded with its ``D``,
-    error bar, RDF TAE to the reference and RDF shift from the lower end. Finally the RDF at the
-    tuned ``A`` is compared with the one at the lower end: the term is meant
-    to leave structure alone, and ``rdf_invariant`` reports whether the shift
-    stayed within ``rdf_tolerance_A``.
+    end fails and by how much. The bracket is then narrowed until it is
+    narrower than ``xtol`` or a point's ``D`` is within ``ftol`` of the
+    target: halved (``method="bisection"``, paper 004) or by the Illinois
+    method on ``ln D`` (``"illinois"``: the bracket still holds the root, and
+    for ``D`` falling roughly exponentially with a barrier's height the
+    points gather near it in fewer simulations).
+
+    Unless a point met ``ftol``, the tuned ``A`` is then estimated from the
+    evaluations (``estimate``):
+
+    - ``"log_regression"`` (default): the weighted least-squares line
+      ``ln D = a + b A`` through every evaluation whose ``D`` lies within a
+      factor 1.5 of the target, each weighted by its production length (the
+      variance of ``ln D`` falls as 1 / run length; the two-block error bars
+      of short runs are too noisy to weight by), solved for
+      ``ln target_D``. Each ``D`` of a short run carries ~5 % noise; the
+      line averages it over all the points near the root, where reading the
+      root off the final bracket's two ends (or the sign of each midpoint)
+      does not. The root is kept within the final bracket widened by its
+      width on each side (within the bracket itself once it is narrower than
+      ``xtol``: then the search has converged and curvature of ``ln D`` over
+      the window would only blur it). When all those points share one ``A``
+      the line goes through them with the slope fitted to all evaluations.
+      It falls back to ``"log_interpolation"`` without a point near the
+      target or with a non-negative slope.
+    - ``"log_interpolation"``: ``ln D`` interpolated linearly between the
+      final bracket's two simulated ends.
+    - ``"midpoint"``: the final bracket's midpoint (plain bisection).
+
+    The model is then run once more at the tuned ``A`` (``final``, possibly
+    longer: ``final_production_steps``). With ``refine > 0``, while that
+    run's ``D`` misses the target by more than ``refine_rtol``, the line is
+    refitted with the final run in it (weighted by its length),
+    ``A`` is re-solved and a new final run made, at most ``refine`` times;
+    every final run is kept (``final_runs``). Every evaluation is recorded
+    with its ``D``, error bar, RDF TAE to the reference and RDF shift from
+    the lower end. Finally the RDF at the tuned ``A`` is compared with the
+    one at the lower end: the term is meant to leave structure alone, and
+    ``rdf_invariant`` reports whether the shift stayed within
+    ``rdf_tolerance_A``.
 
     Args:
       probe: the :class:`DynamicsProbe` (its settings define ``D``).
@@ -352,13 +386,18 @@ def tune_high_frequency(
       xtol: bracket width to stop at (kJ/mol nm^2); default 1/64 of the bracket.
       ftol: stop when ``|D - target_D| <= ftol`` (nm^2/ps); default 3 % of
         ``target_D``.
-      max_evals: simulations at most in the bisection, the two ends included
-        (the final run at the tuned ``A`` comes on top).
-      estimate: ``"log_interpolation"`` (above) or ``"midpoint"`` (the final
-        bracket's midpoint, plain bisection).
+      max_evals: simulations at most in the bracket search, the two ends
+        included (the final runs at the tuned ``A`` come on top).
+      method: ``"bisection"`` or ``"illinois"`` (above).
+      estimate: ``"log_regression"``, ``"log_interpolation"`` or ``"midpoint"``
+        (above).
       final_production_steps: the production length of the final run at the
         tuned ``A`` (default the probe's), e.g. a longer validation run; it is
         cached under ``evaluation_key(A, omega, final_production_steps)``.
+      refine: final runs made at most on top of the first to correct ``A``
+        (above); 0: none.
+      refine_rtol: relative miss ``|D / target_D - 1|`` of a final run that
+        ends the refinement; default ``ftol / target_D``.
       rdf_tolerance_A: allowed RDF change (TAE, Å) between ``A = lo`` and the
         tuned ``A``.
       cache: a dict of earlier evaluations keyed by ``A`` and ``omega``
@@ -379,8 +418,12 @@ def tune_high_frequency(
       Paper 004 §2.3 and Fig. 4B (bisection in [0, 0.2 eV Å^2], D monotone in A).
     """
     log = log or (lambda msg: None)
-    if estimate not in ("log_interpolation", "midpoint"):
-        raise ValueError(f"estimate must be 'log_interpolation' or 'midpoint', got {estimate!r}")
+    if estimate not in _ESTIMATES:
+        raise ValueError(f"estimate must be one of {', '.join(_ESTIMATES)}, got {estimate!r}")
+    if method not in ("bisection", "illinois"):
+        raise ValueError(f"method must be 'bisection' or 'illinois', got {method!r}")
+    if int(refine) < 0:
+        raise ValueError(f"refine must be >= 0, got {refine}")
     lo, hi = (float(v) for v in bracket)
     omega = (
         float(set_high_frequency(params, term)[term]["omega"]) if omega is None else float(omega)
@@ -389,6 +432,8 @@ def tune_high_frequency(
     ftol = 0.03 * float(target_D) if ftol is None else float(ftol)
     cache = {} if cache is None else cache
     baseline: dict = {}
+    # relative weights of the ln D regression: production lengths (1: a probe without one)
+    probe_length = int(getattr(probe, "production_steps", 1) or 1)
 
     def evaluate(amplitude: float, production_steps: int | None = None) -> dict:
         key = evaluation_key(amplitude, omega, production_steps)
@@ -416,12 +461,14 @@ def tune_high_frequency(
             "rdf_tae_A": res.get("rdf_tae_A"),
             "rdf_shift_A": shift,
             "temperature_K": res["temperature_K"],
+            "production_steps": probe_length,
         }
         return res["D"], extra
 
     try:
         found = bisect(fn, lo, hi, target=float(target_D), xtol=xtol, ftol=ftol,
-                       max_evals=max_evals, log=log)  # fmt: skip
+                       max_evals=max_evals, method=method,
+                       transform=math.log if method == "illinois" else None, log=log)  # fmt: skip
     except BracketError as err:
         d_lo, d_hi = (h["f"] for h in err.history[:2])
         side = (
@@ -433,19 +480,56 @@ def tune_high_frequency(
         )
         raise BracketError(f"tune_high_frequency: no root in [{lo:g}, {hi:g}]: {side}",
                            err.history) from err  # fmt: skip
-    amplitude = found.x
+    amplitude = 0.5 * sum(found.bracket)
     a, b = found.bracket
-    met_ftol = any(h["x"] == found.x for h in found.history)  # a simulated midpoint met ftol
-    if estimate == "log_interpolation" and not met_ftol and a < b:
-        # both ends were simulated by the bisection (not logged again as cached)
+    met_ftol = found.converged and a < b and any(h["x"] == found.x for h in found.history)
+    points = [(h["x"], h["D"], h["production_steps"]) for h in found.history]
+    fitted = None
+    if estimate == "log_regression" and not met_ftol and a < b:
+        w = 0.0 if b - a < xtol else b - a
+        fitted = _log_regression_root(points, float(target_D), (max(lo, a - w), min(hi, b + w)))
+        if fitted is None:
+            log("ln D regression: no point near the target or a slope >= 0; "
+                "interpolating in the final bracket instead")  # fmt: skip
+        else:
+            amplitude = fitted[0]
+            log(f"A from the ln D regression through {fitted[1]} evaluations: "
+                f"{amplitude:.5g} kJ/mol nm^2 (final bracket [{a:.5g}, {b:.5g}])")  # fmt: skip
+    if met_ftol:
+        amplitude = found.x
+    elif estimate != "midpoint" and fitted is None and a < b:
+        # both ends were simulated by the search (not logged again as cached)
         d_a, d_b = (cache[evaluation_key(x, omega)]["D"] for x in (a, b))
         if d_a > 0 and d_b > 0 and d_a != d_b:
             frac = (math.log(target_D) - math.log(d_a)) / (math.log(d_b) - math.log(d_a))
             amplitude = a + min(max(frac, 0.0), 1.0) * (b - a)
         log(f"A from ln D interpolated in the final bracket [{a:.5g}, {b:.5g}]: "
-            f"{amplitude:.5g} kJ/mol nm^2 (midpoint {found.x:.5g})")  # fmt: skip
+            f"{amplitude:.5g} kJ/mol nm^2 (midpoint {0.5 * (a + b):.5g})")  # fmt: skip
     found = found._replace(x=amplitude)
     final = evaluate(found.x, final_production_steps)
+    n_final = probe_length if final_production_steps is None else int(final_production_steps)
+
+    def summary(run: dict) -> dict:
+        return dict(A_kJmol_nm2=found.x, D=run["D"], D_err=run["D_err"],
+                    temperature_K=run["temperature_K"], production_steps=n_final)  # fmt: skip
+
+    finals = [summary(final)]
+    rtol = float(ftol) / float(target_D) if refine_rtol is None else float(refine_rtol)
+    for _ in range(int(refine)):
+        miss = final["D"] / float(target_D) - 1.0
+        if abs(miss) <= rtol:
+            break
+        runs = [(f["A_kJmol_nm2"], f["D"], f["production_steps"]) for f in finals]
+        refit = _log_regression_root(points + runs, float(target_D), (lo, hi))
+        if refit is None or any(abs(refit[0] - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo)
+                                for f in finals):  # fmt: skip
+            log("refinement: no new A from the ln D regression; keeping the last final run")
+            break
+        log(f"final run missed the target by {miss:+.1%}: A refitted with it, "
+            f"{found.x:.5g} -> {refit[0]:.5g} kJ/mol nm^2")  # fmt: skip
+        found = found._replace(x=refit[0])
+        final = evaluate(found.x, final_production_steps)
+        finals.append(summary(final))
     shift = rdf_tae_A(final["rdf_r"], baseline["rdf_g"], final["rdf_g"])
     invariant = shift <= rdf_tolerance_A
     log(
@@ -456,8 +540,51 @@ def tune_high_frequency(
     )
     return HighFrequencyTuning(
         found.x, omega, set_high_frequency(params, term, found.x, omega), found, final, shift,
-        float(rdf_tolerance_A), bool(invariant),
+        float(rdf_tolerance_A), bool(invariant), finals,
     )  # fmt: skip
+
+
+_ESTIMATES = ("log_regression", "log_interpolation", "midpoint")
+
+
+def _log_regression_root(
+    points: Sequence[tuple[float, float, float]],
+    target: float,
+    clip: tuple[float, float],
+    factor: float = 1.5,
+) -> tuple[float, int] | None:
+    """Root of the weighted line ``ln D = a + b A`` through ``(A, D, weight)`` near ``target``.
+
+    Uses the points with ``target / factor <= D <= target * factor`` (weights,
+    e.g. run lengths: the inverse variances of ``ln D`` up to a factor); when
+    they all share one ``A``, the line goes through their weighted mean with
+    the slope fitted to all the points. Returns ``(A, n_points)`` with ``A``
+    clipped to ``clip``, or ``None`` without a point near the target, with
+    fewer than two distinct ``A`` in all, or with a slope ``b >= 0``.
+    """
+    pos = [(float(A), float(D), float(w)) for A, D, w in points if D > 0 and w > 0]
+    near = [p for p in pos if target / factor <= p[1] <= target * factor]
+
+    def line(pts):
+        A = np.array([p[0] for p in pts])
+        y = np.log([p[1] for p in pts])
+        w = np.array([p[2] for p in pts])
+        A_bar, y_bar = np.sum(w * A) / w.sum(), np.sum(w * y) / w.sum()
+        sxx = np.sum(w * (A - A_bar) ** 2)
+        slope = np.sum(w * (A - A_bar) * (y - y_bar)) / sxx if sxx > 0 else np.nan
+        return A_bar, y_bar, slope
+
+    if not near or len({p[0] for p in pos}) < 2:
+        return None
+    A_bar, y_bar, slope = line(near)
+    if len({p[0] for p in near}) < 2:
+        # every point near the target at one A (e.g. a search point and the final
+        # run there): the slope from all the points, through their weighted mean
+        slope = line(pos)[2]
+    if not slope < 0:
+        return None
+    root = A_bar + (math.log(target) - y_bar) / slope
+    return float(min(max(root, clip[0]), clip[1])), len(near)
 
 
 def omega_scan(

@@ -158,7 +158,14 @@ def _check_dynamics(res, wd, n_beads, top=0.5):
     assert lj["sigma_nm"] > 0 and lj["epsilon_kJ_per_mol"] > 0
     bis = res["bisection"]
     assert [b["x"] for b in bis[:2]] == [0.0, top] and len(bis) == 3
-    assert bis[2]["x"] == top / 2 and min(bis[2]["lo"], bis[2]["hi"]) <= top / 2
+    # Illinois on ln D with the target at the ends' geometric mean: the midpoint first
+    assert res["search_method"] == "illinois"
+    assert bis[2]["x"] == pytest.approx(top / 2, rel=1e-9) and bis[2]["lo"] < bis[2]["hi"]
+    # one validation run, and a second when the first missed the target by > 5 %
+    runs = res["validation_runs"]
+    assert 1 <= len(runs) <= 2 and runs[-1]["A_eV_A2"] == pytest.approx(res["A_eV_A2"])
+    miss = runs[0]["D_cm2_per_s"] / res["D_target_cm2_per_s"] - 1
+    assert (len(runs) == 2) == (abs(miss) > 0.05), (miss, runs)
     for png in ("rdf.png", "msd.png", "bisection.png", "training.png"):
         assert _png(wd / "plots" / png), png
     with open(wd / "results.json") as f:
@@ -185,8 +192,8 @@ def test_spce_dynamics_smoke_and_resume(tmp_path):
     with open(wd / "log.txt") as f:
         new = f.readlines()[n_log:]
     assert any("stage rdf_training: done before" in line for line in new)
-    # both ends, the midpoint, and the tuned A (that midpoint) read back
-    assert sum("(cached)" in line for line in new) == 4
+    # both ends, the midpoint, and the validation run(s) at the tuned A read back
+    assert sum("(cached)" in line for line in new) == 3 + len(res["validation_runs"])
     assert again["A_eV_A2"] == pytest.approx(res["A_eV_A2"])
 
 

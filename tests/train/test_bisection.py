@@ -47,3 +47,39 @@ def test_max_evals_stops_unconverged():
     res = train.bisect(lambda x: x - 0.3, 0.0, 1.0, xtol=1e-12, max_evals=5)
     assert not res.converged and len(res.history) == 5
     assert res.bracket[0] <= 0.3 <= res.bracket[1]
+
+
+def test_illinois_brackets_the_root_and_needs_fewer_evaluations():
+    # D(A) = D0 / (1 + A / A_half): monotone, not exponential, so ln D is curved
+    D = lambda a: 5e-3 / (1 + a / 0.05)  # noqa: E731
+    target = 5e-3 / 3  # root at A = 0.1
+    kw = dict(target=target, xtol=1e-12, ftol=1e-3 * target, max_evals=40)
+    ill = train.bisect(D, 0.0, 0.193, method="illinois", transform=math.log, **kw)
+    bis = train.bisect(D, 0.0, 0.193, **kw)
+    assert ill.converged and bis.converged
+    assert abs(D(ill.x) / target - 1) <= 1e-3 and abs(ill.x - 0.1) < 2e-4
+    # every bracket after an evaluation still holds the root, and it only shrinks
+    assert all(h["lo"] <= 0.1 <= h["hi"] for h in ill.history)
+    widths = [h["hi"] - h["lo"] for h in ill.history]
+    assert all(b <= a for a, b in zip(widths, widths[1:], strict=False))
+    assert len(ill.history) <= 6 < len(bis.history)
+    # an exactly exponential response is linear in ln: the first interpolation is the root
+    exp = train.bisect(lambda a: 2.0 * math.exp(-30.0 * a), 0.0, 0.2, target=0.5, xtol=1e-9,
+                       ftol=1e-9, method="illinois", transform=math.log)  # fmt: skip
+    assert len(exp.history) == 3 and exp.x == pytest.approx(math.log(4.0) / 30.0, rel=1e-9)
+    # without ftol it stops at max_evals and returns the interpolated root of the final bracket
+    res = train.bisect(D, 0.0, 0.193, target=target, xtol=1e-12, max_evals=4,
+                       method="illinois", transform=math.log)  # fmt: skip
+    lo, hi = res.bracket
+    g = lambda a: math.log(D(a) / target)  # noqa: E731
+    assert not res.converged
+    assert res.x == pytest.approx(lo + (hi - lo) * g(lo) / (g(lo) - g(hi)), rel=1e-12)
+
+
+def test_illinois_bad_input_is_named():
+    with pytest.raises(ValueError, match="method must be 'bisection' or 'illinois'"):
+        train.bisect(lambda x: x, 0.0, 1.0, xtol=1e-3, method="secant")
+    # a value outside the transform's domain (ln of a negative D)
+    with pytest.raises(ValueError, match="transform failed on the value -0.5"):
+        train.bisect(lambda x: 1.0 - 1.5 * x, 0.0, 1.0, target=0.2, xtol=1e-3,
+                     method="illinois", transform=math.log)  # fmt: skip

@@ -114,28 +114,8 @@ def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> No
     node[leaf] = value
 
 
-def _synchronous_cpu_dispatch() -> None:
-    """Runs each CPU computation inline on the calling thread (``jax_cpu_enable_async_dispatch``).
-
-    With JAX's default asynchronous dispatch, XLA's CPU client can hand a whole
-    program to its two-thread Eigen pool, which then also runs the program's
-    parallel tasks: on 2 cores the paper-004 experiments' MD then ran at about
-    half speed (49 against 91-115 steps/s for the same probe; the main thread
-    idle, both pool threads busy), at unpredictable points of a long run. The
-    experiments are host-side loops that wait for every chunk anyway, so
-    nothing is lost by running inline. Only the CPU client reads the flag,
-    when it is created: it has no effect once a computation has run.
-    ``CGJAX_CPU_ASYNC_DISPATCH=1`` keeps JAX's default.
-    """
-    if os.environ.get("CGJAX_CPU_ASYNC_DISPATCH", "0") != "1":
-        import jax
-
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _synchronous_cpu_dispatch()
     flags = {"--help": False, "--allow-config-change": False}
     positional, config_spec, workdir, overrides, sweeps = [], None, None, [], []
     args = iter(argv)

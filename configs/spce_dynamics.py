@@ -1,7 +1,7 @@
 """Presets of ``experiments/spce_dynamics.py`` (paper 004, SPC/E water).
 
 --config=configs/spce_dynamics.py:smoke   # about a minute: the test suite runs it
---config=configs/spce_dynamics.py:quick   # the default: about 13-15 min on 2 CPU cores
+--config=configs/spce_dynamics.py:quick   # the default: 12.5 min measured on 2 CPU cores
 --config=configs/spce_dynamics.py:full    # the paper's lengths; a GPU
 """
 

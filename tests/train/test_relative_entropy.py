@@ -3,9 +3,17 @@
 In a dense liquid the structure is set mostly by the repulsive wall, so REM
 pins sigma far better than epsilon: the Hessian of S_rel in (ln eps, ln sigma)
 has a condition number of ~4000 here, its soft direction changes epsilon
-~20x more than sigma. Measured on this system (256 atoms, 160 reference and
-80 CG frames per sampling, 9 runs with other seeds): sigma within 0.2 %,
-epsilon scattered by ~2 % rms. The tolerances below are set from that scatter.
+~20x more than sigma. Measured on this system (256 atoms): with 160 reference
+and 80 CG frames per sampling (a frame every 100 steps) the Newton roots of
+successive fresh samplings scattered by ~5 % in epsilon (0.92-1.04 kJ/mol),
+and the test's single root was -0.70 % off on one machine and -6.68 % on
+another (floating-point order changes the chaotic trajectories). Now frames
+are kept every 25 steps (640 reference, 320 CG per sampling; correlated, but
+the energy decorrelates within ~0.1 ps) and the result is the mean of the last
+4 fresh-sample roots (``average_last``): roots scatter by ~3 %, and the result
+was sigma -0.11 %, epsilon +2.42 %. The 2 % the issue asks of epsilon is not
+reached reliably at this state point (see the issue notes); the bound below
+is ~2.5 times the estimated standard error.
 """
 
 import jax
@@ -43,7 +51,7 @@ def lj_fluid():
     state = sim.init_fn(jax.random.key(1), out.state.position, neighbor=out.neighbor)
     out = simulate.run(sim, state, n_steps=3000, record_every=100, neighbor_fn=nf,
                        neighbor=out.neighbor, progress=False)  # fmt: skip
-    out = simulate.run(sim, out.state, n_steps=16000, record_every=100, neighbor_fn=nf,
+    out = simulate.run(sim, out.state, n_steps=16000, record_every=25, neighbor_fn=nf,
                        neighbor=out.neighbor, progress=False)  # fmt: skip
     return model, system, p_true, np.asarray(out.trajectory.positions)
 
@@ -54,14 +62,14 @@ def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
     start = {"sigma": p_true["sigma"] * 1.08, "epsilon": p_true["epsilon"] * 0.8}
     res = train.relative_entropy(
         model, start, X, system=system, temperature=T, n_iterations=10, dt=0.004,
-        equilibration_steps=1000, production_steps=8000, record_every=100, ess_threshold=0.9,
-        tol=2e-4,
+        equilibration_steps=1000, production_steps=8000, record_every=25, ess_threshold=0.9,
+        tol=2e-4, average_last=4,
     )  # fmt: skip
     sigma = float(res.params["sigma"][0, 0])
     epsilon = float(res.params["epsilon"][0, 0])
     print(f"\nREM: sigma {sigma / SIGMA - 1:+.2%}, epsilon {epsilon / EPSILON - 1:+.2%}")
     assert abs(sigma / SIGMA - 1) < 0.02, sigma
-    assert abs(epsilon / EPSILON - 1) < 0.06, epsilon  # 3x the measured scatter
+    assert abs(epsilon / EPSILON - 1) < 0.06, epsilon  # ~2.5 standard errors (docstring)
     # it moved: the start was 8 % and 20 % off
     h = res.history
     assert h[0]["values"]["/sigma"] == pytest.approx(SIGMA * 1.08, rel=1e-5)

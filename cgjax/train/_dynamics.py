@@ -75,14 +75,16 @@ class DynamicsProbe:
     - the mean temperature (K) and the wall time.
 
     Why Langevin first: a Nose-Hoover start away from equilibrium (new
-    parameters, e.g. ``U_HF`` switched on) rings. Measured on 512 CG SPC/E
-    beads (tau = 1 ps): the temperature oscillated by +-8 K with a ~6 ps
-    period for 20 ps, ``D`` over 3-ps windows followed it (2.2-3.3 x 10^-5
-    cm^2/s), and a 7-ps run read ``D`` 12 % below a 13-ps run at the same
-    parameters. The friction damps that transient in a fraction of a
-    picosecond; the production (where ``D`` is measured) stays
-    deterministic. ``equilibration_thermostat="nose_hoover"`` equilibrates
-    with the production thermostat instead.
+    parameters, e.g. ``U_HF`` switched on) carries the start's transient
+    into the production; the friction removes it within a fraction of a
+    picosecond, and the production (where ``D`` is measured) stays
+    deterministic. It does not remove the slow wander of a small system's
+    temperature under a weak Nose-Hoover coupling, which sets the noise of
+    ``D``: on 512 CG SPC/E beads at tau = 1 ps the temperature averaged over
+    1 ps wandered by 8.7 K rms (8.9 K after a Langevin start) with a ~5 ps
+    period, and ``D`` over 3-ps windows followed it (12.5 % scatter); at
+    tau = 0.2 ps, 4.3 K and 6.9 %. ``equilibration_thermostat="nose_hoover"``
+    equilibrates with the production thermostat instead.
 
     Evaluations at different parameters share one compiled simulation (the
     parameters are passed to the energy as a traced argument) and, with the
@@ -320,7 +322,7 @@ class HighFrequencyTuning(NamedTuple):
     rdf_shift_A: float
     rdf_tolerance_A: float
     rdf_invariant: bool
-    final_runs: list = []
+    final_runs: Sequence[dict] = ()
 
 
 def evaluation_key(amplitude: float, omega: float, production_steps: int | None = None) -> str:
@@ -376,7 +378,8 @@ def tune_high_frequency(
       factor 1.5 of the target, each weighted by its production length (the
       variance of ``ln D`` falls as 1 / run length; the two-block error bars
       of short runs are too noisy to weight by), solved for
-      ``ln target_D``. Each ``D`` of a short run carries ~5 % noise; the
+      ``ln target_D``. Each ``D`` of a short run is noisy (7-10 % for 6 ps
+      of 512 CG SPC/E beads); the
       line averages it over all the points near the root, where reading the
       root off the final bracket's two ends (or the sign of each midpoint)
       does not. The root is kept within the final bracket widened by its

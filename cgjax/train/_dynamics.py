@@ -453,8 +453,6 @@ def tune_high_frequency(
     log = log or (lambda msg: None)
     if estimate not in _ESTIMATES:
         raise ValueError(f"estimate must be one of {', '.join(_ESTIMATES)}, got {estimate!r}")
-    if method not in ("bisection", "illinois"):
-        raise ValueError(f"method must be 'bisection' or 'illinois', got {method!r}")
     if int(refine) < 0:
         raise ValueError(f"refine must be >= 0, got {refine}")
     lo, hi = (float(v) for v in bracket)
@@ -542,11 +540,11 @@ def tune_high_frequency(
     final = evaluate(found.x, final_production_steps)
     n_final = probe_length if final_production_steps is None else int(final_production_steps)
 
-    def summary(run: dict) -> dict:
-        return dict(A_kJmol_nm2=found.x, D=run["D"], D_err=run["D_err"],
+    def summary(amplitude: float, run: dict) -> dict:
+        return dict(A_kJmol_nm2=amplitude, D=run["D"], D_err=run["D_err"],
                     temperature_K=run["temperature_K"], production_steps=n_final)  # fmt: skip
 
-    finals = [summary(final)]
+    finals = [summary(found.x, final)]
     rtol = float(ftol) / float(target_D) if refine_rtol is None else float(refine_rtol)
     for _ in range(int(refine)):
         miss = final["D"] / float(target_D) - 1.0
@@ -562,7 +560,7 @@ def tune_high_frequency(
             f"{found.x:.5g} -> {refit[0]:.5g} kJ/mol nm^2")  # fmt: skip
         found = found._replace(x=refit[0])
         final = evaluate(found.x, final_production_steps)
-        finals.append(summary(final))
+        finals.append(summary(found.x, final))
     shift = rdf_tae_A(final["rdf_r"], baseline["rdf_g"], final["rdf_g"])
     invariant = shift <= rdf_tolerance_A
     log(

@@ -12,6 +12,9 @@ parameters is taken three ways:
 
 - ``checkpoint``: ``simulate_differentiable(adjoint="checkpoint")``
   (diffrax ``RecursiveCheckpointAdjoint``), the baseline;
+- ``remat``: the checkpoint adjoint with ``remat_segments=True``: each
+  segment is wrapped in ``jax.checkpoint``, so the backward pass keeps only the
+  segment start states and recomputes each segment once more;
 - ``backsolve``: ``adjoint="backsolve"`` (diffrax ``BacksolveAdjoint``, Tsit5);
 - ``plain``: reverse mode through an unrolled ``jax.lax.scan`` of the same
   velocity-Verlet step and energy function (every intermediate stored, no
@@ -28,7 +31,7 @@ child one warm-up ``value_and_grad`` on one segment compiles the segment
 functions; the timed call is the next one, on the full length.
 
     python benchmarks/trajectory_gradient.py [--steps 1000,10000,100000]
-        [--methods checkpoint,backsolve,plain] [--potential lj|gnn]
+        [--methods checkpoint,remat,backsolve,plain] [--potential lj|gnn]
         [--segment-steps 25] [--record-every 25] [--mem-cap-gb 14] [--json out.json]
     python benchmarks/trajectory_gradient.py --check    # plain == checkpoint on 50 steps
 """
@@ -50,7 +53,7 @@ import numpy as np
 
 from cgjax import datasets, losses, potentials, simulate, units, workflow
 
-METHODS = ("checkpoint", "backsolve", "plain")
+METHODS = ("checkpoint", "remat", "backsolve", "plain")
 BASELINE = "checkpoint"
 RDF_SIGMA = 0.01  # nm
 RDF_R_MAX = 1.0  # nm, below half the box (1.243 nm)
@@ -241,8 +244,8 @@ def make_loss(b, args, method, n_steps):
     spec = simulate.TrajectorySpec.create(
         b["model"].energy_fn, b["R0"], b["V0"], system=b["system"], dt=args.dt,
         n_steps=n_steps, record_every=args.record_every, ensemble="nve",
-        adjoint="checkpoint" if method == "plain" else method,
-        neighbor_fn=b["nbr_fn"], segment_steps=segment,
+        adjoint="checkpoint" if method in ("plain", "remat") else method,
+        neighbor_fn=b["nbr_fn"], segment_steps=segment, remat_segments=method == "remat",
     )  # fmt: skip
     sim = PlainSpec(spec) if method == "plain" else spec
     loss = losses.rdf_loss(
@@ -289,13 +292,13 @@ def check(args, n_steps=50):
     # frames every 25 steps, two segments (one neighbor-list update between them)
     a2 = argparse.Namespace(**{**vars(args), "record_every": 25, "segment_steps": 25})
     grads = {}
-    for method in ("checkpoint", "plain", "backsolve"):
+    for method in ("checkpoint", "remat", "plain", "backsolve"):
         v, g = jax.value_and_grad(make_loss(b, a2, method, n_steps))(b["params"])
         grads[method] = flat(g)
         print(f"{method:10s} loss {float(v):.6e} grad {np.array2string(grads[method][:4])}")
     ref = grads["checkpoint"]
     rels = {}
-    for method in ("plain", "backsolve"):
+    for method in ("remat", "plain", "backsolve"):
         rels[method] = float(np.linalg.norm(grads[method] - ref) / np.linalg.norm(ref))
         print(f"{n_steps} steps: |g_{method} - g_checkpoint| / |g_checkpoint| = {rels[method]:.3e}")
     print("CHECK " + json.dumps(rels), flush=True)

@@ -541,7 +541,8 @@ def main():
         print(f"| {r['method']} | {r['steps']} | {r['wall_s']:.1f} | "
               f"{r.get('time_ratio', float('nan')):.2f} | {r['peak_rss_gb']:.2f} | "
               f"{r.get('mem_ratio', float('nan')):.2f} | {r['grad_norm']:.4g} | "
-              f"{r.get('rel_diff', float('nan')):.2e} | {r['warmup_s']:.1f} | ok |")  # fmt: skip
+              f"{r.get('rel_diff', float('nan')):.2e} | {r['warmup_s']:.1f} | "
+              f"{'ok' if np.all(np.isfinite(g)) else 'ok, gradient NaN'} |")  # fmt: skip
     if args.json:
         meta = dict(hw, **{k: v for k, v in vars(args).items() if k not in ("one", "cap_bytes")})
         meta.update(check_50_steps_rel_diff=check_rel)

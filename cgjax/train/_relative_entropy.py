@@ -139,7 +139,7 @@ def relative_entropy(
     a dense liquid ``dU/dln eps`` and ``dU/dln sigma`` are ~95 % correlated,
     and ``scripts/rem_information.py`` measures that 256 argon atoms at 94 K
     inform ``ln eps`` at 26 per ps of Langevin sampling (friction 1/ps; 12 at
-    5/ps), so sd(ln eps) = 1 % takes ~400 ps of each. Frames ~1 ps apart are
+    5/ps), so sd(ln eps) = 1 % takes ~800 ps of each. Frames ~1 ps apart are
     nearly independent there; a longer step with the same integrator for the
     reference and the model is unbiased. Approach with short samplings and
     then rerun from the result with long ones and ``average_last``

@@ -55,7 +55,7 @@ def _by_hand(probe, params, R0, carry_momenta):
 
 
 def test_production_continues_from_the_equilibrated_phase_point(argon):
-    model, system, params, R0, probe = argon
+    _, _, params, R0, probe = argon
     res = probe(params, R0)
     final = np.asarray(res["final_positions"])
     eq, carried = _by_hand(probe, params, R0, carry_momenta=True)

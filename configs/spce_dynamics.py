@@ -2,7 +2,7 @@
 
 --config=configs/spce_dynamics.py:smoke   # about a minute: the test suite runs it
 --config=configs/spce_dynamics.py:quick   # the default: 12.5 min measured on 2 CPU cores
---config=configs/spce_dynamics.py:full    # the paper's lengths; a GPU
+--config=configs/spce_dynamics.py:full    # the paper's lengths; a GPU (see ``full``)
 """
 
 import os
@@ -32,7 +32,25 @@ def smoke(c):
 
 
 def full(c):
-    """The paper's lengths (shared by the three experiments); hours on a GPU."""
+    """The paper's lengths (shared by the three experiments). Not run yet.
+
+    Hardware: one GPU is meant. On 2 CPU cores it would take ~8 h for SPC/E,
+    estimated (not measured) from the quick run's rates
+    (``docs/results/spce_dynamics_quick``: ~105 MD steps/s of the full model,
+    ~15 ms per differentiable step): RDF training ~2.2 h (200 updates of 1000
+    + 2000 steps), amplitude search ~4.3 h (12 runs of 101k steps, then one or
+    two final runs of 201k steps, the last of which is the validation run),
+    omega scan ~1.1 h (8 runs of 51k steps: A = 0, its second seed, 6 omegas),
+    REM and force matching ~0.4 h. The checkpoint adjoint's memory grows with the
+    2000-step window (not measured for the GNN; ~0.9 MB per step for LJ in
+    ``benchmarks/trajectory_gradient.py``).
+
+    Expected numbers, reasoned from the quick run, not measured: RDF TAE
+    (0-10 Å) ≤ 0.3 Å (the quick run's 4 updates give 0.28 Å); D_CG / D_AA
+    within the 3 % refit tolerance (each D from a 100-ps run carries ~1.7 %
+    noise, the quick run's ~7 % per 6 ps scaled by sqrt(6/100)); the RDF
+    shift from U_HF at the tuned A ~0.15-0.2 Å, as in the quick run (0.18 Å).
+    """
     # Paper 004: 100 ps trajectories for RDF and MSD (MSD to 10 ps), 1 fs.
     c.rem.update(reference_frames=1000, n_iterations=20, production_steps=20000)
     c.fm.update(n_steps=5000, train_stride=2, val_stride=5, batch_size=4, eval_every=250,

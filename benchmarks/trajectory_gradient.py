@@ -475,7 +475,7 @@ def main():
     print(f"CPU {hw['cpu']} x {hw['cpu_count']}; RAM {hw['mem_total_gb']:.1f} GB "
           f"({hw['mem_available_gb']:.1f} available); load average {hw['loadavg']}")  # fmt: skip
     print(f"potential {args.potential}, 512 beads, float32, NVE, dt {args.dt} ps, "
-          f"segments of {args.segment_steps} steps (neighbor list updated between them, "
+          f"segments of {args.segment_steps} steps (neighbor list rebuilt at each one's start, "
           f"skin {args.skin} nm), frames every {args.record_every} steps, RDF sigma "
           f"{RDF_SIGMA} nm up to {RDF_R_MAX} nm; memory cap {args.mem_cap_gb} GB per child"
           )  # fmt: skip

@@ -62,8 +62,26 @@ class NeighborListFn(NamedTuple):
         return pad_neighbor_list(nb, R.shape[-2])
 
     def update(self, R, neighbor, **kwargs):
-        """The list re-used (same capacity) for positions ``R``; jit-able."""
+        """The list re-used (same capacity) for positions ``R``; jit-able.
+
+        Like jax-md's, this rebuilds the pairs only once some particle has moved
+        ``skin / 2`` from the positions the list was built at; otherwise it
+        returns ``neighbor`` itself.
+        """
         return self.fns.update(R, neighbor, **kwargs)
+
+    def rebuild(self, R, neighbor, **kwargs):
+        """The pairs of positions ``R`` (nm), built afresh with ``neighbor``'s capacity; jit-able.
+
+        Unlike :meth:`update` it always rebuilds, so the result depends on ``R``
+        and ``neighbor``'s capacity only, and stays valid while no particle moves
+        ``skin / 2`` from ``R``. (jax-md's update rebuilds once a particle is
+        ``skin / 2`` from the list's reference positions; these are set ``skin``
+        away from ``R``, which the box, at least ``2 (cutoff + skin)`` wide,
+        does not fold back.) Overflow is flagged in ``did_buffer_overflow``.
+        """
+        shift = jnp.zeros_like(R).at[..., 0].set(self.skin)
+        return self.fns.update(R, neighbor.set(reference_position=R + shift), **kwargs)
 
 
 #: Edge capacities of allocated neighbor lists are multiples of this (see
@@ -77,13 +95,22 @@ def pad_neighbor_list(neighbor: Any, n_particles: int, multiple: int = CAPACITY_
     Sparse lists (``idx [2, C]``) get ``C`` a multiple of ``multiple``; dense
     ones (``idx [N, K]``) ``K`` a multiple of ``multiple // 8``. The padding
     is jax-md's empty index ``N`` (no pair), and ``max_occupancy`` is raised
-    with it, so later updates keep the new size.
+    with it, so later updates keep the new size. The padded size stays within
+    the candidate pairs jax-md's rebuild produces (``N`` per particle dense,
+    ``N^2`` sparse, ``N (N - 1) / 2`` ordered): a rebuild cuts its candidates
+    to ``max_occupancy`` and must return the list's shape.
     """
     idx = neighbor.idx
     dense = neighbor.format == partition.Dense
     m = max(1, multiple // 8) if dense else multiple
     size = idx.shape[-1]
-    pad = -size % m
+    if dense:
+        limit = n_particles
+    elif neighbor.format == partition.OrderedSparse:
+        limit = n_particles * (n_particles - 1) // 2
+    else:
+        limit = n_particles * n_particles
+    pad = min(-size % m, max(0, limit - size))
     if pad == 0:
         return neighbor
     fill = jnp.full(idx.shape[:-1] + (pad,), n_particles, idx.dtype)

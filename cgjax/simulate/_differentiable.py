@@ -8,13 +8,19 @@ step of length 1 is one MD step of ``dt`` ps), which keeps the step count
 exact for the checkpointed adjoint.
 
 A trajectory is a Python loop over segments of ``segment_steps`` steps; each
-segment is one compiled ``diffeqsolve``. Between segments (on concrete values,
-outside the differentiated solve) the host updates the neighbor list from
-``stop_gradient``-ed, wrapped positions, reallocates it on overflow, and stops
-with :class:`~cgjax.simulate.SimulationError` on non-finite positions or on a
-particle that moved farther than ``skin / 2`` inside one segment. The state at
-a segment's end is the next segment's start, so gradients flow through all
-segments (except with ``adjoint="truncated"``).
+segment is one compiled function: it builds the neighbor list afresh from its
+``stop_gradient``-ed, wrapped start positions (outside the differentiated
+solve), then runs one ``diffeqsolve`` with it. Between segments, on concrete
+values, the host reallocates an overflowed list and reruns the segment (no
+pair is dropped), and stops with :class:`~cgjax.simulate.SimulationError` on
+non-finite positions or on a particle that moved farther than ``skin / 2``
+inside one segment (the list, built at the segment's start, would then miss
+pairs). The state at a segment's end is the next segment's start, so
+gradients flow through all segments (except with ``adjoint="truncated"``).
+Because each list is a function of its segment's start, ``jax.checkpoint``
+of a segment keeps only that start for the backward pass (``remat_segments``,
+and always for the backsolve adjoint), so memory does not grow with one list
+per segment.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ class DiffTrajectory(NamedTuple):
       positions: ``[F, N, 3]`` *unwrapped* positions (nm); differentiable.
       velocities: ``[F, N, 3]`` velocities (nm/ps); differentiable.
       thermostat: ``[F]`` Nose-Hoover friction ``xi`` (1/ps), or None for NVE.
-      neighbor: the last neighbor list (or None).
+      neighbor: the last segment's neighbor list (built at its start), or None; pass
+        it as ``neighbor=`` to the next run to reuse its capacity (and compiles).
       reallocations: ``[(step, old_capacity, new_capacity), ...]``.
     """
 
@@ -133,23 +140,32 @@ _SEGMENT_CACHE: dict = {}
 _SEGMENT_CACHE_SIZE = 32
 
 
-def _jitted_update(neighbor_fn) -> Callable:
-    """``jax.jit(neighbor_fn.update)``, compiled once per list (eagerly it takes ~0.5 s)."""
-    key = ("neighbor_update", neighbor_fn.update)
-    if key not in _SEGMENT_CACHE:
-        if len(_SEGMENT_CACHE) >= _SEGMENT_CACHE_SIZE:
-            _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
-        _SEGMENT_CACHE[key] = jax.jit(neighbor_fn.update)
-    return _SEGMENT_CACHE[key]
+def _wrap_jnp(R: jax.Array, box: np.ndarray | None) -> jax.Array:
+    """:func:`_wrap` inside ``jit`` (fractional coordinates folded into ``[0, 1)``)."""
+    if box is None:
+        return R
+    box = jnp.asarray(box, R.dtype)
+    frac = jnp.linalg.solve(box, R.T).T
+    frac = frac - jnp.floor(frac)
+    frac = jnp.where(frac >= 1, frac - 1, frac)  # -tiny - floor(-tiny) rounds to 1
+    return frac @ box.T
 
 
-def _segment_fn(key: tuple, energy_fn_of_params: Callable, masses: np.ndarray) -> Callable:
-    """A compiled ``segment(params, y0, neighbor) -> frames`` for one setting."""
+def _segment_fn(
+    key: tuple, energy_fn_of_params: Callable, masses: np.ndarray, neighbor_fn: Any, box: Any
+) -> Callable:
+    """A compiled ``segment(params, y0, template) -> (frames, neighbor)`` for one setting.
+
+    With a ``neighbor_fn``, the segment builds its neighbor list afresh from
+    its own (``stop_gradient``-ed, wrapped) start positions with ``template``'s
+    capacity, so the list is a function of the segment's inputs: ``jax.checkpoint``
+    then keeps only those for the backward pass, not one list per segment.
+    """
     if key in _SEGMENT_CACHE:
         return _SEGMENT_CACHE[key]
     if len(_SEGMENT_CACHE) >= _SEGMENT_CACHE_SIZE:
         _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
-    (_, _, _, dt, ensemble, kT, tau, adjoint, window, n_steps, record_every) = key
+    (_, _, _, dt, ensemble, kT, tau, adjoint, window, n_steps, record_every) = key[:11]
     n_particles = masses.shape[0]
     dof = 3 * n_particles - 3
 
@@ -191,8 +207,7 @@ def _segment_fn(key: tuple, energy_fn_of_params: Callable, masses: np.ndarray) -
         )
         return sol.ys
 
-    def segment(params, y0, neighbor):
-        neighbor = jax.lax.stop_gradient(neighbor)
+    def frames(params, y0, neighbor):
         if adjoint == "checkpoint":
             return solve((params, neighbor), y0, 0, n_steps, diffrax.RecursiveCheckpointAdjoint())
         if adjoint == "backsolve":
@@ -210,6 +225,13 @@ def _segment_fn(key: tuple, energy_fn_of_params: Callable, masses: np.ndarray) -
         mid = jax.tree_util.tree_map(lambda x: x[-1], early)
         late = solve((params, neighbor), mid, free, n_steps, ckpt)
         return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), early, late)
+
+    def segment(params, y0, template):
+        neighbor = None
+        if neighbor_fn is not None:
+            start = _wrap_jnp(jax.lax.stop_gradient(y0[0]), box)
+            neighbor = jax.lax.stop_gradient(neighbor_fn.rebuild(start, template))
+        return frames(params, y0, neighbor), neighbor
 
     fn = jax.jit(segment)
     _SEGMENT_CACHE[key] = fn
@@ -253,7 +275,9 @@ def simulate_differentiable(
     - ``"checkpoint"``: ``diffrax.RecursiveCheckpointAdjoint``, the exact
       gradient of the discrete trajectory.
     - ``"backsolve"``: ``diffrax.BacksolveAdjoint``, the continuous adjoint
-      solved backwards in time (Tsit5, same step), memory flat in length. It
+      solved backwards in time (Tsit5, same step), memory flat in length
+      (segments are always ``jax.checkpoint``-ed, so only each segment's start
+      state, ``[N, 3]`` twice, is kept per segment). It
       is the gradient of the continuous trajectory, so it differs from the
       discrete one by Verlet's O(dt^2) error (about 1e-4 relative over 100
       steps, less over longer runs; see the tests), and since it re-integrates
@@ -286,23 +310,27 @@ def simulate_differentiable(
         (gradients are then cut at segment boundaries only).
       neighbor_fn: optional :class:`~cgjax.NeighborListFn` (e.g.
         ``model.neighbor_fn(skin=...)``); None: the energy uses all pairs.
-      neighbor: a list allocated by ``neighbor_fn`` to start from, e.g. the
-        previous trajectory's ``DiffTrajectory.neighbor``; it is updated to
-        ``R0``, not allocated again. Pass it when simulating repeatedly (a
+      neighbor: a list allocated by ``neighbor_fn`` whose capacity the
+        segments' lists take, e.g. the previous trajectory's
+        ``DiffTrajectory.neighbor`` (not allocated again; an overflow still
+        reallocates). Pass it when simulating repeatedly (a
         training loop): every allocation makes a list with new static fields,
         so the compiled segments (forward and backward) are traced and
         compiled again; measured on 512 SPC/E beads, 200 steps: 9 s per
         forward without it, most of it allocation and recompilation.
       segment_steps: steps per compiled segment (a multiple of
-        ``record_every``); the neighbor list is fixed within a segment, so no
-        particle may move ``skin / 2`` in one. Default: ``n_steps``.
+        ``record_every``); the neighbor list is built at a segment's start and
+        fixed within it, so no particle may move ``skin / 2`` in one.
+        Default: ``n_steps``.
       xi0: Nose-Hoover friction at the start (1/ps).
       remat_segments: with the checkpoint or truncated adjoint, keep only each
         segment's starting state for the backward pass and recompute the
         segment there (``jax.checkpoint``), so memory stays flat in the number
         of segments at the cost of one more forward pass per segment. Off by
         default: with it on by default, the full test suite hit a segfault
-        inside XLA's compiler (not reproduced in isolation).
+        inside XLA's compiler (not reproduced in isolation). The backsolve
+        adjoint always does this (its own backward pass needs no stored
+        steps; the recomputed forward pass rebuilds the segment's list).
 
     Returns:
       :class:`DiffTrajectory`.
@@ -366,35 +394,19 @@ def simulate_differentiable(
             raise ValueError("simulate_differentiable with a neighbor list needs concrete R0")
         if neighbor is None:
             neighbor = neighbor_fn.allocate(jnp.asarray(_wrap(R_host, box), R0.dtype))
-        else:  # updated (and checked for overflow) at the first segment below
+        else:  # a template: each segment builds its own list with this one's capacity
             neighbor = jax.lax.stop_gradient(neighbor)
     elif neighbor is not None:
         raise ValueError("simulate_differentiable: neighbor= needs the neighbor_fn that made it")
     max_move = np.inf if neighbor_fn is None else 0.5 * neighbor_fn.skin
+    # backsolve: diffrax's custom VJP would keep each segment's neighbor list
+    remat = bool(remat_segments) or adjoint == "backsolve"
 
-    remat_segments = bool(remat_segments) and adjoint != "backsolve"
-
-    frames, reallocations, done = [], [], 0
+    frames, reallocations, done, last = [], [], 0, None
     while done < n_steps:
         length = min(segment_steps, n_steps - done)
         win = None if window is None else min(window, length)
         start = _concrete(y[0])
-        if neighbor is not None and start is not None:
-            wrapped = jnp.asarray(_wrap(start, box), R0.dtype)
-            for _ in range(8):
-                neighbor = _jitted_update(neighbor_fn)(wrapped, neighbor)
-                if not bool(neighbor.did_buffer_overflow):
-                    break
-                old = int(neighbor.idx.shape[-1])
-                neighbor = _reallocate(neighbor_fn, wrapped, False, old)
-                reallocations.append((done, old, int(neighbor.idx.shape[-1])))
-            else:
-                raise SimulationError(
-                    f"the neighbor list overflowed 8 times at step {done}: particles are "
-                    "collapsing or the cell list cannot hold them",
-                    step=done,
-                    reason="neighbor-list overflow",
-                )
         key = (
             energy_fn_of_params,
             system.displacement_fn,
@@ -407,11 +419,29 @@ def simulate_differentiable(
             win,
             length,
             record_every,
+            neighbor_fn,
+            None if box is None else box.tobytes(),
         )
-        segment = _segment_fn(key, energy_fn_of_params, system.masses)
-        if remat_segments:
+        segment = _segment_fn(key, energy_fn_of_params, system.masses, neighbor_fn, box)
+        if remat:
             segment = jax.checkpoint(segment)
-        ys = segment(params, y, neighbor)
+        for _ in range(8):
+            ys, last = segment(params, y, neighbor)
+            overflow = None if last is None else _concrete(last.did_buffer_overflow)
+            if overflow is None or not bool(overflow):
+                break
+            # the segment's list overflowed: a bigger template, and the segment rerun
+            old = int(neighbor.idx.shape[-1])
+            wrapped = jnp.asarray(_wrap(start, box), R0.dtype)
+            neighbor = _reallocate(neighbor_fn, wrapped, False, old)
+            reallocations.append((done, old, int(neighbor.idx.shape[-1])))
+        else:
+            raise SimulationError(
+                f"the neighbor list overflowed 8 times at step {done}: particles are "
+                "collapsing or the cell list cannot hold them",
+                step=done,
+                reason="neighbor-list overflow",
+            )
         _check_segment(ys[0], start, done, record_every, float(dt), max_move)
         frames.append(ys)
         y = jax.tree_util.tree_map(lambda x: x[-1], ys)
@@ -420,7 +450,7 @@ def simulate_differentiable(
     cat = [jnp.concatenate([f[i] for f in frames]) for i in range(len(y))]
     time = (1 + np.arange(n_steps // record_every)) * record_every * float(dt)
     xi = cat[2] if ensemble == "nose_hoover" else None
-    return DiffTrajectory(time, cat[0], cat[1], xi, neighbor, reallocations)
+    return DiffTrajectory(time, cat[0], cat[1], xi, last, reallocations)
 
 
 def _check_segment(positions, start, step0, record_every, dt, max_move) -> None:

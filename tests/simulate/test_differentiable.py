@@ -7,7 +7,7 @@ import pytest
 from conftest import argon
 from jax_md import simulate as jmd_simulate
 
-from cgjax import observables, simulate
+from cgjax import observables, potentials, simulate
 from cgjax.simulate import _differentiable
 
 jax.config.update("jax_enable_x64", True)
@@ -162,7 +162,7 @@ def test_neighbor_list_segments_match_all_pairs(lj):
     np.testing.assert_allclose(seg.time, ref.time)
     # Starting from the last run's list (updated, not allocated again) gives the same
     # trajectory and reuses the compiled segments: no new trace of any of them.
-    compiled = [f for k, f in _differentiable._SEGMENT_CACHE.items() if k[0] != "neighbor_update"]
+    compiled = list(_differentiable._SEGMENT_CACHE.values())
     sizes = [f._cache_size() for f in compiled]
     again = simulate.simulate_differentiable(
         model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, neighbor=seg.neighbor,
@@ -181,6 +181,42 @@ def test_neighbor_list_segments_match_all_pairs(lj):
     remat = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20, remat_segments=True)
     g_remat = jax.grad(remat)(params)
     np.testing.assert_allclose(g_remat["epsilon"], g_seg["epsilon"], rtol=1e-12)
+
+
+def test_each_segment_builds_its_own_list():
+    """A pair that enters the cutoff two segments after a list was built is not missed.
+
+    Two argon atoms 0.56 nm apart (outside the 0.5 + 0.05 nm list range) close
+    in at 2 nm/ps each: 0.02 nm per 10-step segment, inside skin / 2 = 0.025.
+    A list updated the lazy (jax-md) way, rebuilt only once an atom has moved
+    skin / 2 from where it was built, is not rebuilt before segment 3, and in
+    segment 2 the pair reaches 0.48 nm, inside the cutoff, unlisted. Each
+    segment builds its list at its start instead, so the trajectory is the
+    all-pairs one.
+    """
+    from conftest import MASS
+    from conftest import argon as _argon
+
+    model32, params, _, _ = _argon(2, cutoff=CUTOFF, dtype=jnp.float64)
+    L = float(np.asarray(model32.box).reshape(-1)[0])  # 1.156 nm (a cube)
+    pot = model32.potential
+    model = potentials.energy_model(pot, species=np.zeros(2, np.int32), box=L)
+    system = simulate.System.create(box=L, species=np.zeros(2, np.int32), masses=MASS)
+    R = jnp.asarray([[0.3, 0.5, 0.5], [0.86, 0.5, 0.5]], jnp.float64)
+    V = jnp.asarray([[2.0, 0.0, 0.0], [-2.0, 0.0, 0.0]], jnp.float64)
+    kw = dict(system=system, dt=DT, n_steps=40, record_every=10)
+    ref = simulate.simulate_differentiable(model.energy_fn, params, R, V, **kw)
+    nbr_fn = model.neighbor_fn(skin=0.05)
+    seg = simulate.simulate_differentiable(
+        model.energy_fn, params, R, V, neighbor_fn=nbr_fn, segment_steps=10, **kw
+    )
+    gap = ref.positions[:, 1, 0] - ref.positions[:, 0, 0]
+    assert float(gap[1]) < CUTOFF - 0.015  # the pair interacts in segment 2
+    assert float(jnp.abs(ref.velocities[1, 0, 0] - 2.0)) > 1e-4  # and it matters
+    np.testing.assert_allclose(seg.positions, ref.positions, atol=1e-12)
+    np.testing.assert_allclose(seg.velocities, ref.velocities, atol=1e-10)
+    # the returned list is the last segment's, built at its start (step 30)
+    np.testing.assert_allclose(seg.neighbor.reference_position, ref.positions[2], atol=1e-12)
 
 
 def test_neighbor_list_overflow_is_reallocated(lj):

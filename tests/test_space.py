@@ -37,3 +37,25 @@ def test_allocated_capacity_is_padded_and_kept_by_updates(fmt):
     e = model.energy_fn(params)
     np.testing.assert_allclose(e(R, neighbor=nb), e(R, neighbor=raw), rtol=1e-6)
     assert pad_neighbor_list(nb, n) is nb  # already a multiple: unchanged
+    # rebuild: always afresh, even for moves under skin / 2 that update leaves alone
+    near = R + np.float32(0.01)
+    np.testing.assert_array_equal(nf.update(near, nb).reference_position, R)  # not rebuilt
+    rb = jax.jit(nf.rebuild)(near, nb)
+    np.testing.assert_array_equal(rb.reference_position, near)
+    assert rb.idx.shape == nb.idx.shape
+    assert _pairs(rb, n) == _pairs(nf.fns.allocate(near), n)
+
+
+@pytest.mark.parametrize("fmt", ["sparse", "ordered_sparse", "dense"])
+def test_padding_of_a_tiny_system_survives_a_rebuild(fmt):
+    # 3 particles: padding to a multiple would exceed the candidates a rebuild
+    # makes (N^2 sparse), and jax-md's rebuild could not return the list's shape
+    L = 2.0
+    R = np.array([[0.1, 0.1, 0.1], [0.4, 0.1, 0.1], [1.0, 1.0, 1.0]], np.float32)
+    lj = potentials.LennardJones(sigma=0.3, epsilon=1.0, cutoff=0.5)
+    model = potentials.energy_model(lj, species=np.zeros(3, int), box=L)
+    nf = model.neighbor_fn(skin=0.1, format=fmt)
+    nb = nf.allocate(R)
+    rb = nf.rebuild(R + np.float32(0.3), nb)
+    assert rb.idx.shape == nb.idx.shape
+    assert _pairs(rb, 3) == _pairs(nf.fns.allocate(R + np.float32(0.3)), 3)

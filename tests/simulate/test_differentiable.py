@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import argon
+from conftest import MASS, argon
 from jax_md import simulate as jmd_simulate
 
 from cgjax import observables, potentials, simulate
@@ -194,10 +194,7 @@ def test_each_segment_builds_its_own_list():
     segment builds its list at its start instead, so the trajectory is the
     all-pairs one.
     """
-    from conftest import MASS
-    from conftest import argon as _argon
-
-    model32, params, _, _ = _argon(2, cutoff=CUTOFF, dtype=jnp.float64)
+    model32, params, _, _ = argon(2, cutoff=CUTOFF, dtype=jnp.float64)
     L = float(np.asarray(model32.box).reshape(-1)[0])  # 1.156 nm (a cube)
     pot = model32.potential
     model = potentials.energy_model(pot, species=np.zeros(2, np.int32), box=L)

@@ -7,7 +7,8 @@ Units everywhere are nm, ps, kJ/mol, amu, K, e (see :mod:`cgjax.units`).
 """
 
 from cgjax import data, losses, observables, potentials, simulate, train, units
-from cgjax._space import box_matrix, box_widths, check_box, make_space, neighbor_list_fn
+from cgjax._neighbor_list import NeighborList, NeighborListFn, neighbor_list_fn
+from cgjax._space import box_matrix, box_widths, check_box, make_space
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,8 @@ __all__ = [
     "data",
     "losses",
     "make_space",
+    "NeighborList",
+    "NeighborListFn",
     "neighbor_list_fn",
     "observables",
     "potentials",

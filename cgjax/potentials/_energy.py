@@ -9,7 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cgjax._space import check_box, make_space, neighbor_list_fn
+from cgjax._neighbor_list import neighbor_list_fn
+from cgjax._space import check_box, make_space
 from cgjax._types import EnergyFn, Params
 from cgjax._validation import check_positions, check_species, is_concrete
 from cgjax.potentials._base import Term

@@ -104,6 +104,11 @@ class GNN(Term):
     cutoff: float = 0.6
     param_dtype: Any = jnp.float32
     default_name: ClassVar[str] = "gnn"
+
+    def needs_directed_edges(self) -> bool:
+        """False: its filters depend on distances only, so each pair is listed once
+        and :func:`~cgjax.potentials.convolve` sends messages both ways."""
+        return False
     default_config: ClassVar = staticmethod(default_config)
 
     @nn.compact

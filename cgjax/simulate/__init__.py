@@ -1,6 +1,6 @@
 """Simulation: jax-md integrators in cgjax units and an overflow-safe trajectory runner."""
 
-from cgjax._space import NeighborListFn
+from cgjax._neighbor_list import NeighborListFn
 from cgjax.simulate._differentiable import (
     DiffTrajectory,
     TrajectorySpec,

@@ -38,7 +38,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from cgjax._types import Params
-from cgjax.simulate._runner import SimulationError, _reallocate
+from cgjax.simulate._runner import SimulationError
 from cgjax.simulate._system import System
 
 __all__ = ["DiffTrajectory", "TrajectorySpec", "maxwell_boltzmann", "simulate_differentiable"]
@@ -437,7 +437,7 @@ def simulate_differentiable(
             # the segment's list overflowed: a bigger template, and the segment rerun
             old = int(neighbor.idx.shape[-1])
             wrapped = jnp.asarray(_wrap(start, box), R0.dtype)
-            neighbor = _reallocate(neighbor_fn, wrapped, False, old)
+            neighbor = neighbor_fn.allocate(wrapped, at_least=neighbor)
             reallocations.append((done, old, int(neighbor.idx.shape[-1])))
         else:
             raise SimulationError(

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cgjax import units
-from cgjax._space import NeighborListFn
+from cgjax._neighbor_list import NeighborListFn
 from cgjax._validation import check_finite
 from cgjax.simulate._integrators import Simulator
 
@@ -145,11 +145,10 @@ def _chunk_fn(
 ) -> Callable:
     # The key holds the functions themselves (not ids), so a cached chunk can
     # never be served to a different simulator or neighbor list.
-    nbr_update = None if neighbor_fn is None else neighbor_fn.fns.update
     key = (
         sim.step_fn,
         sim.energy_fn,
-        nbr_update,
+        neighbor_fn,
         record_every,
         n_records,
         max_move,
@@ -226,12 +225,8 @@ def init_replicas(sim: Simulator, key: jax.Array, R: Any, *, neighbor_fn=None):
             "tile them for identical starts"
         )
     keys = jax.random.split(key, R.shape[0])
-    nbrs = None
-    if neighbor_fn is not None:
-        # one capacity for all replicas: the largest any of them needs
-        lists = [neighbor_fn.allocate(R[b]) for b in range(R.shape[0])]
-        widest = max(lists, key=lambda nb: nb.idx.shape[-1])
-        nbrs = jax.vmap(lambda r: neighbor_fn.update(r, widest))(R)
+    # one capacity for all replicas: the largest any of them needs
+    nbrs = None if neighbor_fn is None else neighbor_fn.allocate(R)
     init = lambda k, r, nb: sim.init_fn(k, r, neighbor=nb)
     states = jax.vmap(init, in_axes=(0, 0, 0 if nbrs is not None else None))(keys, R, nbrs)
     return states, nbrs
@@ -264,7 +259,7 @@ def run(
       record_every: steps between recorded frames.
       chunk_steps: steps per compiled chunk (checked between chunks); a
         multiple of ``record_every``; default about 1000.
-      neighbor_fn: the neighbor-list function; required with ``neighbor``.
+      neighbor_fn: the :class:`~cgjax.NeighborListFn`; required with ``neighbor``.
       neighbor: the current neighbor list (``None``: the energy uses all pairs).
       unwrapped: unwrapped positions to continue from (default: the state's).
       step0: global index of the first step (for messages and ``time``).
@@ -351,7 +346,7 @@ def run(
                         last_good_neighbor=neighbor,
                         trajectory=_assemble(frames, sim, step0, record_every, batched),
                     )
-                neighbor = _reallocate(neighbor_fn, state.position, batched, old)
+                neighbor = neighbor_fn.allocate(state.position, at_least=neighbor)
                 reallocations.append((step0 + done, int(old), int(neighbor.idx.shape[-1])))
                 log(
                     f"neighbor list overflowed in steps {step0 + done + 1}..{step0 + done + length}"
@@ -392,25 +387,6 @@ def run(
     sps = steps_timed / t_run if steps_timed else float("nan")
     traj = _assemble(frames, sim, step0, record_every, batched)
     return RunResult(state, neighbor, traj, unwrapped, reallocations, sps)
-
-
-def _reallocate(neighbor_fn, R, batched, old_capacity: int):
-    """A list for ``R`` strictly larger than ``old_capacity`` (grows by >= 25 %)."""
-
-    def bigger(r):
-        nb = neighbor_fn.allocate(r)
-        if nb.idx.shape[-1] <= old_capacity:
-            missing = old_capacity - nb.idx.shape[-1] + max(1, math.ceil(0.25 * old_capacity))
-            # jax-md counts extra capacity per particle for sparse formats
-            per = 1 if nb.format.name == "Dense" else r.shape[0]
-            nb = neighbor_fn.allocate(r, extra_capacity=math.ceil(missing / per))
-        return nb
-
-    if not batched:
-        return bigger(R)
-    lists = [bigger(R[b]) for b in range(R.shape[0])]
-    widest = max(lists, key=lambda nb: nb.idx.shape[-1])
-    return jax.vmap(lambda r: neighbor_fn.update(r, widest))(R)
 
 
 def _assemble(frames, sim, step0, record_every, batched) -> Trajectory:

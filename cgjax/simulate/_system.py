@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from cgjax._space import box_matrix, make_space, neighbor_list_fn
+from cgjax._neighbor_list import neighbor_list_fn
+from cgjax._space import box_matrix, make_space
 from cgjax._validation import check_finite, check_positions, check_species
 
 __all__ = ["System", "fcc_lattice"]

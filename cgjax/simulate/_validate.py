@@ -26,7 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgjax import observables, units
-from cgjax._space import NeighborListFn, box_matrix
+from cgjax._neighbor_list import NeighborListFn
+from cgjax._space import box_matrix
 from cgjax.simulate._integrators import nve, nvt_langevin, nvt_nose_hoover
 from cgjax.simulate._runner import SimulationError, run
 from cgjax.simulate._system import System

@@ -37,33 +37,25 @@ def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
       model: the :class:`~cgjax.potentials.EnergyModel`.
       positions: all frames the trainer will see (train and validation).
       **kwargs: for ``model.neighbor_fn`` (``skin``, ``format``,
-        ``capacity_multiplier``).
+        ``capacity_multiplier``, ``cell_list``) and ``at_least`` (a list
+        whose capacities the new one exceeds by 25 %).
     """
+    at_least = kwargs.pop("at_least", None)
     kwargs.setdefault("skin", 0.0)
-    kwargs.setdefault("disable_cell_list", True)
-    neighbor_fn = model.neighbor_fn(**kwargs)
-    lists = [neighbor_fn.allocate(jnp.asarray(R)) for R in positions]
-    return max(lists, key=lambda nb: nb.idx.shape[-1])
+    kwargs.setdefault("cell_list", False)
+    R = jnp.asarray(positions)
+    R = R.reshape((-1,) + R.shape[-2:])
+    return model.neighbor_fn(**kwargs).allocate(R[0], size_for=R, at_least=at_least)
 
 
 def grow_neighbor_list(model: Any, neighbor: Any, positions: Any) -> Any:
     """A wider copy of ``neighbor``: fits every frame of ``positions`` ``[T, N, 3]`` (nm).
 
-    The new capacity is at least 25 % above the old one (the same rule as
+    Every capacity is at least 25 % above the old one (the same rule as
     :func:`cgjax.simulate.run`), in the same format, skin 0.
     """
-    R = np.asarray(positions).reshape((-1,) + np.shape(positions)[-2:])
     fmt = _FORMAT_NAMES[neighbor.format]
-    target = int(np.ceil(1.25 * neighbor.idx.shape[-1]))
-    multiplier, best = 1.25, None
-    for _ in range(12):
-        nb = allocate_neighbor_list(model, R, format=fmt, capacity_multiplier=multiplier)
-        if best is None or nb.idx.shape[-1] > best.idx.shape[-1]:
-            best = nb
-        if nb.idx.shape[-1] >= target:
-            break
-        multiplier *= 1.5  # jax-md caps the capacity at all pairs: then best is all pairs
-    return best
+    return allocate_neighbor_list(model, positions, format=fmt, at_least=neighbor)
 
 
 def _freeze(

@@ -153,7 +153,8 @@ def test_energy_and_forces_equal_those_on_jax_md_lists():
     lj = potentials.LennardJones(sigma=0.2, epsilon=1.0, cutoff=0.7, param_dtype=jnp.float64)
     gnn = potentials.GNN(embed_dim=4, message_dim=4, n_rbf=6, cutoff=0.6, n_species=1,
                          param_dtype=jnp.float64)  # fmt: skip
-    for pot in (potentials.sum_of(lj, gnn),):  # pair terms and message passing
+    hf = potentials.HighFrequency(amplitude=0.08, omega=1000.0, cutoff=0.6, param_dtype=jnp.float64)
+    for pot in (potentials.sum_of(lj, gnn, hf),):  # pair terms and message passing
         model = potentials.energy_model(pot, species=np.zeros(n, int), box=L)
         params = model.init_fn(jax.random.key(0), R)
         e = model.energy_fn(params)

@@ -212,8 +212,8 @@ class NeighborListFn:
             )
         if not (cutoff > 0 and skin >= 0):
             raise ValueError(f"need cutoff > 0 and skin >= 0 (nm), got {cutoff}, {skin}")
-        if not capacity_multiplier >= 1.0:
-            raise ValueError(f"capacity_multiplier must be >= 1, got {capacity_multiplier}")
+        if not capacity_multiplier > 0:
+            raise ValueError(f"capacity_multiplier must be positive, got {capacity_multiplier}")
         self.cutoff, self.skin = float(cutoff), float(skin)
         self.r_list = self.cutoff + self.skin
         self.format = _FORMATS[format]
@@ -465,7 +465,8 @@ class NeighborListFn:
         return self._update(R, neighbor)
 
     def __repr__(self) -> str:
-        where = "all pairs" if self.grid is None else f"cells {self.grid}"
+        grid = getattr(self, "grid", None)
+        where = "all pairs" if grid is None else f"cells {grid}"
         return (
             f"NeighborListFn({self.format_name}, cutoff={self.cutoff:g} nm, "
             f"skin={self.skin:g} nm, {where})"
@@ -490,7 +491,7 @@ def neighbor_list_fn(
       skin: extra range so the list stays valid while particles move (nm). The
         list is rebuilt once any particle moved ``skin / 2``.
       capacity_multiplier: head-room of the allocated capacities over the
-        counts at allocation.
+        counts at allocation (below 1 the list overflows at once: for tests).
       format: ``"sparse"`` (directed pairs, both directions), ``"ordered_sparse"``
         (each pair once) or ``"dense"`` (``[N, max_neighbors]``).
       cell_list: True: a cell list (orthorhombic boxes with 3 cells of

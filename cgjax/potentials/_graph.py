@@ -107,6 +107,27 @@ class Graph:
         return jax.ops.segment_sum(values, index, num_segments=self.n_nodes)
 
 
+@jax.custom_jvp
+def edge_length(dR: jax.Array) -> jax.Array:
+    """``|dR|`` over the last axis (nm), for edge vectors ``[E, 3]``.
+
+    Its derivative is written as ``(dR . t) / r``: the division by ``r`` then
+    applies to the cotangent in reverse mode, and XLA, which does not
+    duplicate a division into several consumers, evaluates a pair term's
+    ``dE/dr`` once per edge. With jax's own rule it fused that chain into the
+    ``[E, 3]`` force of each end of the edge, six evaluations per edge
+    (LJ + HF + GNN on 512 water beads: ~0.8 ms of a 2.3 ms step).
+    """
+    return jnp.sqrt(jnp.sum(dR * dR, axis=-1))
+
+
+@edge_length.defjvp
+def _edge_length_jvp(primals, tangents):
+    (dR,), (t,) = primals, tangents
+    r = jnp.sqrt(jnp.sum(dR * dR, axis=-1))
+    return r, jnp.sum(dR * t, axis=-1) / r
+
+
 def _all_pairs(n: int, directed: bool) -> tuple[np.ndarray, np.ndarray]:
     if directed:
         i, j = np.nonzero(~np.eye(n, dtype=bool))
@@ -187,8 +208,8 @@ def build_graph(
     dR = jax.vmap(lambda a, b: displacement_fn(a, b, **kw))(R[senders], R_recv)
     far = jnp.zeros_like(dR).at[:, 0].set(FAR)
     dR = jnp.where(mask[:, None], dR, far)
-    # sqrt of a sum that is never zero on padding edges: gradients stay finite.
-    r = jnp.sqrt(jnp.sum(dR * dR, axis=-1))
+    # never zero on padding edges: gradients stay finite
+    r = edge_length(dR)
     return Graph(
         positions=R,
         species=species,

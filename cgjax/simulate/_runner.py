@@ -171,14 +171,12 @@ def _chunk_fn(
         ke = 0.5 * jnp.sum(state.momentum**2 / state.mass)
         return pe, ke, 2.0 * ke / (dof * units.kB), state.momentum / state.mass
 
-    def one_step(carry, _, kw):
-        state, nbrs, unwrapped, step, bad = carry
+    def one_step(carry, nbrs, kw):
+        state, unwrapped, step, bad = carry
         R_old = state.position
         state = sim.step_fn(state, neighbor=nbrs, **kw)
         dR = disp(state.position, R_old)
         unwrapped = unwrapped + dR
-        if nbrs is not None:
-            nbrs = neighbor_fn.update(state.position, nbrs)
         step = step + 1
         code = jnp.where(~jnp.all(jnp.isfinite(state.position)), 1, 0)
         code = jnp.where((code == 0) & (jnp.max(jnp.sum(dR * dR, -1)) > max_move**2), 2, code)
@@ -186,21 +184,54 @@ def _chunk_fn(
             T = jnp.sum(state.momentum**2 / state.mass) / (dof * units.kB)
             code = jnp.where((code == 0) & ~(T < max_T), 3, code)
         bad = jnp.where((bad[0] == 0) & (code > 0), jnp.stack([code, step]), bad)
-        return (state, nbrs, unwrapped, step, bad), None
+        return state, unwrapped, step, bad
+
+    def advance(carry, nbrs, n_steps, kw):
+        """``n_steps`` steps; the list is rebuilt once a particle moved ``skin / 2``.
+
+        Steps run in an inner loop over which the list is constant, and the
+        rebuild check comes between inner loops: updating the list in every
+        step (a ``lax.cond`` whose output is the list) made XLA copy it each
+        step (LJ argon, 864 atoms: 0.46 -> 0.39 ms per step, same trajectory).
+        """
+        if nbrs is None:
+            return jax.lax.fori_loop(0, n_steps, lambda _, c: one_step(c, None, kw), carry), None
+
+        def outer(c):
+            carry, k, nbrs = c
+            carry, k = one_step(carry, nbrs, kw), k + 1  # at least one step per list
+
+            def more(ic):
+                return (ic[1] < n_steps) & ~neighbor_fn.needs_rebuild(ic[0][0].position, nbrs)
+
+            carry, k = jax.lax.while_loop(
+                more, lambda ic: (one_step(ic[0], nbrs, kw), ic[1] + 1), (carry, k)
+            )
+            R = carry[0].position
+            nbrs = jax.lax.cond(
+                neighbor_fn.needs_rebuild(R, nbrs),
+                lambda: neighbor_fn.rebuild(R, nbrs),
+                lambda: nbrs,
+            )
+            return carry, k, nbrs
+
+        carry, _, nbrs = jax.lax.while_loop(lambda c: c[1] < n_steps, outer, (carry, 0, nbrs))
+        return carry, nbrs
 
     def chunk(state, nbrs, unwrapped, step0, kw):
-        def record(carry, _):
-            carry, _ = jax.lax.scan(
-                lambda c, x: one_step(c, x, kw), carry, None, length=record_every
-            )
-            state, nbrs, unwrapped = carry[0], carry[1], carry[2]
+        def record(c, _):
+            carry, nbrs = c
+            carry, nbrs = advance(carry, nbrs, record_every, kw)
+            state, unwrapped = carry[0], carry[1]
             pe, ke, T, v = observe(state, nbrs, kw)
-            return carry, (state.position, unwrapped, v, pe, ke, T)
+            return (carry, nbrs), (state.position, unwrapped, v, pe, ke, T)
 
         bad = jnp.zeros(2, jnp.int32)
-        carry = (state, nbrs, unwrapped, step0, bad)
-        carry, frames = jax.lax.scan(record, carry, None, length=n_records)
-        return carry, frames
+        (carry, nbrs), frames = jax.lax.scan(
+            record, ((state, unwrapped, step0, bad), nbrs), None, length=n_records
+        )
+        state, unwrapped, step, bad = carry
+        return (state, nbrs, unwrapped, step, bad), frames
 
     fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)) if batched else chunk)
     _CHUNK_CACHE[key] = fn

@@ -15,7 +15,7 @@ their values (the trained model's ``--params`` can be given); each model's
 last layer is scaled by 1e-3 so the untrained network perturbs the LJ liquid
 without heating it, and the script reports the temperature of every run.
 
-    python benchmarks/cg_vs_aa.py [--steps 3000] [--aa-steps 1000]
+    python benchmarks/cg_vs_aa.py [--steps 2000] [--aa-steps 500] [--rounds 5]
         [--models paper004,schnet,deeppot,hipnn,nequip,allegro] [--skin 0.03]
         [--params PATH.msgpack] [--json out.json]
 """
@@ -48,8 +48,12 @@ def ns_per_day(steps_per_s: float, dt_ps: float) -> float:
     return steps_per_s * dt_ps * 86400.0 / 1000.0
 
 
-def openmm_spce(n_steps: int, seed: int = 0) -> dict:
-    """Steps/s of OpenMM's all-atom SPC/E, 512 waters, PME, Nose-Hoover, 2 fs."""
+def openmm_spce(seed: int = 0):
+    """OpenMM's all-atom SPC/E, 512 waters, PME, Nose-Hoover, 2 fs, equilibrated.
+
+    Returns ``(info, timed)``: ``timed(n)`` runs ``n`` steps and returns
+    ``(steps/s, temperature K)``.
+    """
     openmm = reference.require_openmm()
     from cgjax.reference._systems import SYSTEMS, box_length, build_system, initial_positions
 
@@ -72,21 +76,23 @@ def openmm_spce(n_steps: int, seed: int = 0) -> dict:
     ctx = openmm.Context(system, nh, platform)
     ctx.setState(state)
     nh.step(100)  # warm-up
-    t0 = time.perf_counter()
-    nh.step(n_steps)
-    s = ctx.getState(getEnergy=True)
-    sps = n_steps / (time.perf_counter() - t0)
     n_dof = 3 * system.getNumParticles() - system.getNumConstraints() - 3
-    T = 2 * s.getKineticEnergy().value_in_unit(openmm.unit.kilojoule_per_mole) / (n_dof * units.kB)
-    return {
+
+    def timed(n_steps):
+        t0 = time.perf_counter()
+        nh.step(n_steps)
+        s = ctx.getState(getEnergy=True)
+        sps = n_steps / (time.perf_counter() - t0)
+        ke = s.getKineticEnergy().value_in_unit(openmm.unit.kilojoule_per_mole)
+        return sps, 2 * ke / (n_dof * units.kB)
+
+    info = {
         "name": "AA SPC/E (OpenMM)",
         "particles": system.getNumParticles(),
         "dt_fs": AA_DT * 1000,
-        "steps_per_s": sps,
-        "ns_per_day": ns_per_day(sps, AA_DT),
-        "T_K": T,
         "threads": ctx.getPlatform().getPropertyValue(ctx, "Threads"),
     }
+    return info, timed
 
 
 def _scale_last_layer(tree, factor):
@@ -120,7 +126,8 @@ def cg_model(name: str, frames, lj: dict, amplitude: float, params_path: str | N
     return model, params
 
 
-def cg_run(name, frames, model, params, *, n_steps: int, skin: float) -> dict:
+def cg_run(name, frames, model, params, *, skin: float):
+    """A CG model equilibrated and compiled; returns ``(info, timed)`` like :func:`openmm_spce`."""
     system = simulate.System.create(box=frames.box, species=np.zeros(frames.n_particles, np.int32),
                                     masses=np.asarray(frames.masses))  # fmt: skip
     kT = units.kB * TEMPERATURE
@@ -138,34 +145,40 @@ def cg_run(name, frames, model, params, *, n_steps: int, skin: float) -> dict:
     t0 = time.perf_counter()
     warm = simulate.run(sim, state, n_steps=chunk, record_every=100, chunk_steps=chunk,
                         neighbor_fn=nf, neighbor=eq.neighbor, progress=False)  # fmt: skip
-    compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = simulate.run(sim, warm.state, n_steps=n_steps, record_every=100, chunk_steps=chunk,
-                       neighbor_fn=nf, neighbor=warm.neighbor, progress=False)  # fmt: skip
-    jax.block_until_ready(res.state.position)
-    sps = n_steps / (time.perf_counter() - t0)
-    return {
+    first = time.perf_counter() - t0
+    current = {"state": warm.state, "neighbor": warm.neighbor, "reallocations": 0}
+
+    def timed(n_steps):
+        t0 = time.perf_counter()
+        res = simulate.run(sim, current["state"], n_steps=n_steps, record_every=100,
+                           chunk_steps=chunk, neighbor_fn=nf, neighbor=current["neighbor"],
+                           progress=False)  # fmt: skip
+        jax.block_until_ready(res.state.position)
+        sps = n_steps / (time.perf_counter() - t0)
+        current.update(state=res.state, neighbor=res.neighbor)
+        current["reallocations"] += len(res.reallocations)
+        return sps, float(np.mean(res.trajectory.temperature))
+
+    info = {
         "name": f"CG {name}",
         "particles": frames.n_particles,
         "dt_fs": CG_DT * 1000,
-        "steps_per_s": sps,
-        "ns_per_day": ns_per_day(sps, CG_DT),
-        "T_K": float(np.mean(res.trajectory.temperature)),
         "neighbor_capacity": int(nb.idx.shape[-1]),
         "neighbor_format": nb.format.name,
         "skin_nm": skin,
-        "first_chunk_s": compile_s,
-        "reallocations": len(res.reallocations) + len(warm.reallocations),
+        "first_chunk_s": first,
+        "_live": current,  # the running state; its reallocation count is reported
     }
+    return info, timed
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--steps", type=int, default=3000, help="timed CG steps per model")
-    p.add_argument("--aa-steps", type=int, default=1000, help="timed all-atom steps")
+    p.add_argument("--steps", type=int, default=2000, help="timed CG steps per model and round")
+    p.add_argument("--aa-steps", type=int, default=500, help="timed all-atom steps per round")
+    p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     p.add_argument("--models", default="paper004,schnet,deeppot,hipnn,nequip,allegro")
-    p.add_argument("--skin", type=float, default=None,
-                   help="neighbor-list skin (nm); default: the model's own (0.03 nm here)")
+    p.add_argument("--skin", type=float, default=0.03, help="neighbor-list skin (nm)")
     p.add_argument("--params", default=None, help="trained paper-004 parameters (msgpack)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -175,23 +188,40 @@ def main(argv=None):
     frames = datasets.load("spce_512", wrapped=True)
     print(f"jax {jax.__version__} ({jax.default_backend()}, {os.cpu_count()} CPUs); "
           f"paper-004 LJ and A from {os.path.relpath(QUICK)}")  # fmt: skip
-    rows = [openmm_spce(args.aa_steps)]
-    print(f"  {rows[0]['name']}: {rows[0]['steps_per_s']:.1f} steps/s, "
-          f"{rows[0]['ns_per_day']:.2f} ns/day", flush=True)  # fmt: skip
+    runs = [openmm_spce()]
     for name in args.models.split(","):
         model, params = cg_model(name, frames, quick["lj"], quick["A_kJmol_nm2"],
                                  args.params if name == "paper004" else None)  # fmt: skip
-        skin = 0.03 if args.skin is None else args.skin
-        row = cg_run(name, frames, model, params, n_steps=args.steps, skin=skin)
-        rows.append(row)
-        print(f"  {row['name']}: {row['steps_per_s']:.1f} steps/s, {row['ns_per_day']:.2f} "
-              f"ns/day, <T> {row['T_K']:.1f} K", flush=True)  # fmt: skip
-    aa = rows[0]["ns_per_day"]
+        runs.append(cg_run(name, frames, model, params, skin=args.skin))
+    # Rounds alternate between the codes, so a change in the machine's speed
+    # (25 % and more within minutes here) hits both alike; each round's
+    # ratio compares neighbours in time.
+    rows = [dict(info, rounds=[]) for info, _ in runs]
+    for k in range(args.rounds):
+        for row, (_, timed) in zip(rows, runs, strict=True):
+            n = args.aa_steps if row is rows[0] else args.steps
+            sps, T = timed(n)
+            row["rounds"].append({"steps_per_s": sps, "ns_per_day": ns_per_day(sps, row["dt_fs"] /
+                                  1000), "T_K": T})  # fmt: skip
+        print(f"round {k + 1}: " + ", ".join(
+            f"{r['name']} {r['rounds'][-1]['ns_per_day']:.1f} ns/day" for r in rows), flush=True)
+    for row in rows:
+        if "_live" in row:
+            row["reallocations"] = row.pop("_live")["reallocations"]
+        per = row["rounds"]
+        row["ns_per_day"] = float(np.median([r["ns_per_day"] for r in per]))
+        row["steps_per_s"] = float(np.median([r["steps_per_s"] for r in per]))
+        row["T_K"] = float(np.mean([r["T_K"] for r in per]))
+        aa = rows[0]["rounds"]
+        row["ratio_per_round"] = [r["ns_per_day"] / a["ns_per_day"] for r, a in zip(per, aa,
+                                                                                    strict=True)]
     print(f"\n{'system':26s} {'particles':>9s} {'dt fs':>6s} {'steps/s':>9s} {'ns/day':>8s} "
-          f"{'CG/AA':>6s} {'<T> K':>6s}")  # fmt: skip
+          f"{'CG/AA median (range over rounds)':>34s} {'<T> K':>6s}")  # fmt: skip
     for r in rows:
+        q = r["ratio_per_round"]
+        span = f"{np.median(q):.2f} ({min(q):.2f}-{max(q):.2f})"
         print(f"{r['name']:26s} {r['particles']:9d} {r['dt_fs']:6.1f} {r['steps_per_s']:9.1f} "
-              f"{r['ns_per_day']:8.2f} {r['ns_per_day'] / aa:6.2f} {r['T_K']:6.1f}")  # fmt: skip
+              f"{r['ns_per_day']:8.2f} {span:>34s} {r['T_K']:6.1f}")  # fmt: skip
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

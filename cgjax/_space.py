@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax_md import space
@@ -27,6 +28,7 @@ __all__ = [
     "is_orthorhombic",
     "make_space",
     "min_image_fn",
+    "min_image_in",
 ]
 
 
@@ -131,6 +133,17 @@ def min_image_fn(box: Any):
     return triclinic
 
 
+def min_image_in(dR: jax.Array, box: Any) -> jax.Array:
+    """The minimum image of ``dR [..., 3]`` (nm) in a box matrix that may be traced.
+
+    ``box`` is a ``[3, 3]`` matrix (columns are box vectors, nm), e.g. a
+    per-frame box inside ``jit``; fractional coordinates are rounded.
+    """
+    box = jnp.asarray(box, dR.dtype)
+    u = dR @ jnp.linalg.inv(box).T
+    return (u - jnp.round(u)) @ box.T
+
+
 def make_space(box: Any):
     """Returns jax-md's ``(displacement_fn, shift_fn)`` for a box in real coordinates.
 
@@ -143,7 +156,7 @@ def make_space(box: Any):
     if box is None:
         return space.free()
     matrix = box_matrix(box)
-    displacement, shift = space.periodic_general(jnp.asarray(matrix), fractional_coordinates=False)
+    _, shift = space.periodic_general(jnp.asarray(matrix), fractional_coordinates=False)
     lengths = np.diag(matrix) if is_orthorhombic(matrix) else None
     min_image = min_image_fn(matrix)
 
@@ -151,13 +164,14 @@ def make_space(box: Any):
     # stay float32 even where float64 is enabled (no silent promotion). An
     # orthorhombic box wraps in real coordinates: the round trip through
     # fractional coordinates costs a rounding per step that shows up as
-    # energy drift in float32 NVE.
+    # energy drift in float32 NVE. The minimum image is cgjax's own, not
+    # jax-md's periodic_general displacement: jax 0.10.2 miscompiles that one
+    # (jax-ml/jax#39103; benchmarks/jax_versions.py), not this.
     def displacement_fn(Ra, Rb, **kwargs):
-        if "box" in kwargs:
-            return displacement(Ra, Rb, **kwargs)
-        if lengths is not None:
-            return min_image(space.pairwise_displacement(Ra, Rb))
-        return displacement(Ra, Rb, box=jnp.asarray(matrix, jnp.result_type(Ra)))
+        dR = space.pairwise_displacement(Ra, Rb)
+        if kwargs.get("box") is not None:
+            return min_image_in(dR, kwargs["box"])
+        return min_image(dR)
 
     def shift_fn(R, dR, **kwargs):
         if "box" in kwargs:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax_md import space
 
-from cgjax._space import box_matrix, box_widths
+from cgjax._space import box_matrix, box_widths, min_image_in
 from cgjax._validation import check_finite, check_positions
 
 
@@ -77,11 +77,10 @@ def map_frames(f, R: jax.Array, batch_size: int):
 
 
 def _displacement_fn(box_mat: jax.Array | None):
-    # make_space needs a concrete box; inside jit the matrix is traced, so we
-    # build the same jax-md space (real coordinates) from it here.
+    # make_space needs a concrete box; inside jit the matrix is traced
     if box_mat is None:
         return space.free()[0]
-    return space.periodic_general(box_mat, fractional_coordinates=False)[0]
+    return lambda Ra, Rb: min_image_in(Ra - Rb, box_mat)
 
 
 def pair_distances(R: jax.Array, box_mat: jax.Array | None, i: jax.Array, j: jax.Array):

@@ -203,7 +203,7 @@ class NeighborListFn:
         *,
         skin: float = 0.1,
         format: str = "sparse",
-        capacity_multiplier: float = 1.25,
+        capacity_multiplier: float = 1.1,
         cell_list: bool | None = None,
     ):
         if format not in _FORMATS:
@@ -478,7 +478,7 @@ def neighbor_list_fn(
     cutoff: float,
     *,
     skin: float = 0.1,
-    capacity_multiplier: float = 1.25,
+    capacity_multiplier: float = 1.1,
     format: str = "sparse",
     cell_list: bool | None = None,
 ) -> NeighborListFn:
@@ -492,6 +492,10 @@ def neighbor_list_fn(
         list is rebuilt once any particle moved ``skin / 2``.
       capacity_multiplier: head-room of the allocated capacities over the
         counts at allocation (below 1 the list overflows at once: for tests).
+        1.1 (jax-md's is 1.25): every edge costs time at every step (paper
+        004's model on 512 beads: 18 % faster than with 1.25), and in a liquid
+        at fixed volume the pair count varies by ~1 %; an overflow is caught
+        and the list reallocated wherever cgjax simulates or trains.
       format: ``"sparse"`` (directed pairs, both directions), ``"ordered_sparse"``
         (each pair once) or ``"dense"`` (``[N, max_neighbors]``).
       cell_list: True: a cell list (orthorhombic boxes with 3 cells of

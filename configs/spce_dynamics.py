@@ -55,7 +55,8 @@ def full(c):
     c.rem.update(reference_frames=1000, n_iterations=20, production_steps=20000)
     c.fm.update(n_steps=5000, train_stride=2, val_stride=5, batch_size=4, eval_every=250,
                 checkpoint_every=250)  # fmt: skip
-    c.rdf_train.update(n_updates=200, n_steps=2000, record_every=20, start_frame=10, rebin=1)
+    c.rdf_train.update(n_updates=200, n_steps=2000, record_every=20, segment_steps=20, skin=0.2,
+                       start_frame=10, rebin=1)  # fmt: skip
     c.dynamics.update(production_steps=100000, record_every=100, fit_window=(5.0, 20.0),
                       n_blocks=4)  # fmt: skip
     # the paper's bisection; runs long enough that each D carries ~1-2 % noise

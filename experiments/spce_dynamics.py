@@ -89,7 +89,7 @@ def get_config() -> ml_collections.ConfigDict:
         dict(
             n_updates=4, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
             equilibration_steps=1000,
-            n_steps=200, record_every=20, start_frame=2, rebin=2, segment_steps=20, skin=0.2,
+            n_steps=200, record_every=10, start_frame=5, rebin=2, segment_steps=10, skin=0.1,
             sigma=0.005, adjoint="checkpoint",
         )
     )  # fmt: skip
@@ -103,7 +103,7 @@ def get_config() -> ml_collections.ConfigDict:
         dict(
             dt=0.001, tau=0.2, equilibration_steps=1000, production_steps=6000,
             record_every=50, fit_window=(1.0, 2.5), n_blocks=2, aa_fit_window=None,
-            equilibration_thermostat="langevin", equilibration_friction=10.0,
+            equilibration_thermostat="langevin", equilibration_friction=10.0, skin=0.03,
         )
     )  # fmt: skip
     c.hf = ml_collections.ConfigDict(
@@ -260,7 +260,7 @@ def _equilibrate(model, params, system, R0, config, n_steps, dt, tau):
     """A short Nose-Hoover run (A = 0): a CG start for the trajectory stages."""
     sim = simulate.nvt_nose_hoover(model.energy_fn(params), system, dt=dt,
                                    kT=units.kB * config.temperature, tau=tau)  # fmt: skip
-    nf = model.neighbor_fn(skin=0.1)
+    nf = model.neighbor_fn(skin=float(config.dynamics.skin))
     nb = nf.allocate(jnp.asarray(R0))
     state = sim.init_fn(jax.random.key(config.seed + 1), jnp.asarray(R0), neighbor=nb)
     out = simulate.run(sim, state, n_steps=n_steps, record_every=n_steps // 10, neighbor_fn=nf,
@@ -357,7 +357,7 @@ def _probe(model, system, ref, config, wd):
         record_every=int(d.record_every), fit_window=tuple(d.fit_window),
         n_blocks=int(d.n_blocks), reference_rdf=(ref["rdf_r"], ref["rdf_g"]),
         equilibration_thermostat=str(d.equilibration_thermostat),
-        equilibration_friction=float(d.equilibration_friction),
+        equilibration_friction=float(d.equilibration_friction), skin=float(d.skin),
         seed=config.seed, progress=config.progress, log=wd.log,
     )  # fmt: skip
 

@@ -202,8 +202,13 @@ def main(argv: list[str] | None = None) -> dict:
         sweep.init_distributed()
     with open(cfg_path, "w") as f:
         json.dump(snapshot, f, indent=2)
+    print(f"workdir: {os.path.abspath(workdir)} (log.txt, plots/, results.json)", flush=True)
     if not sweeps:
-        return experiment.main(config, workdir)
+        out = experiment.main(config, workdir)
+        results = os.path.join(os.path.abspath(workdir), "results.json")
+        if os.path.exists(results):
+            print(f"results: {results}", flush=True)
+        return out
     rows = sweep.run_sweep(
         lambda configs: experiment.sweep_group(configs, workdir), config, sweeps, workdir
     )

@@ -109,6 +109,35 @@ class Workdir:
         self.echo = echo
         for sub in ("", "plots", "stages"):
             os.makedirs(os.path.join(self.path, sub), exist_ok=True)
+        self._plan: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+        self._done_weight = 0.0
+
+    def plan(self, stages: dict[str, float]) -> None:
+        """Declares the stages to come with their expected relative costs.
+
+        Stage lines then say ``k/n`` and, once a stage has run in this process,
+        an estimate of the time left: the time so far scaled by the expected
+        cost still to come (the weights are a preset's measured stage times;
+        stages read back from ``stages/`` cost nothing).
+        """
+        self._plan = {k: float(v) for k, v in stages.items()}
+
+    def _position(self, name: str) -> str:
+        if name not in self._plan:
+            return f"stage {name}"
+        k = list(self._plan).index(name) + 1
+        return f"stage {k}/{len(self._plan)} {name}"
+
+    def _eta(self, name: str) -> str:
+        names = list(self._plan)
+        if name not in self._plan or self._done_weight <= 0:
+            return ""
+        left = sum(self._plan[k] for k in names[names.index(name) + 1 :])
+        if left <= 0:
+            return ""
+        eta = (time.perf_counter() - self._t0) * left / self._done_weight
+        return f"; about {eta / 60:.1f} min left"
 
     def sub(self, *names: str) -> str:
         """A path inside the workdir (parent directories created)."""
@@ -135,16 +164,18 @@ class Workdir:
         stage finishes, so an interrupted run redoes only unfinished stages.
         """
         path = os.path.join(self.path, "stages", f"{name}.json")
+        where = self._position(name)
         if os.path.exists(path):
             with open(path) as f:
-                self.log(f"stage {name}: done before, read from {os.path.relpath(path, self.path)}")
+                self.log(f"{where}: done before, read from {os.path.relpath(path, self.path)}")
                 return json.load(f)
-        self.log(f"stage {name}: start")
+        self.log(f"{where}: start")
         t0 = time.perf_counter()
         out = dict(fn())
         out["stage_wall_s"] = time.perf_counter() - t0
         _write_json(path, out)
-        self.log(f"stage {name}: done in {out['stage_wall_s']:.1f} s")
+        self._done_weight += self._plan.get(name, 0.0)
+        self.log(f"{where}: done in {out['stage_wall_s']:.1f} s{self._eta(name)}")
         return json.loads(json.dumps(json_ready(out)))
 
     def write_results(self, results: dict) -> str:

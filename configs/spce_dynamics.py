@@ -25,7 +25,7 @@ def smoke(c):
     # A ballistic 0.2 ps run says nothing about diffusion: the target is put
     # between the bracket's ends (whose top, 2.6x the paper's, traps the beads).
     c.hf.update(target_D="between_ends", bracket=(0.0, 0.5), max_evals=3)
-    c.omega_scan.update(omegas_per_A=(10.0, 100.0), amplitude=0.19)  # A = 0 reused
+    c.omega_scan.update(omegas_per_nm=(100.0, 1000.0), amplitude=0.19)  # A = 0 reused
     c.validation.production_steps = 200
     c.progress = False
     return c
@@ -62,7 +62,7 @@ def full(c):
     # the paper's bisection; runs long enough that each D carries ~1-2 % noise
     c.hf.update(method="bisection", max_evals=12, ftol_fraction=0.02, refine=1,
                 refine_rtol=0.03)  # fmt: skip
-    c.omega_scan.update(omegas_per_A=(5.0, 10.0, 20.0, 50.0, 100.0, 150.0),
+    c.omega_scan.update(omegas_per_nm=(50.0, 100.0, 200.0, 500.0, 1000.0, 1500.0),
                         production_steps=50000, noise_run=True)  # fmt: skip
     c.validation.production_steps = 200000
     return c

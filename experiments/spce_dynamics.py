@@ -16,7 +16,8 @@ unfinished one:
 4. ``rdf_training``: Adam on the GNN parameters only, on the MSE between the
    Gaussian-smeared RDF of a differentiable Nose-Hoover trajectory and the AA
    RDF, gradients through diffrax's checkpointed adjoint (paper 004 §2.1).
-5. ``bisection``: ``A`` in [0, 0.2 eV Å^2] at ``omega`` = 100 Å^-1 until
+5. ``bisection``: ``A`` in [0, 0.193] kJ/mol nm^2 (paper 004's 0.2 eV Å^2) at
+   ``omega`` = 1000 1/nm (the paper's 100 1/Å) until
    ``D_CG = D_AA`` (``train.tune_high_frequency``, paper 004 §2.3, Fig. 4B):
    a bracketing search (``hf.method``: the paper's bisection, or the
    Illinois method on ``ln D``, the quick preset's, which needs fewer
@@ -57,8 +58,6 @@ from flax import serialization
 
 from cgjax import datasets, losses, observables, potentials, simulate, train, units, workflow
 
-EV_A2 = units.eV * units.angstrom**2  # kJ/mol nm^2
-
 
 def get_config() -> ml_collections.ConfigDict:
     """The ``quick`` preset (the default): 12.5 min measured on 2 CPU cores (docs/results)."""
@@ -87,7 +86,7 @@ def get_config() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.rdf_train = ml_collections.ConfigDict(
         dict(
-            n_updates=4, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
+            n_updates=40, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
             equilibration_steps=1000,
             n_steps=200, record_every=10, start_frame=5, rebin=2, segment_steps=10, skin=0.1,
             sigma=0.005, adjoint="checkpoint",
@@ -117,17 +116,24 @@ def get_config() -> ml_collections.ConfigDict:
     c.omega_scan = ml_collections.ConfigDict(
         dict(
             enabled=True,
-            omegas_per_A=(10.0, 100.0),
+            omegas_per_nm=(100.0, 1000.0),
             production_steps=None,
             amplitude=None,
             noise_run=False,
         )  # amplitude None: the top of the bracket; production_steps None: the
         # bisection's length, whose runs at A = 0 and at the top are then reused
     )
-    c.validation = ml_collections.ConfigDict(dict(production_steps=10000))
+    # max_D_rel_err: a validation D with a larger block error is flagged
+    c.validation = ml_collections.ConfigDict(dict(production_steps=40000, max_D_rel_err=0.03))
     c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å
     c.progress = True
     return c
+
+
+#: Relative costs of the stages, for the console's estimate of the time left:
+#: their wall times (s) in a quick run on 2 CPU cores (docs/results).
+STAGE_WEIGHTS = {"reference": 2, "rem": 24, "force_matching": 15, "rdf_training": 285,
+                 "bisection": 220, "omega_scan": 22, "validation": 1}  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -315,7 +321,11 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
 
     neighbor = None  # each update starts from the last one's list: no re-allocation
 
-    for it in range(int(c.n_updates)):
+    n_updates = int(c.n_updates)
+    wd.log(f"RDF training: {n_updates} updates of {int(c.n_steps)} steps each; the first "
+           "compiles the differentiable trajectory and its gradient (about a minute)")  # fmt: skip
+    t_train = time.perf_counter()
+    for it in range(n_updates):
         t0 = time.perf_counter()
         spec = simulate.TrajectorySpec.create(model.energy_fn, R, V, system=system,
                                               neighbor=neighbor, **opts)  # fmt: skip
@@ -332,8 +342,12 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
         gnorm = float(optax.global_norm(grads["gnn"]))
         history.append({"update": it, "loss": float(value), "grad_norm": gnorm,
                         "wall_s": time.perf_counter() - t0})  # fmt: skip
-        wd.log(f"RDF training {it}: loss {float(value):.4g}, |grad| {gnorm:.3g}, "
-               f"{history[-1]['wall_s']:.1f} s")  # fmt: skip
+        left = ""
+        if it >= 1:  # the first update's time is mostly compilation
+            per = (time.perf_counter() - t_train - history[0]["wall_s"]) / it
+            left = f", about {per * (n_updates - it - 1) / 60:.1f} min left in this stage"
+        wd.log(f"RDF training {it + 1}/{n_updates}: loss {float(value):.4g}, |grad| "
+               f"{gnorm:.3g}, {history[-1]['wall_s']:.1f} s{left}")  # fmt: skip
     if bool(c.keep_best):
         # Each loss is one short noisy trajectory, and Adam can overshoot: keep the
         # parameters with the lowest loss (those after the last update are unmeasured).
@@ -365,7 +379,33 @@ def _probe(model, system, ref, config, wd):
 # ----------------------------------------------------------------------------- plots
 
 
-def _plots(wd, ref, stages, config):
+def _flag_text(ax, flags) -> None:
+    """Out-of-tolerance results written in red on the plot that shows them."""
+    if flags:
+        ax.text(0.02, 0.02, "\n".join(f"! {f}" for f in flags), transform=ax.transAxes,
+                color="red", fontsize=6.5, va="bottom", wrap=True)  # fmt: skip
+
+
+def _flags(val: dict, bis: dict, ratio: float, config) -> list[str]:
+    """The results outside this run's own tolerances, one sentence each."""
+    hf = config.hf
+    flags = []
+    rtol = float(hf.refine_rtol)
+    if abs(ratio - 1.0) > rtol:
+        flags.append(f"D_CG/D_AA = {ratio:.3f} misses 1 by more than the {rtol:.0%} tolerance "
+                     "(hf.refine_rtol)")  # fmt: skip
+    rel_err = val["D_err"] / val["D"] if val["D"] > 0 else float("inf")
+    if not rel_err <= float(config.validation.max_D_rel_err):
+        flags.append(f"the validation D's block error is {rel_err:.1%}, above the "
+                     f"{float(config.validation.max_D_rel_err):.0%} asked for "
+                     "(validation.max_D_rel_err): a longer run is needed")  # fmt: skip
+    if not bis["rdf_invariant"]:
+        flags.append(f"U_HF shifts the RDF by {bis['rdf_shift_A']:.3f} Å, above the "
+                     f"{float(hf.rdf_tolerance_A)} Å tolerance (hf.rdf_tolerance_A)")  # fmt: skip
+    return flags
+
+
+def _plots(wd, ref, stages, config, flags=()):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -378,12 +418,13 @@ def _plots(wd, ref, stages, config):
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.plot(np.asarray(ref["rdf_r"]) / A, ref["rdf_g"], "k-", lw=2, label="AA")
     ax.plot(np.asarray(val["rdf_r"]) / A, val["rdf_g"], "C3--",
-            label=f"CG, A = {bis['amplitude_eV_A2']:.3g} eV Å² "
+            label=f"CG, A = {bis['amplitude_kJmol_nm2']:.3g} kJ/mol nm² "
                   f"(TAE {val['rdf_tae_A']:.3f} Å)")  # fmt: skip
     if "rdf_g_A0" in bis:
         ax.plot(np.asarray(val["rdf_r"]) / A, bis["rdf_g_A0"], "C0:", label="CG, A = 0")
     ax.set(xlabel="r (Å)", ylabel="g(r)", title=f"{config.label}: RDF")
     ax.legend(fontsize=8)
+    _flag_text(ax, [f for f in flags if "RDF" in f])
     fig.tight_layout()
     fig.savefig(wd.plot_path("rdf.png"), dpi=110)
     plt.close(fig)
@@ -396,15 +437,16 @@ def _plots(wd, ref, stages, config):
     if "msd_A0" in bis:
         ax.plot(bis["msd_t"], np.asarray(bis["msd_A0"]) / A**2, "C0:", label="CG, A = 0")
     ax.plot(val["msd_t"], np.asarray(val["msd"]) / A**2, "C3--",
-            label=f"CG, A = {bis['amplitude_eV_A2']:.3g} eV Å²")  # fmt: skip
+            label=f"CG, A = {bis['amplitude_kJmol_nm2']:.3g} kJ/mol nm²")  # fmt: skip
     ax.set(xlabel="t (ps)", ylabel="MSD (Å²)", title=f"{config.label}: MSD")
     ax.legend(fontsize=8)
+    _flag_text(ax, [f for f in flags if "D_" in f or " D'" in f])
     fig.tight_layout()
     fig.savefig(wd.plot_path("msd.png"), dpi=110)
     plt.close(fig)
     # bisection trace: D against A, in evaluation order
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    a = np.array([e["A_eV_A2"] for e in evals])
+    a = np.array([e["A_kJmol_nm2"] for e in evals])
     D = np.array([e["D_cm2_per_s"] for e in evals]) * 1e5
     err = np.array([e["D_err"] / units.cm2_per_s for e in evals]) * 1e5
     order = np.argsort(a)
@@ -414,15 +456,15 @@ def _plots(wd, ref, stages, config):
         ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     finals = bis.get("final_runs", [])
     if finals:
-        fa = [f["A_kJmol_nm2"] / EV_A2 for f in finals]
+        fa = [f["A_kJmol_nm2"] for f in finals]
         fd = [f["D"] / units.cm2_per_s * 1e5 for f in finals]
         fe = [f["D_err"] / units.cm2_per_s * 1e5 for f in finals]
         ax.errorbar(fa, fd, yerr=fe, fmt="s", color="C3", capsize=2, mfc="none",
                     label="validation run(s)")  # fmt: skip
     ax.axhline(ref["D_AA_cm2_per_s"] * 1e5, color="k", ls="--", label="D_AA")
-    ax.axvline(bis["amplitude_eV_A2"], color="C3", ls=":", label="tuned A")
-    ax.set(xlabel="A (eV Å²)", ylabel="D (1e-5 cm²/s)", yscale="log",
-           title=f"{bis.get('method', 'bisection')} on A (ω = {bis['omega_per_A']:g} Å⁻¹), "
+    ax.axvline(bis["amplitude_kJmol_nm2"], color="C3", ls=":", label="tuned A")
+    ax.set(xlabel="A (kJ/mol nm²)", ylabel="D (1e-5 cm²/s)", yscale="log",
+           title=f"{bis.get('method', 'bisection')} on A (ω = {bis['omega_per_nm']:g} nm⁻¹), "
                  "evaluation order labelled")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -432,14 +474,14 @@ def _plots(wd, ref, stages, config):
     scan = stages.get("omega_scan", {}).get("rows")
     if scan:
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
-        w = [row["omega_per_A"] for row in scan]
+        w = [row["omega_per_nm"] for row in scan]
         ax.plot(w, [row["rdf_shift_A"] for row in scan], "o-", label="RDF shift from A = 0")
         if stages["omega_scan"].get("noise_A") is not None:
             ax.axhline(stages["omega_scan"]["noise_A"], color="gray", ls=":",
                        label="A = 0 vs A = 0 (other seed): noise")  # fmt: skip
-        ax.set(xscale="log", xlabel="ω (Å⁻¹)", ylabel="RDF TAE (Å)",
-               title=f"U_HF at A = {stages['omega_scan']['amplitude_eV_A2']:.3g} "
-                     "eV Å²")  # fmt: skip
+        ax.set(xscale="log", xlabel="ω (nm⁻¹)", ylabel="RDF TAE (Å)",
+               title=f"U_HF at A = {stages['omega_scan']['amplitude_kJmol_nm2']:.3g} "
+                     "kJ/mol nm²")  # fmt: skip
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(wd.plot_path("omega_scan.png"), dpi=110)
@@ -477,6 +519,7 @@ def _plots(wd, ref, stages, config):
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Runs the stages; returns (and writes) ``results.json``'s content."""
     wd = workflow.Workdir(workdir)
+    wd.plan(STAGE_WEIGHTS)
     t_start = time.perf_counter()
     frames = datasets.load(config.dataset, wrapped=True)
     unwrapped = datasets.load(config.dataset)
@@ -534,8 +577,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         )  # fmt: skip
         a0 = cache[train.evaluation_key(lo, float(hf.omega))]
         return {
-            "amplitude_kJmol_nm2": tuning.amplitude, "amplitude_eV_A2": tuning.amplitude / EV_A2,
-            "omega_per_nm": tuning.omega, "omega_per_A": tuning.omega * units.angstrom,
+            "amplitude_kJmol_nm2": tuning.amplitude, "omega_per_nm": tuning.omega,
             "bracket_kJmol_nm2": (lo, hi), "converged": tuning.bisection.converged,
             "final_bracket_kJmol_nm2": tuning.bisection.bracket,
             "history": tuning.bisection.history, "n_evaluations": len(tuning.bisection.history),
@@ -555,7 +597,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         # A = 0 and at the top of the bracket (omega of the bisection) are reused.
         shared = sc.production_steps is None
         n_prod = None if shared else int(sc.production_steps)
-        omegas = [w / units.angstrom for w in sc.omegas_per_A]
+        omegas = [float(w) for w in sc.omegas_per_nm]
         p0 = train.set_high_frequency(params, "hf", 0.0)
         key0 = train.evaluation_key(0.0, float(hf.omega))
         if shared and key0 in cache:
@@ -570,7 +612,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         rows = train.omega_scan(probe, params, R0, omegas, amplitude=amp, baseline=base,
                                 production_steps=n_prod, cache=cache if shared else None,
                                 on_evaluation=save if shared else None)  # fmt: skip
-        return {"rows": rows, "amplitude_kJmol_nm2": amp, "amplitude_eV_A2": amp / EV_A2,
+        return {"rows": rows, "amplitude_kJmol_nm2": amp,
                 "noise_A": None if noise is None
                 else train.rdf_tae_A(base["rdf_r"], base["rdf_g"], noise["rdf_g"]),
                 "production_steps": probe.production_steps if shared else n_prod}  # fmt: skip
@@ -592,8 +634,11 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         return out
 
     stages["validation"] = val = wd.stage("validation", validation_stage)
-    _plots(wd, ref, stages, config)
     ratio = val["D"] / ref["D_AA"]
+    flags = _flags(val, bis, ratio, config)
+    for flag in flags:
+        wd.log(f"WARNING: {flag}")
+    _plots(wd, ref, stages, config, flags)
     results = {
         "experiment": f"{config.label} dynamics (paper 004)",
         "dataset": config.dataset,
@@ -606,9 +651,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "D_ratio": ratio,
         "D_A0_cm2_per_s": bis["D_A0"] / units.cm2_per_s,
         "fit_window_ps": ref["fit_window_ps"],
-        "A_eV_A2": bis["amplitude_eV_A2"],
         "A_kJmol_nm2": bis["amplitude_kJmol_nm2"],
-        "omega_per_A": bis["omega_per_A"],
+        "omega_per_nm": bis["omega_per_nm"],
         "rdf_shift_from_A0_A": bis["rdf_shift_A"],
         "rdf_invariant": bis["rdf_invariant"],
         "lj": {"sigma_nm": rem["sigma_nm"], "epsilon_kJ_per_mol": rem["epsilon_kJ_per_mol"]},
@@ -619,7 +663,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "D_target_cm2_per_s": bis.get("target_D", ref["D_AA"]) / units.cm2_per_s,
         "validation_runs": [
             {
-                "A_eV_A2": f["A_kJmol_nm2"] / EV_A2,
+                "A_kJmol_nm2": f["A_kJmol_nm2"],
                 "D_cm2_per_s": f["D"] / units.cm2_per_s,
                 "D_ratio": f["D"] / ref["D_AA"],
                 "temperature_K": f["temperature_K"],
@@ -627,6 +671,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             for f in bis.get("final_runs", [])
         ],
         "omega_scan": stages.get("omega_scan", {}).get("rows"),
+        "flags": flags,
         "validation_temperature_K": val["temperature_K"],
         "wall_s": {k: v.get("stage_wall_s") for k, v in stages.items()},
         "total_wall_s_this_run": time.perf_counter() - t_start,
@@ -635,7 +680,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     wd.write_results(results)
     rows = [{"RDF TAE Å": val["rdf_tae_A"], "D_CG 1e-5 cm²/s": 1e5 * results["D_CG_cm2_per_s"],
              "D_AA 1e-5 cm²/s": 1e5 * ref["D_AA_cm2_per_s"], "D_CG/D_AA": ratio,
-             "A eV Å²": bis["amplitude_eV_A2"], "σ nm": rem["sigma_nm"],
+             "A kJ/mol nm²": bis["amplitude_kJmol_nm2"], "σ nm": rem["sigma_nm"],
              "ε kJ/mol": rem["epsilon_kJ_per_mol"]}]  # fmt: skip
     print(workflow.format_table(rows, list(rows[0])))
     return results

@@ -242,9 +242,19 @@ def _segment_fn(
     def segment(params, y0, template):
         neighbor = None
         if neighbor_fn is not None:
-            start = _wrap_jnp(jax.lax.stop_gradient(y0[0]), box)
-            neighbor = jax.lax.stop_gradient(neighbor_fn.rebuild(start, template))
-        return frames(params, y0, neighbor), neighbor
+            # Built from y0 itself, not from stop_gradient(y0): autodiff then counts
+            # the list among what depends on the differentiated inputs, so under
+            # jax.checkpoint it is rebuilt in the backward pass. Built from a
+            # stop_gradient-ed start it was a known value, computed once and kept
+            # as a residual: 0.6 MB per segment (its int32 pairs), the memory that
+            # still grew with trajectory length. No gradient flows through it
+            # (only its integer pairs reach the energy).
+            neighbor = neighbor_fn.rebuild(_wrap_jnp(y0[0], box), template)
+            neighbor = neighbor.replace(
+                reference_position=jax.lax.stop_gradient(neighbor.reference_position)
+            )
+        out = None if neighbor is None else jax.lax.stop_gradient(neighbor)
+        return frames(params, y0, neighbor), out
 
     fn = jax.jit(segment)
     _SEGMENT_CACHE[key] = fn

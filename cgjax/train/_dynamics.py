@@ -102,7 +102,8 @@ class DynamicsProbe:
       equilibration_thermostat: ``"langevin"`` (default) or ``"nose_hoover"``.
       equilibration_friction: Langevin friction of the equilibration (1/ps).
       fit_window: ``(t0, t1)`` (ps) of the Einstein fit.
-      n_blocks: blocks for ``D_err``; each must hold the window.
+      n_blocks: blocks for ``D_err``; each must hold the window. A run longer than
+        ``production_steps`` is cut into more blocks of the same length.
       reference_rdf: ``(r, g)`` on uniform bin centres (nm); the RDF is
         computed on the same grid. ``None``: RDF to ``rdf_r_max``.
       rdf_r_max, rdf_bins: the RDF grid when there is no reference.
@@ -234,8 +235,11 @@ class DynamicsProbe:
         traj = out.trajectory
         dt_frame = self.dt * self.record_every
         if self._fits(n_prod):
+            # blocks as long as those of the probe's own length: a longer run
+            # (validation) has more of them, so its error bar is worth more
+            n_blocks = max(self.n_blocks, n_prod * self.n_blocks // self.production_steps)
             diff = observables.diffusion_from_trajectory(
-                traj.unwrapped, dt_frame, fit_window=self.fit_window, n_blocks=self.n_blocks,
+                traj.unwrapped, dt_frame, fit_window=self.fit_window, n_blocks=n_blocks,
                 masses=self.system.masses,
             )  # fmt: skip
             D, D_err = float(diff.D), float(diff.D_err)
@@ -466,26 +470,28 @@ def tune_high_frequency(
     # relative weights of the ln D regression: production lengths (1: a probe without one)
     probe_length = int(getattr(probe, "production_steps", 1) or 1)
 
-    def evaluate(amplitude: float, production_steps: int | None = None) -> dict:
+    def evaluate(amplitude: float, production_steps: int | None = None, what: str = "") -> dict:
         key = evaluation_key(amplitude, omega, production_steps)
+        label = f"{what}A = {amplitude:.5g} kJ/mol nm^2: "
         if key not in cache:
             p = set_high_frequency(params, term, amplitude, omega)
-            cache[key] = probe(p, R0, label=f"A = {amplitude:.5g} kJ/mol nm^2: ",
-                               production_steps=production_steps)  # fmt: skip
+            cache[key] = probe(p, R0, label=label, production_steps=production_steps)
             if on_evaluation is not None:
                 on_evaluation(cache)
         else:
-            log(f"A = {amplitude:.5g} kJ/mol nm^2: D = {cache[key]['D']:.4g} nm^2/ps (cached)")
+            log(f"{label}D = {cache[key]['D'] / units.cm2_per_s:.4g} cm^2/s (cached)")
         return cache[key]
 
+    searched: list[float] = []
+
     def fn(amplitude: float):
-        res = evaluate(amplitude)
+        searched.append(amplitude)
+        res = evaluate(amplitude, what=f"search {len(searched)}/{max_evals} (at most): ")
         if not baseline:
             baseline.update(res)
         shift = rdf_tae_A(res["rdf_r"], baseline["rdf_g"], res["rdf_g"])
         extra = {
             "A_kJmol_nm2": amplitude,
-            "A_eV_A2": amplitude / (units.eV * units.angstrom**2),
             "D": res["D"],
             "D_err": res["D_err"],
             "D_cm2_per_s": res["D"] / units.cm2_per_s,
@@ -496,20 +502,23 @@ def tune_high_frequency(
         }
         return res["D"], extra
 
-    try:
+    try:  # each evaluation is logged by the probe, with its units
         found = bisect(fn, lo, hi, target=float(target_D), xtol=xtol, ftol=ftol,
                        max_evals=max_evals, method=method,
-                       transform=math.log if method == "illinois" else None, log=log)  # fmt: skip
+                       transform=math.log if method == "illinois" else None)  # fmt: skip
     except BracketError as err:
         d_lo, d_hi = (h["f"] for h in err.history[:2])
+        cgs = units.cm2_per_s
         side = (
-            f"at A = {lo:g} the CG model already diffuses slower (D = {d_lo:.4g}) than the "
-            f"target {target_D:.4g} nm^2/ps: a barrier term can only slow it further"
+            f"at A = {lo:g} kJ/mol nm^2 the CG model already diffuses slower (D = "
+            f"{d_lo / cgs:.4g} cm^2/s) than the target {target_D / cgs:.4g} cm^2/s: a barrier "
+            "term can only slow it further"
             if d_lo < target_D
-            else f"at A = {hi:g} kJ/mol nm^2 it still diffuses faster (D = {d_hi:.4g}) than "
-            f"the target {target_D:.4g} nm^2/ps: widen the bracket"
+            else f"at A = {hi:g} kJ/mol nm^2 it still diffuses faster (D = {d_hi / cgs:.4g} "
+            f"cm^2/s) than the target {target_D / cgs:.4g} cm^2/s: widen the bracket"
         )
-        raise BracketError(f"tune_high_frequency: no root in [{lo:g}, {hi:g}]: {side}",
+        raise BracketError(f"tune_high_frequency: no root in A in [{lo:g}, {hi:g}] kJ/mol nm^2: "
+                           f"{side}",
                            err.history) from err  # fmt: skip
     amplitude = 0.5 * sum(found.bracket)
     a, b = found.bracket
@@ -537,7 +546,7 @@ def tune_high_frequency(
         log(f"A from ln D interpolated in the final bracket [{a:.5g}, {b:.5g}]: "
             f"{amplitude:.5g} kJ/mol nm^2 (midpoint {0.5 * (a + b):.5g})")  # fmt: skip
     found = found._replace(x=amplitude)
-    final = evaluate(found.x, final_production_steps)
+    final = evaluate(found.x, final_production_steps, what="final run: ")
     n_final = probe_length if final_production_steps is None else int(final_production_steps)
 
     def summary(amplitude: float, run: dict) -> dict:
@@ -559,14 +568,14 @@ def tune_high_frequency(
         log(f"final run missed the target by {miss:+.1%}: A refitted with it, "
             f"{found.x:.5g} -> {refit[0]:.5g} kJ/mol nm^2")  # fmt: skip
         found = found._replace(x=refit[0])
-        final = evaluate(found.x, final_production_steps)
+        final = evaluate(found.x, final_production_steps, what="final run, refitted: ")
         finals.append(summary(found.x, final))
     shift = rdf_tae_A(final["rdf_r"], baseline["rdf_g"], final["rdf_g"])
     invariant = shift <= rdf_tolerance_A
     log(
-        f"tuned A = {found.x:.5g} kJ/mol nm^2 ({found.x / (units.eV * units.angstrom**2):.4g} "
-        f"eV Å^2) at omega = {omega:g} 1/nm: D = {final['D']:.4g} nm^2/ps (target "
-        f"{target_D:.4g}); RDF shift from A = {lo:g}: {shift:.3f} Å "
+        f"tuned A = {found.x:.5g} kJ/mol nm^2 at omega = {omega:g} 1/nm: D = "
+        f"{final['D'] / units.cm2_per_s:.4g} cm^2/s (target {target_D / units.cm2_per_s:.4g}); "
+        f"RDF shift from A = {lo:g}: {shift:.3f} Å "
         f"({'within' if invariant else 'ABOVE'} the {rdf_tolerance_A} Å tolerance)"
     )
     return HighFrequencyTuning(
@@ -644,7 +653,7 @@ def omega_scan(
       cache, on_evaluation: as in :func:`tune_high_frequency`.
 
     Returns:
-      one row per ``omega``: ``omega_per_nm``, ``omega_per_A``, ``D``,
+      one row per ``omega``: ``omega_per_nm``, ``D`` (nm^2/ps),
       ``D_err`` (NaN for runs shorter than the probe's fit window),
       ``rdf_shift_A`` (TAE to the ``A = 0`` RDF), ``rdf_tae_A``
       (to the reference, if the probe has one).
@@ -670,7 +679,6 @@ def omega_scan(
         rows.append(
             dict(
                 omega_per_nm=float(w),
-                omega_per_A=float(w) * units.angstrom,
                 D=res["D"],
                 D_err=res["D_err"],
                 rdf_shift_A=rdf_tae_A(res["rdf_r"], baseline["rdf_g"], res["rdf_g"]),

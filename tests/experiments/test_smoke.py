@@ -150,9 +150,10 @@ def test_runner_help_lists_keys(capsys):
 
 def _check_dynamics(res, wd, n_beads, top=0.5):
     """What every paper-004 experiment writes, and that it reads back on a rerun."""
-    for key in ("rdf_tae_A", "D_CG_cm2_per_s", "D_AA_cm2_per_s", "D_ratio", "A_eV_A2"):
+    for key in ("rdf_tae_A", "D_CG_cm2_per_s", "D_AA_cm2_per_s", "D_ratio", "A_kJmol_nm2"):
         assert np.isfinite(res[key]), key
-    assert res["omega_per_A"] == pytest.approx(100.0)
+    assert res["omega_per_nm"] == pytest.approx(1000.0)
+    assert "A_eV_A2" not in res and "omega_per_A" not in res  # one unit per quantity
     assert res["rdf_range_A"] == [0.0, 10.0] or tuple(res["rdf_range_A"]) == (0.0, 10.0)
     lj = res["lj"]
     assert lj["sigma_nm"] > 0 and lj["epsilon_kJ_per_mol"] > 0
@@ -163,7 +164,7 @@ def _check_dynamics(res, wd, n_beads, top=0.5):
     assert bis[2]["x"] == pytest.approx(top / 2, rel=1e-9) and bis[2]["lo"] < bis[2]["hi"]
     # one validation run, and a second when the first missed the target by > 5 %
     runs = res["validation_runs"]
-    assert 1 <= len(runs) <= 2 and runs[-1]["A_eV_A2"] == pytest.approx(res["A_eV_A2"])
+    assert 1 <= len(runs) <= 2 and runs[-1]["A_kJmol_nm2"] == pytest.approx(res["A_kJmol_nm2"])
     miss = runs[0]["D_cm2_per_s"] / res["D_target_cm2_per_s"] - 1
     assert (len(runs) == 2) == (abs(miss) > 0.05), (miss, runs)
     for png in ("rdf.png", "msd.png", "bisection.png", "training.png"):
@@ -194,7 +195,7 @@ def test_spce_dynamics_smoke_and_resume(tmp_path):
     assert any("stage rdf_training: done before" in line for line in new)
     # both ends, the midpoint, and the validation run(s) at the tuned A read back
     assert sum("(cached)" in line for line in new) == 3 + len(res["validation_runs"])
-    assert again["A_eV_A2"] == pytest.approx(res["A_eV_A2"])
+    assert again["A_kJmol_nm2"] == pytest.approx(res["A_kJmol_nm2"])
 
 
 @pytest.mark.slow

@@ -202,6 +202,6 @@ def test_bracket_without_a_root_is_a_named_error():
 def test_omega_scan_rows():
     probe = SyntheticProbe()
     rows = train.omega_scan(probe, PARAMS, None, [100.0, 1000.0], amplitude=0.1)
-    assert [r["omega_per_A"] for r in rows] == pytest.approx([10.0, 100.0])
+    assert [r["omega_per_nm"] for r in rows] == pytest.approx([100.0, 1000.0])
     assert all(r["rdf_shift_A"] == pytest.approx(0.05, rel=1e-6) for r in rows)
     assert probe.calls[0] == 0.0  # the A = 0 baseline first

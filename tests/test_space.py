@@ -92,7 +92,8 @@ def test_padding_is_self_pairs_spread_over_particles_and_edges_are_scattered():
     i, j = np.asarray(nb.idx)
     pad = i == j
     assert pad.sum() > 0 and np.all(i < n) and np.all(j < n)
-    assert len(np.unique(i[pad])) > 0.9 * min(pad.sum(), n)  # not piled onto one particle
+    # not piled onto one particle: no particle takes more than twice its share
+    assert np.bincount(i[pad]).max() <= 2 * np.ceil(pad.sum() / n)
     # consecutive edges share a receiver rarely (XLA's CPU scatter-add is slow when they do)
     assert np.mean(i[1:] == i[:-1]) < 0.02
 

@@ -192,7 +192,7 @@ def test_spce_dynamics_smoke_and_resume(tmp_path):
     again = _run("spce_dynamics", wd)
     with open(wd / "log.txt") as f:
         new = f.readlines()[n_log:]
-    assert any("stage rdf_training: done before" in line for line in new)
+    assert any("rdf_training: done before" in line for line in new)
     # both ends, the midpoint, and the validation run(s) at the tuned A read back
     assert sum("(cached)" in line for line in new) == 3 + len(res["validation_runs"])
     assert again["A_kJmol_nm2"] == pytest.approx(res["A_kJmol_nm2"])

@@ -48,8 +48,10 @@ CASES = {
     "cell list, 3 cells": dict(n=300, box=2.1, cutoff=0.6, cell_list=True),
     "free space": dict(n=200, box=None, cutoff=0.5, cell_list=None),
     "triclinic": dict(
-        n=150, box=np.array([[2.0, 0.3, 0.2], [0.0, 2.1, 0.25], [0.0, 0.0, 1.9]]),
-        cutoff=0.45, cell_list=None,
+        n=150,
+        box=np.array([[2.0, 0.3, 0.2], [0.0, 2.1, 0.25], [0.0, 0.0, 1.9]]),
+        cutoff=0.45,
+        cell_list=None,
     ),  # fmt: skip
 }
 

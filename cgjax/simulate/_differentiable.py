@@ -9,8 +9,8 @@ exact for the checkpointed adjoint.
 
 A trajectory is a Python loop over segments of ``segment_steps`` steps; each
 segment is one compiled function: it builds the neighbor list afresh from its
-``stop_gradient``-ed, wrapped start positions (outside the differentiated
-solve), then runs one ``diffeqsolve`` with it. Between segments, on concrete
+wrapped start positions (no gradient flows through the list: only its integer
+pairs reach the energy), then runs one ``diffeqsolve`` with it. Between segments, on concrete
 values, the host reallocates an overflowed list and reruns the segment (no
 pair is dropped), and stops with :class:`~cgjax.simulate.SimulationError` on
 non-finite positions or on a particle that moved farther than ``skin / 2``
@@ -19,9 +19,10 @@ pairs). The state at a segment's end is the next segment's start, so
 gradients flow through all segments (except with ``adjoint="truncated"``).
 Because each list is a function of its segment's start, ``jax.checkpoint``
 of a segment (``remat_segments``, and always for the backsolve adjoint) keeps
-neither its steps nor its list for the backward pass, so memory does not grow
-by one list per segment (what still grows, ~0.6 MB per segment for 512 beads,
-is in benchmarks/README.md).
+neither its steps nor its list for the backward pass: only its start state.
+The segments' frames are joined pairwise as they arrive (:class:`_FrameStack`),
+so the compiled programs do not depend on the trajectory's length either, and
+peak memory is flat in it (benchmarks/README.md, "Trajectory gradients").
 """
 
 from __future__ import annotations
@@ -164,6 +165,38 @@ def _every_step(n_steps: int) -> diffrax.RecursiveCheckpointAdjoint:
     return diffrax.RecursiveCheckpointAdjoint(checkpoints=max(1, int(n_steps)))
 
 
+@jax.jit
+def _concat_pair(a: Any, b: Any) -> Any:
+    return jax.tree_util.tree_map(lambda x, y: jnp.concatenate([x, y]), a, b)
+
+
+class _FrameStack:
+    """Frames of consecutive segments, joined as they arrive like a binary counter.
+
+    Two pieces of equally many segments merge into one, so ``k`` segments cost
+    ``O(log k)`` compiled two-piece concatenations (and their transposes in the
+    backward pass). One ``jnp.concatenate`` of ``k`` pieces compiled a program
+    (and a transpose of ``k`` slices) per trajectory length: 400 pieces took 4 s
+    and 0.57 GB of compiler memory, the memory that grew with trajectory length.
+    """
+
+    def __init__(self) -> None:
+        self._pieces: list = []  # [(segments, frames)], fewer segments to the right
+
+    def push(self, frames: Any) -> None:
+        count = 1
+        while self._pieces and self._pieces[-1][0] == count:
+            c, prev = self._pieces.pop()
+            frames, count = _concat_pair(prev, frames), count + c
+        self._pieces.append((count, frames))
+
+    def result(self) -> Any:
+        out = self._pieces[-1][1]
+        for _, piece in reversed(self._pieces[:-1]):
+            out = _concat_pair(piece, out)
+        return out
+
+
 def _segment_fn(
     key: tuple, energy_fn_of_params: Callable, masses: np.ndarray, neighbor_fn: Any, box: Any
 ) -> Callable:
@@ -179,6 +212,7 @@ def _segment_fn(
     if len(_SEGMENT_CACHE) >= _SEGMENT_CACHE_SIZE:
         _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
     (_, _, _, dt, ensemble, kT, tau, adjoint, window, n_steps, record_every) = key[:11]
+    remat = key[-1]
     n_particles = masses.shape[0]
     dof = 3 * n_particles - 3
 
@@ -242,13 +276,9 @@ def _segment_fn(
     def segment(params, y0, template):
         neighbor = None
         if neighbor_fn is not None:
-            # Built from y0 itself, not from stop_gradient(y0): autodiff then counts
-            # the list among what depends on the differentiated inputs, so under
-            # jax.checkpoint it is rebuilt in the backward pass. Built from a
-            # stop_gradient-ed start it was a known value, computed once and kept
-            # as a residual: 0.6 MB per segment (its int32 pairs), the memory that
-            # still grew with trajectory length. No gradient flows through it
-            # (only its integer pairs reach the energy).
+            # Built inside the segment from y0, so under jax.checkpoint the list is
+            # rebuilt in the backward pass rather than kept. No gradient flows
+            # through it (only its integer pairs reach the energy).
             neighbor = neighbor_fn.rebuild(_wrap_jnp(y0[0], box), template)
             neighbor = neighbor.replace(
                 reference_position=jax.lax.stop_gradient(neighbor.reference_position)
@@ -256,7 +286,10 @@ def _segment_fn(
         out = None if neighbor is None else jax.lax.stop_gradient(neighbor)
         return frames(params, y0, neighbor), out
 
-    fn = jax.jit(segment)
+    # One jitted (and, with remat, checkpointed) function per setting, reused by
+    # every segment: autodiff of a fresh jax.checkpoint wrapper per segment
+    # traced and kept a new copy of the segment's jaxpr on the tape each time.
+    fn = jax.jit(jax.checkpoint(segment) if remat else segment)
     _SEGMENT_CACHE[key] = fn
     return fn
 
@@ -428,7 +461,7 @@ def simulate_differentiable(
     # backsolve: diffrax's custom VJP would keep each segment's neighbor list
     remat = bool(remat_segments) or adjoint == "backsolve"
 
-    frames, reallocations, done, last = [], [], 0, None
+    frames, reallocations, done, last = _FrameStack(), [], 0, None
     while done < n_steps:
         length = min(segment_steps, n_steps - done)
         win = None if window is None else min(window, length)
@@ -447,10 +480,9 @@ def simulate_differentiable(
             record_every,
             neighbor_fn,
             None if box is None else box.tobytes(),
+            remat,
         )
         segment = _segment_fn(key, energy_fn_of_params, system.masses, neighbor_fn, box)
-        if remat:
-            segment = jax.checkpoint(segment)
         for _ in range(8):
             ys, last = segment(params, y, neighbor)
             overflow = None if last is None else _concrete(last.did_buffer_overflow)
@@ -469,11 +501,11 @@ def simulate_differentiable(
                 reason="neighbor-list overflow",
             )
         _check_segment(ys[0], start, done, record_every, float(dt), max_move)
-        frames.append(ys)
+        frames.push(ys)
         y = jax.tree_util.tree_map(lambda x: x[-1], ys)
         done += length
 
-    cat = [jnp.concatenate([f[i] for f in frames]) for i in range(len(y))]
+    cat = frames.result()
     time = (1 + np.arange(n_steps // record_every)) * record_every * float(dt)
     xi = cat[2] if ensemble == "nose_hoover" else None
     return DiffTrajectory(time, cat[0], cat[1], xi, last, reallocations)

@@ -203,8 +203,11 @@ def main(argv=None):
             sps, T = timed(n)
             row["rounds"].append({"steps_per_s": sps, "ns_per_day": ns_per_day(sps, row["dt_fs"] /
                                   1000), "T_K": T})  # fmt: skip
-        print(f"round {k + 1}: " + ", ".join(
-            f"{r['name']} {r['rounds'][-1]['ns_per_day']:.1f} ns/day" for r in rows), flush=True)
+        print(
+            f"round {k + 1}: "
+            + ", ".join(f"{r['name']} {r['rounds'][-1]['ns_per_day']:.1f} ns/day" for r in rows),
+            flush=True,
+        )
     for row in rows:
         if "_live" in row:
             row["reallocations"] = row.pop("_live")["reallocations"]
@@ -213,8 +216,9 @@ def main(argv=None):
         row["steps_per_s"] = float(np.median([r["steps_per_s"] for r in per]))
         row["T_K"] = float(np.mean([r["T_K"] for r in per]))
         aa = rows[0]["rounds"]
-        row["ratio_per_round"] = [r["ns_per_day"] / a["ns_per_day"] for r, a in zip(per, aa,
-                                                                                    strict=True)]
+        row["ratio_per_round"] = [
+            r["ns_per_day"] / a["ns_per_day"] for r, a in zip(per, aa, strict=True)
+        ]
     print(f"\n{'system':26s} {'particles':>9s} {'dt fs':>6s} {'steps/s':>9s} {'ns/day':>8s} "
           f"{'CG/AA median (range over rounds)':>34s} {'<T> K':>6s}")  # fmt: skip
     for r in rows:

@@ -62,7 +62,8 @@ def _miscompilation() -> dict:
              space.periodic_general(jnp.asarray(box, dtype), fractional_coordinates=False)[0]),
         ):  # fmt: skip
             h = lambda d, disp=disp, zero=zero: jax.vmap(  # noqa: E731
-                lambda a: jnp.sum(disp(a, zero) ** 2))(d)
+                lambda a: jnp.sum(disp(a, zero) ** 2)
+            )(d)
             out[f"{label} r^2, {tag}"] = float(jnp.max(jnp.abs(jax.jit(h)(dR) - h(dR))))
     return out
 
@@ -71,8 +72,17 @@ def _child(rounds_steps: int, checks_only: bool) -> None:
     import jax
 
     if checks_only:
-        print("RESULT " + json.dumps({"jax": jax.__version__, "lj_steps_per_s": float("nan"),
-              "paper004_steps_per_s": float("nan"), "miscompilation": _miscompilation()}))
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "jax": jax.__version__,
+                    "lj_steps_per_s": float("nan"),
+                    "paper004_steps_per_s": float("nan"),
+                    "miscompilation": _miscompilation(),
+                }
+            )
+        )
         return
     import jax.numpy as jnp
     import numpy as np

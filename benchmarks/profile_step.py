@@ -125,7 +125,8 @@ def main(argv=None):
         if name == "lj":
             model, params, system, R = cgjax_argon(6)
             sim_fn = lambda e, system=system: simulate.nve(  # noqa: E731
-                e, system, dt=0.002, kT=units.kT(TEMPERATURE))
+                e, system, dt=0.002, kT=units.kT(TEMPERATURE)
+            )
             title = "LJ argon, 864 atoms, 2.5 sigma, NVE 2 fs"
             rows, cap = _profile(name, model, params, system, sim_fn, R, args.skin_lj, args.trace)
         else:
@@ -136,7 +137,8 @@ def main(argv=None):
             system = simulate.System.create(box=frames.box, species=np.zeros(512, np.int32),
                                             masses=np.asarray(frames.masses))  # fmt: skip
             sim_fn = lambda e, system=system: simulate.nvt_nose_hoover(  # noqa: E731
-                e, system, dt=0.001, kT=units.kT(300.0), tau=0.2)
+                e, system, dt=0.001, kT=units.kT(300.0), tau=0.2
+            )
             R = jnp.asarray(frames.positions[-1], jnp.float32)
             title = "paper-004 CG water (GNN + LJ + HF), 512 beads, Nose-Hoover 1 fs"
             rows, cap = _profile(name, model, params, system, sim_fn, R, args.skin_gnn, args.trace)

@@ -109,6 +109,7 @@ class GNN(Term):
         """False: its filters depend on distances only, so each pair is listed once
         and :func:`~cgjax.potentials.convolve` sends messages both ways."""
         return False
+
     default_config: ClassVar = staticmethod(default_config)
 
     @nn.compact

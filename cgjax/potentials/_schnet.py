@@ -112,6 +112,7 @@ class SchNet(Term):
         """False: its filters depend on distances only, so each pair is listed once
         and :func:`~cgjax.potentials.convolve` sends messages both ways."""
         return False
+
     default_config: ClassVar = staticmethod(default_config)
 
     @nn.compact

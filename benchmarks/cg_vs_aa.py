@@ -5,7 +5,7 @@ cutoff, Ewald tolerance 5e-4), Nose-Hoover at 300 K, 2 fs, OpenMM's CPU
 platform (all threads), built by ``cgjax.reference`` as the shipped data were.
 CG: the 512 mapped beads of the shipped ``spce_512`` data with paper 004's model
 ``U_GNN + U_LJ + U_HF`` (GNN 16 features, 2 layers, 20 RBF, 0.6 nm; LJ at the
-quick run's REM sigma, epsilon; HF at its tuned A, omega = 100 1/A),
+quick run's REM sigma, epsilon; HF at its tuned A, omega = 1000 1/nm),
 Nose-Hoover (tau 0.2 ps) at 1 fs, the paper's step, through ``simulate.run``
 (the runner every experiment uses, with its per-step checks), float32. Then
 every other zoo model (SchNet, DeepPot-SE, HIP-NN-TS, NequIP, Allegro; the

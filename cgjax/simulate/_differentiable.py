@@ -333,8 +333,8 @@ def simulate_differentiable(
     - ``"backsolve"``: ``diffrax.BacksolveAdjoint``, the continuous adjoint
       solved backwards in time (Tsit5, same step), memory nearly flat in
       length (segments are always ``jax.checkpoint``-ed, so no segment keeps
-      its steps or its neighbor list; 512 beads: 1.10 GB at 1k steps, 1.44 GB
-      at 10k, benchmarks/README.md). It
+      its steps or its neighbor list; 512 beads, RDF loss: 1.15 GB at 1k steps,
+      1.26 GB at 10k, benchmarks/README.md). It
       is the gradient of the continuous trajectory, so it differs from the
       discrete one by Verlet's O(dt^2) error (about 1e-4 relative over 100
       steps, less over longer runs; see the tests), and since it re-integrates
@@ -382,10 +382,10 @@ def simulate_differentiable(
       xi0: Nose-Hoover friction at the start (1/ps).
       remat_segments: with the checkpoint or truncated adjoint, keep only each
         segment's starting state for the backward pass and recompute the
-        segment there (``jax.checkpoint``), so memory grows slowly with the
-        number of segments (512 beads: 1.25 GB at 1k steps, 1.47 GB at 10k,
-        against 1.96 and 9.69 GB without) at the cost of one more forward
-        pass per segment. Off by
+        segment there (``jax.checkpoint``), so memory is nearly flat in the
+        number of segments (512 beads, RDF loss: 1.17 GB at 1k steps, 1.25 GB
+        at 10k, against 1.96 and 9.69 GB without; benchmarks/README.md) at
+        the cost of one more forward pass per segment. Off by
         default: with it on by default, the full test suite hit a segfault
         inside XLA's compiler (not reproduced in isolation). The backsolve
         adjoint always does this (its own backward pass needs no stored

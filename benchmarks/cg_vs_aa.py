@@ -115,7 +115,8 @@ def cg_model(name: str, frames, lj: dict, amplitude: float, params_path: str | N
     species = np.zeros(frames.n_particles, np.int32)
     model = potentials.energy_model(pot, species=species, box=frames.box)
     R = jnp.asarray(frames.positions[-1], jnp.float32)
-    params = model.init_fn(jax.random.key(0), R)
+    # with a neighbor list: init_fn without one evaluates all N^2 pairs
+    params = model.init_fn(jax.random.key(0), R, neighbor=model.neighbor_fn(skin=0.1).allocate(R))
     key = "gnn" if name == "paper004" else "nn"
     params = {**params, key: _scale_last_layer(params[key], 1e-3)}
     if params_path:

@@ -30,7 +30,10 @@ def cgjax_argon(n_cells: int):
     pot = potentials.LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF, r_onset=SWITCH)
     model = potentials.energy_model(pot, species=species, box=L)
     R = jnp.asarray(R, jnp.float32)
-    params = jax.tree.map(lambda x: x.astype(jnp.float32), model.init_fn(jax.random.key(0), R))
+    # with a neighbor list: init_fn without one evaluates all N^2 pairs (12 GB at 32k atoms)
+    nb = model.neighbor_fn(skin=0.1).allocate(R)
+    params = model.init_fn(jax.random.key(0), R, neighbor=nb)
+    params = jax.tree.map(lambda x: x.astype(jnp.float32), params)
     system = simulate.System.create(box=L, species=species, masses=MASS)
     return model, params, system, R
 

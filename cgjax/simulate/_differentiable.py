@@ -21,8 +21,9 @@ Because each list is a function of its segment's start, ``jax.checkpoint``
 of a segment (``remat_segments``, and always for the backsolve adjoint) keeps
 neither its steps nor its list for the backward pass: only its start state.
 The segments' frames are joined pairwise as they arrive (:class:`_FrameStack`),
-so the compiled programs do not depend on the trajectory's length either, and
-peak memory is flat in it (benchmarks/README.md, "Trajectory gradients").
+so the compiled programs do not depend on the trajectory's length either:
+peak memory no longer grows per segment, only with the recorded frames
+themselves (benchmarks/README.md, "Gradient of an RDF loss through MD").
 """
 
 from __future__ import annotations
@@ -287,8 +288,8 @@ def _segment_fn(
         return frames(params, y0, neighbor), out
 
     # One jitted (and, with remat, checkpointed) function per setting, reused by
-    # every segment: autodiff of a fresh jax.checkpoint wrapper per segment
-    # traced and kept a new copy of the segment's jaxpr on the tape each time.
+    # every segment: a fresh jax.checkpoint wrapper per segment was traced anew
+    # each time (half of the per-segment peak-memory growth, measured).
     fn = jax.jit(jax.checkpoint(segment) if remat else segment)
     _SEGMENT_CACHE[key] = fn
     return fn

@@ -11,13 +11,13 @@ runs each distinct one once per call and shares the trajectory.
 """
 
 from cgjax.losses._force_matching import (
-    Loss,
     force_mae,
     force_matching_loss,
     force_mse,
     force_rmse_mae,
     predict_forces,
 )
+from cgjax.losses._loss import Loss
 from cgjax.losses._trajectory import TrajectoryTerm, msd_loss, rdf_loss
 
 __all__ = [

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from cgjax.losses._force_matching import Loss
+from cgjax.losses._loss import Loss
 from cgjax.observables._msd import msd as msd_curve
 from cgjax.observables._rdf import rdf_smooth
 

@@ -2,7 +2,7 @@
 
 Each model is bound to the shipped ``spce_512`` dataset (512 COM water beads,
 fixed cubic box of 2.486 nm, float32), given a neighbor list wide enough for
-the frames used (``train.allocate_neighbor_list``) and a trainer
+the frames used (``cgjax.allocate_neighbor_list``) and a trainer
 ``train.force_matching(model, optax.adam(1e-3), batch_size=B, neighbor=nb)``.
 After a warm-up call (its time, compile included, is reported separately) the
 jitted ``update_fn`` (energy, forces = -grad, parameter gradients, Adam step,
@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from cgjax import datasets, potentials, train
+from cgjax import allocate_neighbor_list, datasets, potentials, train
 
 # Water's bead density (33.4 nm^-3) times the 0.6 nm cutoff sphere: ~30 neighbours.
 NN_CUTOFF = 0.6  # nm; papers 000 and 002 use 6-7 Å
@@ -134,7 +134,7 @@ def bench_model(name, frames, args):
     model = potentials.energy_model(cls(**hparams), species=frames.species, box=frames.box)
     positions = np.asarray(frames.positions[: args.frames], np.float32)
     forces = np.asarray(frames.forces[: args.frames], np.float32)
-    nb = train.allocate_neighbor_list(model, positions)
+    nb = allocate_neighbor_list(model, positions)
     trainer = train.force_matching(model, optax.adam(1e-3), batch_size=args.batch_size, neighbor=nb)
     B = args.batch_size
     batches = [

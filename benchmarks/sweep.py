@@ -2,7 +2,7 @@
 
 A small GNN (paper 004's architecture, narrower) is fitted to Lennard-Jones
 forces of 64 perturbed simple-cubic particles (box 1.52 nm, float32, neighbor
-list from ``train.allocate_neighbor_list``), Adam with a cosine decay, batch
+list from ``cgjax.allocate_neighbor_list``), Adam with a cosine decay, batch
 4, ``--steps`` updates, seeds ``0..K-1`` (each member's init and batch order
 depend on its seed only). Three ways, in one process:
 
@@ -58,7 +58,7 @@ import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from cgjax import potentials, sweep, train  # noqa: E402
+from cgjax import allocate_neighbor_list, potentials, sweep, train  # noqa: E402
 
 L, SIDE = 1.52, 4  # nm; 4^3 = 64 particles at 0.38 nm spacing (LJ minimum of sigma 0.34)
 
@@ -75,7 +75,7 @@ def problem(n_frames: int = 40):
     F = np.asarray(jax.vmap(lj.force_fn(lj.init_fn(jax.random.key(0), R[0])))(R))
     gnn = potentials.GNN(n_species=1, embed_dim=8, message_dim=8, n_layers=2, n_rbf=8, cutoff=0.6)
     model = potentials.energy_model(gnn, species=species, box=L)
-    nb = train.allocate_neighbor_list(model, R)
+    nb = allocate_neighbor_list(model, R)
     n_train = n_frames * 4 // 5
     tr = {"positions": R[:n_train], "forces": F[:n_train]}
     va = {"positions": R[n_train:], "forces": F[n_train:]}

@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cgjax import datasets, losses, potentials, simulate, units, workflow
+from cgjax import data, datasets, losses, potentials, simulate, units, workflow
 
 METHODS = ("checkpoint", "remat", "backsolve", "plain")
 BASELINE = "checkpoint"
@@ -130,17 +130,12 @@ def equilibrate(b, args, n_steps, path):
         R, V = tr.positions[-1], np.asarray(tr.velocities[-1], np.float64)
         T = float(np.sum(m * V * V) / (dof * b["kT"]) * 300.0)
         V = jnp.asarray(V * np.sqrt(300.0 / T), jnp.float32)
-    R = jnp.asarray(_wrap(np.asarray(R, np.float64), b["box"]), jnp.float32)
+    R = jnp.asarray(data.wrap(np.asarray(R, np.float64), b["box"]), jnp.float32)
     np.savez(path, R=np.asarray(R), V=np.asarray(V))
     return T
 
 
 # ---------------------------------------------------------------- plain backprop
-
-
-def _wrap(R, box):
-    frac = np.linalg.solve(box, R.T).T
-    return (frac - np.floor(frac)) @ box.T
 
 
 _PLAIN_CACHE = {}
@@ -206,7 +201,7 @@ class PlainSpec:
             length = min(self.segment_steps, self.n_steps - done)
             if self.neighbor_fn is not None:
                 start = np.asarray(jax.lax.stop_gradient(y[0]))
-                wrapped = jnp.asarray(_wrap(start, box), jnp.float32)
+                wrapped = jnp.asarray(data.wrap(start, box), jnp.float32)
                 if neighbor is None:
                     neighbor = self.neighbor_fn.allocate(wrapped)
                 neighbor = self.neighbor_fn.update(wrapped, neighbor)

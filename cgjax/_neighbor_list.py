@@ -51,7 +51,14 @@ from jax_md import partition
 
 from cgjax._space import box_matrix, check_box, is_orthorhombic, min_image_fn
 
-__all__ = ["CAPACITY_MULTIPLE", "NeighborList", "NeighborListFn", "neighbor_list_fn"]
+__all__ = [
+    "CAPACITY_MULTIPLE",
+    "NeighborList",
+    "NeighborListFn",
+    "allocate_neighbor_list",
+    "grow_neighbor_list",
+    "neighbor_list_fn",
+]
 
 #: Edge capacities of sparse lists are multiples of this (dense widths of
 #: ``CAPACITY_MULTIPLE // 8``): XLA's CPU code for the edge arrays ran far
@@ -518,3 +525,38 @@ def neighbor_list_fn(
         capacity_multiplier=capacity_multiplier,
         cell_list=cell_list,
     )
+
+
+def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
+    """A neighbor list wide enough for every frame of ``positions`` ``[T, N, 3]`` (nm).
+
+    Pass it as ``force_matching(..., neighbor=...)``: each batch rebuilds it
+    from scratch per frame inside jit with this fixed capacity. Frames are
+    independent, so the skin defaults to 0. The cell list is off by default:
+    its occupancy is fixed at allocation and another frame could overflow it,
+    while the O(N^2) search is cheap next to the model on the listed pairs.
+
+    Args:
+      model: the :class:`~cgjax.potentials.EnergyModel`.
+      positions: all frames the trainer will see (train and validation).
+      **kwargs: for ``model.neighbor_fn`` (``skin``, ``format``,
+        ``capacity_multiplier``, ``cell_list``) and ``at_least`` (a list
+        whose capacities the new one exceeds by 25 %).
+    """
+    at_least = kwargs.pop("at_least", None)
+    kwargs.setdefault("skin", 0.0)
+    kwargs.setdefault("cell_list", False)
+    R = jnp.asarray(positions)
+    R = R.reshape((-1,) + R.shape[-2:])
+    return model.neighbor_fn(**kwargs).allocate(R[0], size_for=R, at_least=at_least)
+
+
+def grow_neighbor_list(model: Any, neighbor: Any, positions: Any) -> Any:
+    """A wider copy of ``neighbor``: fits every frame of ``positions`` ``[T, N, 3]`` (nm).
+
+    Every capacity is at least 25 % above the old one (the rule of
+    :meth:`NeighborListFn.allocate`, which :func:`cgjax.simulate.run` uses
+    too), in the same format, skin 0.
+    """
+    fmt = next(name for name, f in _FORMATS.items() if f == neighbor.format)
+    return allocate_neighbor_list(model, positions, format=fmt, at_least=neighbor)

@@ -18,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax_md import space
+from jaxtyping import Float
 
 from cgjax._validation import check_finite
 
 __all__ = [
+    "box_matrices",
     "box_matrix",
     "box_widths",
     "check_box",
@@ -29,6 +31,9 @@ __all__ = [
     "make_space",
     "min_image_fn",
     "min_image_in",
+    "minimum_image",
+    "wrap",
+    "wrap_traced",
 ]
 
 
@@ -181,3 +186,90 @@ def make_space(box: Any):
         return shift(R, dR, box=jnp.asarray(matrix, jnp.result_type(R)))
 
     return displacement_fn, shift_fn
+
+
+def box_matrices(box: Any) -> np.ndarray | None:
+    """``None``, a ``[3, 3]`` matrix or ``[T, 3, 3]`` matrices (columns = box vectors, nm).
+
+    Like :func:`box_matrix`, and also passes a per-frame ``[T, 3, 3]`` box through.
+    """
+    if box is None:
+        return None
+    b = np.asarray(box, dtype=np.float64)
+    if b.ndim == 3:
+        return b
+    return box_matrix(b)
+
+
+def _lattice_shift(x: np.ndarray, box: np.ndarray, round_fn) -> np.ndarray:
+    """``box @ round_fn(box^-1 x)`` for ``x`` ``[..., 3]`` (``[T, ..., 3]`` per-frame box)."""
+    inv = np.linalg.inv(box)
+    if box.ndim == 2:
+        return round_fn(x @ inv.T) @ box.T
+    if x.shape[0] != box.shape[0]:
+        raise ValueError(
+            f"per-frame box has {box.shape[0]} frames but the positions have {x.shape[0]}"
+        )
+    flat = x.reshape(x.shape[0], -1, 3)
+    s = round_fn(np.einsum("tij,tkj->tki", inv, flat))
+    return np.einsum("tij,tkj->tki", box, s).reshape(x.shape)
+
+
+def minimum_image(dR: Float[np.ndarray, "... 3"], box: Any) -> np.ndarray:
+    """Displacements brought to the nearest periodic image (nm).
+
+    The lattice vector is found by rounding fractional coordinates, which is
+    the nearest image for orthorhombic cells and, for (reduced) triclinic ones,
+    for displacements well inside half the smallest perpendicular width.
+
+    Args:
+      dR: ``[..., 3]`` displacements (nm); ``[T, ..., 3]`` with a per-frame box.
+      box: ``None``, scalar, ``[3]``, ``[3, 3]`` or ``[T, 3, 3]`` (nm).
+
+    Returns:
+      an array like ``dR`` (same dtype; computed in float64).
+    """
+    b = box_matrices(box)
+    if b is None:
+        return np.array(dR, copy=True)
+    d = np.asarray(dR, dtype=np.float64)
+    out = d - _lattice_shift(d, b, np.round)
+    return out.astype(np.result_type(dR), copy=False)
+
+
+def wrap(positions: Float[np.ndarray, "... 3"], box: Any) -> np.ndarray:
+    """Positions moved into the primary cell ``R = box @ s`` with ``0 <= s < 1`` (nm).
+
+    Args:
+      positions: ``[..., 3]`` (nm); ``[T, ..., 3]`` with a per-frame box.
+      box: ``None`` (returned unchanged), scalar, ``[3]``, ``[3, 3]`` or
+        ``[T, 3, 3]`` (nm).
+    """
+    b = box_matrices(box)
+    if b is None:
+        return np.array(positions, copy=True)
+    r = np.asarray(positions, dtype=np.float64)
+    # Only whole lattice vectors are subtracted, so in-cell positions come back
+    # bit-identical.
+    out = r - _lattice_shift(r, b, np.floor)
+    return out.astype(np.result_type(positions), copy=False)
+
+
+def wrap_traced(R: Float[jax.Array, "N 3"], box: Any) -> jax.Array:
+    """:func:`wrap` inside ``jit``: ``R`` moved into ``0 <= s < 1`` of ``box`` (nm).
+
+    For the cell grid of a neighbor-list rebuild inside a traced computation;
+    computed in ``R``'s dtype.
+
+    Args:
+      R: ``[N, 3]`` positions (nm).
+      box: ``None`` (returned unchanged), scalar, ``[3]`` or ``[3, 3]`` (nm), a
+        constant (not traced).
+    """
+    if box is None:
+        return R
+    box = jnp.asarray(box_matrix(box), R.dtype)
+    frac = jnp.linalg.solve(box, R.T).T
+    frac = frac - jnp.floor(frac)
+    frac = jnp.where(frac >= 1, frac - 1, frac)  # -tiny - floor(-tiny) rounds to 1
+    return frac @ box.T

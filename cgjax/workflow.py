@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from cgjax import potentials, train, units
+from cgjax._neighbor_list import allocate_neighbor_list
 
 __all__ = [
     "MODELS",
@@ -261,7 +262,7 @@ def train_force_matching(
       kcal/mol/Å (lists for an ensemble) and the training time.
     """
     positions = np.concatenate([train_frames.positions, val_frames.positions])
-    nb = train.allocate_neighbor_list(model, positions)
+    nb = allocate_neighbor_list(model, positions)
     R0 = train_frames.positions[0]
     key = jax.random.key(seed)
     trainer = train.force_matching(

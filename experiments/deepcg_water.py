@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cgjax import datasets, potentials, simulate, train, units, workflow
+from cgjax import allocate_neighbor_list, datasets, potentials, simulate, train, units, workflow
 
 #: 50 meV/Å, the paper's model-deviation threshold, in kJ/mol/nm.
 PAPER_THRESHOLD = 0.050 * units.eV / units.angstrom
@@ -85,7 +85,7 @@ def _frames_in(frames, span, stride):
 
 def _member_forces(model, stacked, positions):
     """``[T, K, N, 3]`` forces of every member on every frame (kJ/mol/nm)."""
-    nb = train.allocate_neighbor_list(model, positions)
+    nb = allocate_neighbor_list(model, positions)
 
     @jax.jit
     def per_frame(R):
@@ -111,13 +111,16 @@ def _simulate(model_pot, params, frames, R0, box, reference, md, n_steps, config
     masses = np.full(n, float(frames.masses[0]))
     model = potentials.energy_model(model_pot, species=species, box=box)
     system = simulate.System.create(box=box, species=species, masses=masses)
+    protocol = simulate.Protocol(
+        temperature=float(md.temperature), dt=float(md.dt), thermostat="langevin",
+        friction=float(md.friction), equilibration_steps=int(n_steps["equilibration_steps"]),
+        production_steps=int(n_steps["production_steps"]),
+        record_every=int(n_steps["record_every"]), skin=float(md.skin), seed=int(config.seed),
+    )  # fmt: skip
+    wd.log(f"{label} sampling: {protocol}")
     report = simulate.validate_by_simulation(
-        model.energy_fn(params), system, reference, R0, temperature=md.temperature, dt=md.dt,
-        thermostat="langevin", friction=md.friction,
-        equilibration_steps=n_steps["equilibration_steps"],
-        production_steps=n_steps["production_steps"], record_every=n_steps["record_every"],
-        nve_steps=n_steps.get("nve_steps", 0), neighbor_fn=model.neighbor_fn(skin=md.skin),
-        seed=config.seed, progress=config.progress, log=wd.log,
+        model, params, reference, R0, protocol, system=system,
+        nve_steps=int(n_steps.get("nve_steps", 0)), progress=config.progress, log=wd.log,
     )  # fmt: skip
     steps = n_steps["equilibration_steps"] + n_steps["production_steps"]
     wall = report.wall_s.get("equilibration", 0.0) + report.wall_s.get("production", 0.0)

@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from cgjax import datasets, potentials, simulate, train, units, workflow
+from cgjax import allocate_neighbor_list, datasets, potentials, simulate, train, units, workflow
 
 #: Paper 000, Table 2 (SPC/E), validation force RMSE in kcal/mol/Å.
 PAPER_RMSE = {
@@ -135,12 +135,10 @@ def _train_and_validate(name, n_train, frames, val_idx, stride, reference, confi
                 "val_force_rmse_kcal_per_mol_per_A": None}  # fmt: skip
     md = config.md
     system = simulate.System.create(box=frames.box, species=frames.species, masses=frames.masses)
+    protocol = simulate.Protocol.from_config(md, seed=int(config.seed))
     report = simulate.validate_by_simulation(
-        model.energy_fn(params), system, reference, frames.positions[val_idx[0]],
-        temperature=md.temperature, dt=md.dt, equilibration_steps=md.equilibration_steps,
-        production_steps=md.production_steps, record_every=md.record_every,
-        nve_steps=md.nve_steps, tau=md.tau, neighbor_fn=model.neighbor_fn(skin=md.skin),
-        seed=config.seed, progress=config.progress, log=wd.log,
+        model, params, reference, frames.positions[val_idx[0]], protocol, system=system,
+        nve_steps=int(md.nve_steps), progress=config.progress, log=wd.log,
     )  # fmt: skip
     out = {"model": name, "n_train_frames": n_train, **metrics, **report.summary()}
     out["paper_rmse_kcal_per_mol_per_A"] = PAPER_RMSE.get(tag)
@@ -164,7 +162,7 @@ def _noise_floor(name, frames, train_idx, val_idx, config, wd):
         # A trainer only for its (jitted, neighbor-listed) evaluation of the fit.
         trainer = train.force_matching(
             model, optax.sgd(0.0), batch_size=1,
-            neighbor=train.allocate_neighbor_list(model, val_frames.positions),
+            neighbor=allocate_neighbor_list(model, val_frames.positions),
         )  # fmt: skip
         err = train.evaluate(trainer, fit.params, train.frame_arrays(val_frames, "val_frames"))
         rmse = float(err["rmse"])
@@ -353,7 +351,7 @@ def sweep_group(configs: list, workdir: str) -> list[dict]:
         ml_collections.ConfigDict(dict(seed=x.seed, train=_train_config(x.sweep_model, x)))
         for x in configs
     ]
-    nb = train.allocate_neighbor_list(
+    nb = allocate_neighbor_list(
         model, np.concatenate([train_frames.positions, val_frames.positions])
     )
     res = sweep.sweep_force_matching(

@@ -8,7 +8,7 @@ from jax_md import partition
 
 from cgjax import neighbor_list_fn, potentials
 from cgjax._neighbor_list import CAPACITY_MULTIPLE
-from cgjax._space import make_space, min_image_fn
+from cgjax._space import make_space, min_image_fn, wrap, wrap_traced
 
 
 def _pairs(nb, n):
@@ -197,3 +197,14 @@ def test_bad_arguments_give_named_errors():
         neighbor_list_fn(None, 0.5, cell_list=True)
     with pytest.raises(ValueError, match=r"\[N, 3\] or \[B, N, 3\]"):
         neighbor_list_fn(2.0, 0.5).allocate(np.zeros((4, 2)))
+
+
+def test_wrap_traced_matches_wrap_on_the_host():
+    rng = np.random.default_rng(3)
+    box = np.array([[2.0, 0.4, -0.3], [0.0, 1.8, 0.2], [0.0, 0.0, 2.2]])
+    R = rng.uniform(-5.0, 5.0, (50, 3))
+    host = wrap(R, box)
+    traced = np.asarray(jax.jit(lambda x: wrap_traced(x, box))(jnp.asarray(R)))
+    np.testing.assert_allclose(traced, host, atol=1e-5)
+    frac = np.linalg.solve(box, traced.T).T
+    assert np.all((frac >= 0) & (frac < 1))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from jaxtyping import Float, Int
 
-from cgjax._space import box_matrix
+from cgjax._space import box_matrices, box_matrix, minimum_image, wrap
 from cgjax._validation import check_finite, check_species
 
 __all__ = [
@@ -76,70 +76,6 @@ def provenance(generator: str, **extra: Any) -> dict:
 # --- periodic images ------------------------------------------------------------
 
 
-def _boxes(box: Any) -> np.ndarray | None:
-    """``None``, a ``[3, 3]`` matrix or ``[T, 3, 3]`` matrices (columns = box vectors)."""
-    if box is None:
-        return None
-    b = np.asarray(box, dtype=np.float64)
-    if b.ndim == 3:
-        return b
-    return box_matrix(b)
-
-
-def _lattice_shift(x: np.ndarray, box: np.ndarray, round_fn) -> np.ndarray:
-    """``box @ round_fn(box^-1 x)`` for ``x`` ``[..., 3]`` (``[T, ..., 3]`` per-frame box)."""
-    inv = np.linalg.inv(box)
-    if box.ndim == 2:
-        return round_fn(x @ inv.T) @ box.T
-    if x.shape[0] != box.shape[0]:
-        raise ValueError(
-            f"per-frame box has {box.shape[0]} frames but the positions have {x.shape[0]}"
-        )
-    flat = x.reshape(x.shape[0], -1, 3)
-    s = round_fn(np.einsum("tij,tkj->tki", inv, flat))
-    return np.einsum("tij,tkj->tki", box, s).reshape(x.shape)
-
-
-def minimum_image(dR: Float[np.ndarray, "... 3"], box: Any) -> np.ndarray:
-    """Displacements brought to the nearest periodic image (nm).
-
-    The lattice vector is found by rounding fractional coordinates, which is
-    the nearest image for orthorhombic cells and, for (reduced) triclinic ones,
-    for displacements well inside half the smallest perpendicular width.
-
-    Args:
-      dR: ``[..., 3]`` displacements (nm); ``[T, ..., 3]`` with a per-frame box.
-      box: ``None``, scalar, ``[3]``, ``[3, 3]`` or ``[T, 3, 3]`` (nm).
-
-    Returns:
-      an array like ``dR`` (same dtype; computed in float64).
-    """
-    b = _boxes(box)
-    if b is None:
-        return np.array(dR, copy=True)
-    d = np.asarray(dR, dtype=np.float64)
-    out = d - _lattice_shift(d, b, np.round)
-    return out.astype(np.result_type(dR), copy=False)
-
-
-def wrap(positions: Float[np.ndarray, "... 3"], box: Any) -> np.ndarray:
-    """Positions moved into the primary cell ``R = box @ s`` with ``0 <= s < 1`` (nm).
-
-    Args:
-      positions: ``[..., 3]`` (nm); ``[T, ..., 3]`` with a per-frame box.
-      box: ``None`` (returned unchanged), scalar, ``[3]``, ``[3, 3]`` or
-        ``[T, 3, 3]`` (nm).
-    """
-    b = _boxes(box)
-    if b is None:
-        return np.array(positions, copy=True)
-    r = np.asarray(positions, dtype=np.float64)
-    # Only whole lattice vectors are subtracted, so in-cell positions come back
-    # bit-identical.
-    out = r - _lattice_shift(r, b, np.floor)
-    return out.astype(np.result_type(positions), copy=False)
-
-
 def unwrap_trajectory(positions: Float[np.ndarray, "T N 3"], box: Any) -> np.ndarray:
     """Continuous trajectories from wrapped frames (nm).
 
@@ -161,7 +97,7 @@ def unwrap_trajectory(positions: Float[np.ndarray, "T N 3"], box: Any) -> np.nda
     r = np.asarray(positions)
     if r.ndim != 3 or r.shape[-1] != 3:
         raise ValueError(f"positions must have shape [T, N, 3] (nm), got {r.shape}")
-    b = _boxes(box)
+    b = box_matrices(box)
     if b is None or r.shape[0] < 2:
         return np.array(r, copy=True)
     steps = np.diff(r.astype(np.float64), axis=0)

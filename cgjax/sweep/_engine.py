@@ -147,7 +147,7 @@ def sweep_force_matching(
         ``train.{lr_final_fraction (0.01), clip_norm (None), eval_every}``.
         Only :data:`TRACED_KEYS` may differ between them.
       neighbor: ``None`` (all pairs) or a list from
-        :func:`cgjax.train.allocate_neighbor_list` over train and validation
+        :func:`cgjax.allocate_neighbor_list` over train and validation
         frames; widened and the update rerun when it overflows.
       mesh: a mesh with a ``"member"`` axis; default :func:`member_mesh`.
       keep_params: return every member's final parameters.

@@ -33,16 +33,11 @@ from cgjax.train._ensemble import (
     member_keys,
     model_deviation,
 )
-from cgjax.train._force_matching import (
-    allocate_neighbor_list,
-    force_matching,
-    grow_neighbor_list,
-    tree_all_finite,
-)
+from cgjax.train._force_matching import force_matching, tree_all_finite
 from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
-from cgjax.train._relative_entropy import REMResult, relative_entropy
+from cgjax.train._relative_entropy import REMResult, REMSettings, relative_entropy
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
 __all__ = [
@@ -54,11 +49,11 @@ __all__ = [
     "HighFrequencyTuning",
     "MSCGFit",
     "REMResult",
+    "REMSettings",
     "RepulsionPrior",
     "TrainState",
     "Trainer",
     "TrainingDiverged",
-    "allocate_neighbor_list",
     "bisect",
     "ensemble",
     "ensemble_energy_fn",
@@ -69,7 +64,6 @@ __all__ = [
     "fit_spline_pair",
     "force_matching",
     "frame_arrays",
-    "grow_neighbor_list",
     "init_ensemble_params",
     "kfold_indices",
     "member_keys",

@@ -8,53 +8,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from jax_md import partition
 
+from cgjax._neighbor_list import grow_neighbor_list
 from cgjax._types import Params
 from cgjax.losses import Loss, force_matching_loss, force_mse, predict_forces
 from cgjax.train._state import Trainer, TrainState, new_state
 
-__all__ = ["allocate_neighbor_list", "force_matching", "grow_neighbor_list", "tree_all_finite"]
-
-_FORMAT_NAMES = {
-    partition.NeighborListFormat.Dense: "dense",
-    partition.NeighborListFormat.Sparse: "sparse",
-    partition.NeighborListFormat.OrderedSparse: "ordered_sparse",
-}
-
-
-def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:
-    """A neighbor list wide enough for every frame of ``positions`` ``[T, N, 3]`` (nm).
-
-    Pass it as ``force_matching(..., neighbor=...)``: each batch rebuilds it
-    from scratch per frame inside jit with this fixed capacity. Frames are
-    independent, so the skin defaults to 0. The cell list is off by default:
-    its occupancy is fixed at allocation and another frame could overflow it,
-    while the O(N^2) search is cheap next to the model on the listed pairs.
-
-    Args:
-      model: the :class:`~cgjax.potentials.EnergyModel`.
-      positions: all frames the trainer will see (train and validation).
-      **kwargs: for ``model.neighbor_fn`` (``skin``, ``format``,
-        ``capacity_multiplier``, ``cell_list``) and ``at_least`` (a list
-        whose capacities the new one exceeds by 25 %).
-    """
-    at_least = kwargs.pop("at_least", None)
-    kwargs.setdefault("skin", 0.0)
-    kwargs.setdefault("cell_list", False)
-    R = jnp.asarray(positions)
-    R = R.reshape((-1,) + R.shape[-2:])
-    return model.neighbor_fn(**kwargs).allocate(R[0], size_for=R, at_least=at_least)
-
-
-def grow_neighbor_list(model: Any, neighbor: Any, positions: Any) -> Any:
-    """A wider copy of ``neighbor``: fits every frame of ``positions`` ``[T, N, 3]`` (nm).
-
-    Every capacity is at least 25 % above the old one (the same rule as
-    :func:`cgjax.simulate.run`), in the same format, skin 0.
-    """
-    fmt = _FORMAT_NAMES[neighbor.format]
-    return allocate_neighbor_list(model, positions, format=fmt, at_least=neighbor)
+__all__ = ["force_matching", "tree_all_finite"]
 
 
 def _freeze(
@@ -108,10 +68,10 @@ def force_matching(
       error_fn: force error used by the default loss (``force_mse``,
         ``force_rmse_mae``).
       neighbor: ``None`` (all pairs), or a neighbor list from
-        :func:`allocate_neighbor_list`, rebuilt for every frame of every batch
+        :func:`cgjax.allocate_neighbor_list`, rebuilt for every frame of every batch
         with its fixed capacity. An overflow sets ``metrics["overflow"]``;
         :func:`cgjax.train.fit` then takes ``trainer.reallocate(positions)``
-        (a wider list, :func:`grow_neighbor_list`) and reruns the update, so
+        (a wider list, :func:`cgjax.grow_neighbor_list`) and reruns the update, so
         pairs are never dropped.
       frozen: names of terms whose parameters stay fixed (top-level keys of
         the parameter tree, e.g. ``("prior",)`` for

@@ -131,7 +131,7 @@ def _evaluate(
         if trainer.reallocate is None:
             raise ValueError(
                 "the neighbor list overflowed on the evaluation frames and this trainer "
-                "cannot reallocate it; allocate it with train.allocate_neighbor_list over "
+                "cannot reallocate it; allocate it with cgjax.allocate_neighbor_list over "
                 "all frames (train and validation)"
             )
         trainer = trainer.reallocate(_all_positions(arrays))
@@ -322,7 +322,7 @@ def fit(
                 if trainer.reallocate is None:
                     raise ValueError(
                         f"the neighbor list overflowed at step {step + 1} and this trainer "
-                        "cannot reallocate it; allocate it with train.allocate_neighbor_list "
+                        "cannot reallocate it; allocate it with cgjax.allocate_neighbor_list "
                         "over all training frames (or more capacity)"
                     )
                 trainer = trainer.reallocate(batch["positions"])

@@ -9,6 +9,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
+import cgjax
 from cgjax import data, losses, potentials, train, units
 
 L, N, CUTOFF = 1.6, 64, 0.75  # nm; box > 2 cutoffs
@@ -172,7 +173,7 @@ def test_divergence_keeps_last_good_checkpoint(model, frames, tmp_path):
 def test_neighbor_list_matches_all_pairs(model, frames):
     tr, va = split(frames)
     p0 = model.init_fn(jax.random.key(0), frames["positions"][0])
-    nb = train.allocate_neighbor_list(model, frames["positions"])
+    nb = cgjax.allocate_neighbor_list(model, frames["positions"])
     with_nb = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=nb)
     all_pairs = train.force_matching(model, optax.adam(1e-3), batch_size=4)
     batch = {k: v[:4] for k, v in tr.items()}
@@ -184,7 +185,7 @@ def test_neighbor_list_matches_all_pairs(model, frames):
     ea, eb = train.evaluate(with_nb, p0, va), train.evaluate(all_pairs, p0, va)
     assert ea["rmse"] == pytest.approx(eb["rmse"], rel=1e-10)
     # Too small a list is widened and the update rerun, never silently dropped pairs.
-    small = train.allocate_neighbor_list(model, frames["positions"], capacity_multiplier=0.5)
+    small = cgjax.allocate_neighbor_list(model, frames["positions"], capacity_multiplier=0.5)
     short = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=small)
     _, m_short = short.update_fn(short.init_fn(jax.random.key(0), p0), batch)
     assert bool(m_short["overflow"])
@@ -217,7 +218,7 @@ def test_spce_gnn_with_neighbor_list(tmp_path):
     gnn = potentials.GNN(n_species=1, embed_dim=8, message_dim=8, n_layers=1, n_rbf=8, cutoff=0.6)
     model = potentials.energy_model(gnn, species=fr.species, box=fr.box)
     # Cell-list occupancy differs between frames; the list must cover all of them.
-    nb = train.allocate_neighbor_list(model, np.concatenate([trf.positions, vaf.positions]))
+    nb = cgjax.allocate_neighbor_list(model, np.concatenate([trf.positions, vaf.positions]))
     trainer = train.force_matching(model, optax.adam(1e-3), batch_size=4, neighbor=nb)
     params = model.init_fn(jax.random.key(0), trf.positions[0], neighbor=nb)
     state = trainer.init_fn(jax.random.key(0), params)

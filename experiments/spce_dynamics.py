@@ -221,13 +221,11 @@ def _stage_rem(frames, lj_model, system, config, wd):
     stride = max(1, frames.n_frames // int(c.reference_frames))
     X = np.asarray(frames.positions[::stride])
     p0 = lj_model.init_fn(jax.random.key(config.seed), jnp.asarray(X[0]))
+    protocol = _protocol(c, config, thermostat="langevin")
+    wd.log(f"REM sampling: {protocol}")
     res = train.relative_entropy(
-        lj_model, p0, X, system=system, temperature=config.temperature,
-        n_iterations=int(c.n_iterations), dt=float(c.dt), friction=float(c.friction),
-        equilibration_steps=int(c.equilibration_steps), production_steps=int(c.production_steps),
-        record_every=int(c.record_every), ess_threshold=float(c.ess_threshold), tol=float(c.tol),
-        max_relative_step=float(c.max_relative_step),
-        seed=config.seed, progress=config.progress, log=wd.log,
+        lj_model, p0, X, protocol, system=system, settings=train.REMSettings.from_config(c),
+        progress=config.progress, log=wd.log,
     )  # fmt: skip
     sigma = float(np.asarray(res.params["sigma"]).ravel()[0])
     epsilon = float(np.asarray(res.params["epsilon"]).ravel()[0])
@@ -262,15 +260,21 @@ def _stage_fm(frames, model, rem, config, wd):
     return metrics
 
 
+def _protocol(section, config, **fixed) -> simulate.Protocol:
+    """The stage's :class:`~cgjax.simulate.Protocol`: its section's sampling keys, the
+    run's temperature and seed."""
+    return simulate.Protocol.from_config(section, temperature=float(config.temperature),
+                                         seed=int(config.seed), **fixed)  # fmt: skip
+
+
 def _equilibrate(model, params, system, R0, config, n_steps, dt, tau):
     """A short Nose-Hoover run (A = 0): a CG start for the trajectory stages."""
-    sim = simulate.nvt_nose_hoover(model.energy_fn(params), system, dt=dt,
-                                   kT=units.kB * config.temperature, tau=tau)  # fmt: skip
-    nf = model.neighbor_fn(skin=float(config.dynamics.skin))
-    nb = nf.allocate(jnp.asarray(R0))
-    state = sim.init_fn(jax.random.key(config.seed + 1), jnp.asarray(R0), neighbor=nb)
-    out = simulate.run(sim, state, n_steps=n_steps, record_every=n_steps // 10, neighbor_fn=nf,
-                       neighbor=nb, progress=config.progress)  # fmt: skip
+    protocol = simulate.Protocol(
+        temperature=float(config.temperature), dt=dt, tau=tau, production_steps=n_steps,
+        record_every=n_steps // 10, skin=float(config.dynamics.skin), seed=config.seed + 1,
+    )  # fmt: skip
+    out = simulate.sample(model, params, jnp.asarray(R0), protocol, system=system,
+                          progress=config.progress)  # fmt: skip
     return out.state.position, out.state.momentum / out.state.mass
 
 
@@ -363,16 +367,14 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
 
 
 def _probe(model, system, ref, config, wd):
+    """The probe of the amplitude search, the omega scan and the validation: one
+    protocol (``config.dynamics``) for all three."""
     d = config.dynamics
+    protocol = _protocol(d, config)
+    wd.log(f"dynamics sampling: {protocol}")
     return train.DynamicsProbe(
-        model, system, temperature=config.temperature, dt=float(d.dt), tau=float(d.tau),
-        equilibration_steps=int(d.equilibration_steps),
-        production_steps=int(d.production_steps),
-        record_every=int(d.record_every), fit_window=tuple(d.fit_window),
-        n_blocks=int(d.n_blocks), reference_rdf=(ref["rdf_r"], ref["rdf_g"]),
-        equilibration_thermostat=str(d.equilibration_thermostat),
-        equilibration_friction=float(d.equilibration_friction), skin=float(d.skin),
-        seed=config.seed, progress=config.progress, log=wd.log,
+        model, system, protocol, fit_window=tuple(d.fit_window), n_blocks=int(d.n_blocks),
+        reference_rdf=(ref["rdf_r"], ref["rdf_g"]), progress=config.progress, log=wd.log,
     )  # fmt: skip
 
 
@@ -678,6 +680,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "validation_temperature_K": val["temperature_K"],
         "wall_s": {k: v.get("stage_wall_s") for k, v in stages.items()},
         "total_wall_s_this_run": time.perf_counter() - t_start,
+        "protocols": {"rem": _protocol(config.rem, config, thermostat="langevin").to_dict(),
+                      "dynamics": probe.protocol.to_dict()},  # fmt: skip
         "config": config.to_dict(),
     }
     wd.write_results(results)

@@ -15,6 +15,7 @@ from cgjax.simulate._integrators import (
     nvt_langevin,
     nvt_nose_hoover,
 )
+from cgjax.simulate._protocol import THERMOSTATS, Protocol, Sample, sample
 from cgjax.simulate._runner import RunResult, SimulationError, Trajectory, init_replicas, run
 from cgjax.simulate._system import System, fcc_lattice
 from cgjax.simulate._validate import (
@@ -29,8 +30,11 @@ from cgjax.simulate._validate import (
 __all__ = [
     "DiffTrajectory",
     "NeighborListFn",
+    "Protocol",
     "RunResult",
+    "Sample",
     "SimulationError",
+    "THERMOSTATS",
     "Structure",
     "Simulator",
     "System",
@@ -48,6 +52,7 @@ __all__ = [
     "nvt_nose_hoover",
     "plot_structures",
     "run",
+    "sample",
     "simulate_differentiable",
     "structure",
     "validate_by_simulation",

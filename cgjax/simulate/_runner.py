@@ -53,6 +53,8 @@ class SimulationError(RuntimeError):
       last_good_state: the state at the start of the failing chunk.
       last_good_neighbor: its neighbor list.
       trajectory: the frames recorded before the failing chunk.
+      stage: the stage of :func:`~cgjax.simulate.sample` it stopped in
+        (``"equilibration"`` or ``"production"``), or None outside it.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class SimulationError(RuntimeError):
         self.last_good_state = last_good_state
         self.last_good_neighbor = last_good_neighbor
         self.trajectory = trajectory
+        self.stage = None
 
 
 class Trajectory(NamedTuple):

@@ -7,8 +7,10 @@ run is checked for stability (closest pair distance, temperature), and a
 short NVE continuation at the production time step measures energy drift.
 
 >>> ref = simulate.structure(frames.positions, frames.box)
->>> report = simulate.validate_by_simulation(model.energy_fn(params), system, ref,
-...     frames.positions[-1], temperature=300.0, neighbor_fn=model.neighbor_fn(skin=0.1))
+>>> protocol = simulate.Protocol(temperature=300.0, dt=0.002, equilibration_steps=2500,
+...                              production_steps=10000, record_every=100)
+>>> report = simulate.validate_by_simulation(model, params, ref, frames.positions[-1],
+...                                          protocol, system=system)
 >>> report.summary()["rdf_tae_A"], report.stable
 >>> report.plot("plots/structure.png")
 """
@@ -26,9 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgjax import observables, units
-from cgjax._neighbor_list import NeighborListFn
 from cgjax._space import box_matrix
-from cgjax.simulate._integrators import nve, nvt_langevin, nvt_nose_hoover
+from cgjax.simulate._integrators import nve
+from cgjax.simulate._protocol import Protocol, sample
 from cgjax.simulate._runner import SimulationError, run
 from cgjax.simulate._system import System
 
@@ -206,6 +208,7 @@ class ValidationReport:
       error: the :class:`SimulationError` message when a stage exploded.
       wall_s: wall time per stage (s).
       trajectory: the NVT :class:`~cgjax.simulate.Trajectory` (not in ``summary``).
+      protocol: the sampling :class:`~cgjax.simulate.Protocol` as a dict.
     """
 
     reference: Structure
@@ -228,6 +231,7 @@ class ValidationReport:
     error: str | None = None
     wall_s: dict = dataclasses.field(default_factory=dict)
     trajectory: Any = None
+    protocol: dict | None = None
 
     @property
     def rdf_tae_A(self) -> float:
@@ -259,6 +263,7 @@ class ValidationReport:
             "stable": self.stable,
             "error": self.error,
             "wall_s": self.wall_s,
+            "protocol": self.protocol,
         }
 
     def plot(self, path: str, *, label: str = "CG", reference_label: str = "AA") -> str:
@@ -309,95 +314,69 @@ def plot_structures(
 
 
 def validate_by_simulation(
-    energy_fn: Callable,
-    system: System,
+    model: Any,
+    params: Any,
     reference: Structure,
     positions: Any,
+    protocol: Protocol,
     *,
-    temperature: float,
-    dt: float = 0.002,
-    equilibration_steps: int = 2500,
-    production_steps: int = 10000,
-    record_every: int = 100,
+    system: System,
     nve_steps: int = 5000,
-    thermostat: str = "nose_hoover",
-    tau: float = 0.5,
-    friction: float = 1.0,
-    neighbor_fn: NeighborListFn | None = None,
     min_allowed_distance: float = 0.1,
-    seed: int = 0,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ValidationReport:
-    """Simulates ``energy_fn`` and compares the run's structure with ``reference``.
+    """Samples the model as ``protocol`` says and compares the run's structure with ``reference``.
 
-    Stages: NVT equilibration, NVT production (recorded; its structure, closest
-    pair and temperature are measured), then NVE from the production's last
-    state for ``nve_steps`` at the same ``dt`` (energy drift). A stage that
-    explodes (:class:`SimulationError`) ends the validation: the report says
-    which stage and step, keeps what was measured before, and has
-    ``stable=False``. Nothing raises for an unstable model; bad arguments do.
+    Stages: the protocol's equilibration and production
+    (:func:`~cgjax.simulate.sample`; the production frames' structure,
+    closest pair and temperature are measured), then NVE from the
+    production's last state for ``nve_steps`` at the same ``dt`` (energy
+    drift). A stage that explodes (:class:`SimulationError`) ends the
+    validation: the report says which stage and step, keeps what was measured
+    before, and has ``stable=False``. Nothing raises for an unstable model;
+    bad arguments do.
 
     Args:
-      energy_fn: ``E(R, *, neighbor=None) -> kJ/mol`` (e.g.
-        ``model.energy_fn(params)`` or an ensemble's mean energy).
-      system: the :class:`System` (box, species, masses in amu).
+      model: anything :func:`~cgjax.simulate.sample` takes (``energy_fn(params)``
+        in kJ/mol, ``neighbor_fn(skin=)``), e.g. an
+        :class:`~cgjax.potentials.EnergyModel`.
+      params: its parameters.
       reference: the reference :class:`Structure` (e.g. of the mapped AA
         frames); the CG structure is computed with the same settings.
       positions: ``[N, 3]`` starting positions (nm), e.g. a reference frame.
-      temperature: K.
-      dt: time step (ps); 0.002 = 2 fs as in paper 000.
-      equilibration_steps, production_steps, nve_steps: steps per stage
-        (``nve_steps=0`` skips NVE).
-      record_every: steps between recorded frames.
-      thermostat: ``"nose_hoover"`` (chain, ``tau`` in ps) or ``"langevin"``
-        (``friction`` in 1/ps).
-      neighbor_fn: from ``model.neighbor_fn(skin=...)``; ``None``: all pairs.
+      protocol: the :class:`~cgjax.simulate.Protocol` (paper 000: 2 fs,
+        Nose-Hoover); its production must hold at least two frames.
+      system: the :class:`System` (box, species, masses in amu).
+      nve_steps: steps of the NVE continuation (``0`` skips it).
       min_allowed_distance: a pair closer than this (nm) counts as a collapse.
-      seed: velocities (and Langevin noise).
+      progress, log: progress bars and messages.
 
     Returns:
       a :class:`ValidationReport`.
     """
-    if thermostat not in ("nose_hoover", "langevin"):
-        raise ValueError(f"thermostat must be 'nose_hoover' or 'langevin', got {thermostat!r}")
-    for name, v in dict(
-        equilibration_steps=equilibration_steps, production_steps=production_steps,
-        record_every=record_every,
-    ).items():  # fmt: skip
-        if int(v) < 1:
-            raise ValueError(f"{name} must be a positive number of steps, got {v}")
-    if int(production_steps) < 2 * int(record_every):
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
+    if protocol.production_steps < 2 * protocol.record_every:
         raise ValueError(
-            f"production_steps ({production_steps}) must hold at least two frames of "
-            f"record_every = {record_every} steps"
+            f"protocol.production_steps ({protocol.production_steps}) must hold at least two "
+            f"frames of record_every = {protocol.record_every} steps"
         )
-    kT = units.kT(float(temperature))
+    temperature, dt, kT = protocol.temperature, protocol.dt, protocol.kT
     n = int(np.asarray(system.species).shape[0])
-    R0 = jnp.asarray(positions)
-    report = ValidationReport(reference=reference, temperature_target=float(temperature), dt=dt)
+    report = ValidationReport(reference=reference, temperature_target=temperature, dt=dt,
+                              protocol=protocol.to_dict())  # fmt: skip
     say = log or (lambda msg: None)
-    if thermostat == "nose_hoover":
-        sim = nvt_nose_hoover(energy_fn, system, dt=dt, kT=kT, tau=tau)
-    else:
-        sim = nvt_langevin(energy_fn, system, dt=dt, kT=kT, friction=friction)
-    neighbor = None if neighbor_fn is None else neighbor_fn.allocate(R0)
-    state = sim.init_fn(jax.random.key(seed), R0, neighbor=neighbor)
-    common = dict(neighbor_fn=neighbor_fn, progress=progress, log=log)
-    stage = "equilibration"
+    stage = "sampling"
     try:
-        t0 = time.perf_counter()
-        res = run(sim, state, n_steps=int(equilibration_steps), record_every=record_every,
-                  neighbor=neighbor, **common)  # fmt: skip
-        report.wall_s[stage] = time.perf_counter() - t0
-        report.simulated_ps[stage] = int(equilibration_steps) * dt
-        stage = "production"
-        t0 = time.perf_counter()
-        res = run(sim, res.state, n_steps=int(production_steps), record_every=record_every,
-                  neighbor=res.neighbor, step0=int(equilibration_steps), **common)  # fmt: skip
-        report.wall_s[stage] = time.perf_counter() - t0
-        report.simulated_ps[stage] = int(production_steps) * dt
-        traj = report.trajectory = res.trajectory
+        out = sample(model, params, positions, protocol, system=system, progress=progress,
+                     log=log)  # fmt: skip
+        report.wall_s.update(out.wall_s)
+        for name, steps in (("equilibration", protocol.equilibration_steps),
+                            ("production", protocol.production_steps)):  # fmt: skip
+            if steps:
+                report.simulated_ps[name] = steps * dt
+        traj = report.trajectory = out.trajectory
         T = np.asarray(traj.temperature, np.float64)
         report.temperature_mean, report.temperature_std = float(T.mean()), float(T.std())
         t0 = time.perf_counter()
@@ -418,20 +397,23 @@ def validate_by_simulation(
         if int(nve_steps) > 0:
             stage = "nve"
             t0 = time.perf_counter()
-            nve_sim = nve(energy_fn, system, dt=dt, kT=kT)
-            s = nve_sim.init_fn(jax.random.key(seed + 1), res.state.position, neighbor=res.neighbor)
-            s = s.set(momentum=res.state.momentum)
-            every = max(1, min(int(record_every), int(nve_steps) // 20))
-            out = run(nve_sim, s, n_steps=int(nve_steps), record_every=every,
-                      neighbor=res.neighbor, **common)  # fmt: skip
+            nve_sim = nve(model.energy_fn(params), system, dt=dt, kT=kT)
+            s = nve_sim.init_fn(jax.random.key(protocol.seed + 1), out.state.position,
+                                neighbor=out.neighbor)  # fmt: skip
+            s = s.set(momentum=out.state.momentum)
+            every = max(1, min(protocol.record_every, int(nve_steps) // 20))
+            res = run(nve_sim, s, n_steps=int(nve_steps), record_every=every,
+                      neighbor=out.neighbor, neighbor_fn=model.neighbor_fn(skin=protocol.skin),
+                      progress=progress, log=log)  # fmt: skip
             report.wall_s[stage] = time.perf_counter() - t0
             report.simulated_ps[stage] = int(nve_steps) * dt
-            t = np.asarray(out.trajectory.time, np.float64)
-            E = np.asarray(out.trajectory.total_energy, np.float64)
+            t = np.asarray(res.trajectory.time, np.float64)
+            E = np.asarray(res.trajectory.total_energy, np.float64)
             coef = np.polyfit(t, E, 1)
             report.nve_drift = abs(float(coef[0])) * 1e3 / n / kT
             report.nve_fluctuation = float(np.std(E - np.polyval(coef, t))) / n / kT
     except SimulationError as e:
+        stage = e.stage or stage
         report.error = f"{stage}: {e}"
         say(f"validation run exploded in {stage}: {e}")
         if e.trajectory is not None and e.trajectory.n_frames and stage == "production":

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -59,12 +58,11 @@ def _uniform_grid(r: np.ndarray, name: str) -> tuple[float, int]:
 
 
 class DynamicsProbe:
-    """Nose-Hoover NVT of one model: ``probe(params, R0) -> {D, MSD, RDF, ...}``.
+    """Dynamics of one model under one :class:`~cgjax.simulate.Protocol`:
+    ``probe(params, R0) -> {D, MSD, RDF, ...}``.
 
-    Every call starts from ``R0`` with velocities from the same seed, runs
-    ``equilibration_steps`` of Langevin dynamics (BAOAB, friction
-    ``equilibration_friction``) then ``production_steps`` of Nose-Hoover
-    dynamics from the equilibrated positions and momenta, and measures over
+    Every call samples from ``R0`` with :func:`cgjax.simulate.sample` (velocities
+    from the protocol's seed; equilibration, then production) and measures over
     the production frames:
 
     - ``D`` (nm^2/ps, the Einstein fit of the MSD on ``fit_window``) and
@@ -74,17 +72,17 @@ class DynamicsProbe:
       against the reference in Å (``rdf_tae_A``), when one is given;
     - the mean temperature (K) and the wall time.
 
-    Why Langevin first: a Nose-Hoover start away from equilibrium (new
-    parameters, e.g. ``U_HF`` switched on) carries the start's transient
-    into the production; the friction removes it within a fraction of a
-    picosecond, and the production (where ``D`` is measured) stays
-    deterministic. It does not remove the slow wander of a small system's
-    temperature under a weak Nose-Hoover coupling, which sets the noise of
-    ``D``: on 512 CG SPC/E beads at tau = 1 ps the temperature averaged over
-    1 ps wandered by 8.7 K rms (8.9 K after a Langevin start) with a ~5 ps
-    period, and ``D`` over 3-ps windows followed it (12.5 % scatter); at
-    tau = 0.2 ps, 4.3 K and 6.9 %. ``equilibration_thermostat="nose_hoover"``
-    equilibrates with the production thermostat instead.
+    Paper 004's protocol: Langevin equilibration (``equilibration_thermostat=
+    "langevin"``), then Nose-Hoover production. Why Langevin first: a
+    Nose-Hoover start away from equilibrium (new parameters, e.g. ``U_HF``
+    switched on) carries the start's transient into the production; the
+    friction removes it within a fraction of a picosecond, and the production
+    (where ``D`` is measured) stays deterministic. It does not remove the slow
+    wander of a small system's temperature under a weak Nose-Hoover coupling,
+    which sets the noise of ``D``: on 512 CG SPC/E beads at tau = 1 ps the
+    temperature averaged over 1 ps wandered by 8.7 K rms (8.9 K after a
+    Langevin start) with a ~5 ps period, and ``D`` over 3-ps windows followed
+    it (12.5 % scatter); at tau = 0.2 ps, 4.3 K and 6.9 %.
 
     Evaluations at different parameters share one compiled simulation (the
     parameters are passed to the energy as a traced argument) and, with the
@@ -94,21 +92,14 @@ class DynamicsProbe:
     Args:
       model: the :class:`~cgjax.potentials.EnergyModel` (kJ/mol, nm).
       system: the :class:`~cgjax.simulate.System` (box, masses in amu).
-      temperature: K.
-      dt: time step (ps); a high-frequency term with ``omega`` = 1000 1/nm
-        needs about 1 fs (paper 004 uses 1 fs).
-      tau: Nose-Hoover time constant (ps).
-      equilibration_steps, production_steps, record_every: steps.
-      equilibration_thermostat: ``"langevin"`` (default) or ``"nose_hoover"``.
-      equilibration_friction: Langevin friction of the equilibration (1/ps).
+      protocol: the :class:`~cgjax.simulate.Protocol`; a high-frequency term
+        with ``omega`` = 1000 1/nm needs ``dt`` of about 1 fs (paper 004 uses 1 fs).
       fit_window: ``(t0, t1)`` (ps) of the Einstein fit.
       n_blocks: blocks for ``D_err``; each must hold the window. A run longer than
-        ``production_steps`` is cut into more blocks of the same length.
+        the protocol's ``production_steps`` is cut into more blocks of the same length.
       reference_rdf: ``(r, g)`` on uniform bin centres (nm); the RDF is
-        computed on the same grid. ``None``: RDF to ``rdf_r_max``.
-      rdf_r_max, rdf_bins: the RDF grid when there is no reference.
-      skin: neighbor-list skin (nm).
-      seed: PRNG seed of the initial velocities.
+        computed on the same grid.
+      rdf_grid: ``(r_max nm, n_bins)`` of the RDF when there is no reference.
       progress: progress bars.
       log: one line per evaluation.
     """
@@ -117,33 +108,16 @@ class DynamicsProbe:
         self,
         model: Any,
         system: Any,
+        protocol: Any,
         *,
-        temperature: float,
-        dt: float,
-        tau: float,
-        equilibration_steps: int,
-        production_steps: int,
-        record_every: int,
         fit_window: tuple[float, float],
         n_blocks: int = 2,
-        equilibration_thermostat: str = "langevin",
-        equilibration_friction: float = 10.0,
         reference_rdf: tuple[Any, Any] | None = None,
-        rdf_r_max: float = 1.0,
-        rdf_bins: int = 200,
-        skin: float = 0.1,
-        seed: int = 0,
+        rdf_grid: tuple[float, int] = (1.0, 200),
         progress: bool | None = None,
         log: Callable[[str], None] | None = None,
     ):
-        from cgjax import simulate
-
-        self.model, self.system = model, system
-        self.temperature, self.kT = float(temperature), units.kB * float(temperature)
-        self.dt, self.tau = float(dt), float(tau)
-        self.equilibration_steps = int(equilibration_steps)
-        self.production_steps = int(production_steps)
-        self.record_every = int(record_every)
+        self.model, self.system, self.protocol = model, system, protocol
         self.fit_window = tuple(float(v) for v in fit_window)
         self.n_blocks = int(n_blocks)
         self._check_window(self.production_steps)
@@ -156,39 +130,32 @@ class DynamicsProbe:
             self.rdf_r_max, self.rdf_bins = _uniform_grid(r_ref, "reference_rdf r")
             self.reference_rdf = (r_ref, g_ref)
         else:
-            self.rdf_r_max, self.rdf_bins = float(rdf_r_max), int(rdf_bins)
+            self.rdf_r_max, self.rdf_bins = float(rdf_grid[0]), int(rdf_grid[1])
             self.reference_rdf = None
-        self.skin, self.seed = float(skin), int(seed)
         self.progress, self.log = progress, log or (lambda msg: None)
-
-        def energy(R, *, params=None, neighbor=None, **kw):
-            del kw
-            return model.energy_fn(params)(R, neighbor=neighbor)
-
-        self.sim = simulate.nvt_nose_hoover(energy, system, dt=self.dt, kT=self.kT, tau=self.tau)
-        if equilibration_thermostat == "langevin":
-            self.eq_sim = simulate.nvt_langevin(energy, system, dt=self.dt, kT=self.kT,
-                                                friction=float(equilibration_friction))  # fmt: skip
-        elif equilibration_thermostat == "nose_hoover":
-            self.eq_sim = self.sim
-        else:
-            raise ValueError(
-                "equilibration_thermostat must be 'langevin' or 'nose_hoover', got "
-                f"{equilibration_thermostat!r}"
-            )
-        self.neighbor_fn = model.neighbor_fn(skin=self.skin)
         self.evaluations = 0
 
+    @property
+    def production_steps(self) -> int:
+        return self.protocol.production_steps
+
+    @property
+    def dt(self) -> float:
+        """Time step (ps)."""
+        return self.protocol.dt
+
     def _fits(self, production_steps: int) -> bool:
-        block = production_steps // self.record_every // self.n_blocks * self.record_every
-        return self.fit_window[1] <= (block - self.record_every) * self.dt + 1e-9
+        every = self.protocol.record_every
+        block = production_steps // every // self.n_blocks * every
+        return self.fit_window[1] <= (block - every) * self.dt + 1e-9
 
     def _check_window(self, production_steps: int) -> None:
         if not self._fits(production_steps):
-            block = production_steps // self.record_every // self.n_blocks * self.dt
+            every = self.protocol.record_every
+            block = production_steps // every // self.n_blocks * every * self.dt
             raise ValueError(
                 f"fit_window {self.fit_window} ps does not fit in {self.n_blocks} blocks of "
-                f"{block * self.record_every:g} ps of a {production_steps}-step production run; "
+                f"{block:g} ps of a {production_steps}-step production run; "
                 "run longer or use fewer blocks"
             )
 
@@ -201,7 +168,7 @@ class DynamicsProbe:
         production_steps: int | None = None,
         seed: int | None = None,
     ) -> dict:
-        """One evaluation; ``production_steps`` and ``seed`` override the probe's.
+        """One evaluation; ``production_steps`` and ``seed`` override the protocol's.
 
         A production length that is a multiple of the run chunk (1000 steps
         for ``record_every`` dividing 1000) reuses the compiled simulation. A
@@ -210,30 +177,17 @@ class DynamicsProbe:
         from cgjax import observables, simulate
 
         t_start = time.perf_counter()
-        n_prod = self.production_steps if production_steps is None else int(production_steps)
-        kw = {"params": params}
-        R0 = jnp.asarray(R0)
-        neighbor = self.neighbor_fn.allocate(R0)
-        key = jax.random.key(self.seed if seed is None else int(seed))
-        first = self.eq_sim if self.equilibration_steps else self.sim
-        state = first.init_fn(key, R0, neighbor=neighbor, **kw)
-        common = dict(
-            record_every=self.record_every, neighbor_fn=self.neighbor_fn,
-            progress=self.progress, step_kwargs=kw, log=self.log,
-        )  # fmt: skip
-        if self.equilibration_steps:
-            eq = simulate.run(self.eq_sim, state, n_steps=self.equilibration_steps,
-                              neighbor=neighbor, **common)  # fmt: skip
-            state, neighbor = eq.state, eq.neighbor
-            if self.eq_sim is not self.sim:  # Nose-Hoover from the equilibrated phase point
-                state = self.sim.init_fn(key, state.position, neighbor=neighbor,
-                                         momenta=state.momentum, **kw)  # fmt: skip
-        out = simulate.run(
-            self.sim, state, n_steps=n_prod, neighbor=neighbor,
-            step0=self.equilibration_steps, **common,
-        )  # fmt: skip
+        changes = {}
+        if production_steps is not None:
+            changes["production_steps"] = int(production_steps)
+        if seed is not None:
+            changes["seed"] = int(seed)
+        protocol = self.protocol.replace(**changes) if changes else self.protocol
+        n_prod = protocol.production_steps
+        out = simulate.sample(self.model, params, R0, protocol, system=self.system,
+                              progress=self.progress, log=self.log)  # fmt: skip
         traj = out.trajectory
-        dt_frame = self.dt * self.record_every
+        dt_frame = self.dt * protocol.record_every
         if self._fits(n_prod):
             # blocks as long as those of the probe's own length: a longer run
             # (validation) has more of them, so its error bar is worth more

@@ -18,6 +18,7 @@ sampled again (continuing the same simulation, so it stays equilibrated).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -28,10 +29,9 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from cgjax import units
 from cgjax._types import Params
 
-__all__ = ["REMResult", "relative_entropy"]
+__all__ = ["REMResult", "REMSettings", "relative_entropy"]
 
 
 class REMResult(NamedTuple):
@@ -94,30 +94,72 @@ def _split(params: Params, trainable: Sequence[str]) -> tuple[dict, Callable]:
     return subset, merge
 
 
+@dataclasses.dataclass(frozen=True)
+class REMSettings:
+    """How :func:`relative_entropy` iterates (the sampling is a :class:`~cgjax.simulate.Protocol`).
+
+    Attributes:
+      n_iterations: updates made (at most).
+      optimizer: an optax optimizer on ``dS/dlambda``; ``None`` is damped
+        Newton-Raphson with the sampled Hessian (well suited to a few
+        physical parameters such as LJ sigma and epsilon).
+      max_relative_step: Newton steps are scaled so no parameter changes by
+        more than this fraction of its magnitude in one iteration.
+      ess_threshold: reuse samples while the effective-sample-size fraction
+        is at least this (``1.0``: always resample).
+      tol: stop when every parameter's relative change is below this.
+      average_last: after the iterations, run ``average_last - 1`` more, each
+        on fresh samples, and return the mean of the last ``average_last``
+        parameter values that came from fresh samples (the ones before them
+        included). Each Newton root carries the statistical error of one
+        sampling; averaging ``K`` independent ones divides it by ``sqrt(K)``.
+        Useful for weakly determined parameters (epsilon in a dense liquid).
+
+    Raises:
+      ValueError: a value out of range, naming it.
+    """
+
+    n_iterations: int = 20
+    optimizer: optax.GradientTransformation | None = None
+    max_relative_step: float = 0.1
+    ess_threshold: float = 0.8
+    tol: float = 0.0
+    average_last: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < float(self.ess_threshold) <= 1.0:
+            raise ValueError(
+                f"REMSettings.ess_threshold must be in (0, 1], got {self.ess_threshold}"
+            )
+        if int(self.n_iterations) < 0 or int(self.average_last) < 1:
+            raise ValueError(
+                f"REMSettings: n_iterations ({self.n_iterations}) must be >= 0 and average_last "
+                f"({self.average_last}) >= 1"
+            )
+        if not float(self.max_relative_step) > 0 or not float(self.tol) >= 0:
+            raise ValueError(
+                f"REMSettings: max_relative_step ({self.max_relative_step}) must be > 0 and tol "
+                f"({self.tol}) >= 0"
+            )
+
+    @classmethod
+    def from_config(cls, section: Any, **fixed: Any) -> REMSettings:
+        """The section's keys that name a field (others ignored), plus ``fixed``."""
+        items = dict(section.items()) if hasattr(section, "items") else dict(section)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in items.items() if k in names}, **fixed)
+
+
 def relative_entropy(
     model: Any,
     params: Params,
     reference_positions: Any,
+    protocol: Any,
     *,
     system: Any,
-    temperature: float,
     trainable: Sequence[str] | None = None,
-    n_iterations: int = 20,
-    optimizer: optax.GradientTransformation | None = None,
-    dt: float = 0.002,
-    equilibration_steps: int = 1000,
-    production_steps: int = 5000,
-    record_every: int = 50,
-    thermostat: str = "langevin",
-    friction: float = 5.0,
-    tau: float | None = None,
-    skin: float = 0.1,
-    ess_threshold: float = 0.8,
-    max_relative_step: float = 0.1,
-    tol: float = 0.0,
-    average_last: int = 1,
+    settings: REMSettings = REMSettings(),
     R0: Any = None,
-    seed: int = 0,
     progress: bool | None = False,
     log: Callable[[str], None] | None = None,
 ) -> REMResult:
@@ -149,35 +191,16 @@ def relative_entropy(
       model: the :class:`~cgjax.potentials.EnergyModel` (energies in kJ/mol).
       params: the full parameters; the start of the trained subset.
       reference_positions: ``[T, N, 3]`` mapped AA frames (nm), Boltzmann
-        samples at ``temperature``.
+        samples at the protocol's temperature.
+      protocol: the :class:`~cgjax.simulate.Protocol` of each CG sampling
+        (equilibration discarded, then production frames; every sampling
+        continues the previous one, so the first starts from ``R0``).
       system: the :class:`~cgjax.simulate.System` (box, masses in amu).
-      temperature: K.
       trainable: top-level term names (``"lj"`` of a sum) or leaf paths
         (``"lj/sigma"``) to optimise; ``None``: all parameters.
-      n_iterations: updates made (at most).
-      optimizer: an optax optimizer on ``dS/dlambda``; default ``None`` is
-        damped Newton-Raphson with the sampled Hessian (well suited to a few
-        physical parameters such as LJ sigma and epsilon).
-      dt: MD time step (ps).
-      equilibration_steps: steps discarded before each sampling (the first
-        sampling starts from ``R0``).
-      production_steps: steps per sampling; a frame every ``record_every``.
-      thermostat: ``"langevin"`` (friction in 1/ps) or ``"nose_hoover"`` (tau, ps).
-      skin: neighbor-list skin (nm) for the MD.
-      ess_threshold: reuse samples while the ESS fraction is at least this
-        (``1.0``: always resample).
-      max_relative_step: Newton steps are scaled so no parameter changes by
-        more than this fraction of its magnitude in one iteration.
-      tol: stop when every parameter's relative change is below this.
-      average_last: after the iterations, run ``average_last - 1`` more, each
-        on fresh samples, and return the mean of the last ``average_last``
-        parameter values that came from fresh samples (the ones before them
-        included). Each Newton root carries the statistical error of one
-        sampling; averaging ``K`` independent ones divides it by ``sqrt(K)``.
-        Useful for weakly determined parameters (epsilon in a dense liquid).
+      settings: :class:`REMSettings` (iterations, update rule, reweighting).
       R0: ``[N, 3]`` start of the CG simulation (nm); default the last
         reference frame.
-      seed: PRNG seed of the thermostat.
       progress: progress bars of the MD runs.
       log: called with one line per iteration.
 
@@ -195,7 +218,7 @@ def relative_entropy(
       §2.2 and eqs. 9-11 (LJ sigma, epsilon by REM).
     """
     from cgjax import simulate
-    from cgjax.train._force_matching import allocate_neighbor_list, grow_neighbor_list
+    from cgjax._neighbor_list import allocate_neighbor_list, grow_neighbor_list
 
     X_aa = np.asarray(reference_positions)
     if X_aa.ndim != 3 or X_aa.shape[1:] != (system.n_particles, 3):
@@ -205,18 +228,13 @@ def relative_entropy(
     if not np.all(np.isfinite(X_aa)):
         bad = int(np.argmin(np.all(np.isfinite(X_aa), axis=(1, 2))))
         raise ValueError(f"reference_positions has non-finite values (first in frame {bad})")
-    if thermostat not in ("langevin", "nose_hoover"):
-        raise ValueError(f"thermostat must be 'langevin' or 'nose_hoover', got {thermostat!r}")
-    if not 0.0 < ess_threshold <= 1.0:
-        raise ValueError(f"ess_threshold must be in (0, 1], got {ess_threshold}")
-    if production_steps % record_every or equilibration_steps % record_every:
-        raise ValueError(
-            f"equilibration_steps ({equilibration_steps}) and production_steps "
-            f"({production_steps}) must be multiples of record_every ({record_every})"
-        )
+    if not isinstance(protocol, simulate.Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
     log = log or (lambda msg: None)
-    kT = units.kB * float(temperature)
-    beta = 1.0 / kT
+    beta = 1.0 / protocol.kT
+    optimizer, max_relative_step = settings.optimizer, float(settings.max_relative_step)
+    ess_threshold, tol = float(settings.ess_threshold), float(settings.tol)
+    n_iterations, average_last = int(settings.n_iterations), int(settings.average_last)
 
     subset, merge = _split(params, trainable)
     theta, unravel = ravel_pytree(subset)
@@ -259,36 +277,19 @@ def relative_entropy(
         raise RuntimeError("relative_entropy: the frame neighbor list kept overflowing")
 
     # <dU/dl>_AA and <d2U/dl2>_AA change with lambda only through U's form, so
-    # they are recomputed each iteration (cheap next to sampling).
-    def energy_kw(R, *, params=None, neighbor=None, **kw):
-        del kw
-        return energy_of_theta(params, R, neighbor)
-
-    if thermostat == "langevin":
-        sim = simulate.nvt_langevin(energy_kw, system, dt=dt, kT=kT, friction=friction)
-    else:
-        sim = simulate.nvt_nose_hoover(energy_kw, system, dt=dt, kT=kT, tau=tau)
-    neighbor_fn = model.neighbor_fn(skin=skin)
+    # they are recomputed each iteration (cheap next to sampling). The CG model is
+    # sampled with the flat trained vector as its parameters (one compilation).
+    theta_model = model._replace(energy_fn=lambda th: model.energy_fn(merge(params, unravel(th))))
     R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, dtype)
     R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), dtype)
-    neighbor = neighbor_fn.allocate(R_start)
-    state = sim.init_fn(jax.random.key(seed), R_start, neighbor=neighbor, params=theta)
+    last = None  # the previous sampling: the next one continues it
 
     def sample(th):
-        nonlocal state, neighbor
-        kw = {"params": jnp.asarray(th, dtype)}
-        if equilibration_steps:
-            out = simulate.run(
-                sim, state, n_steps=equilibration_steps, record_every=record_every,
-                neighbor_fn=neighbor_fn, neighbor=neighbor, progress=progress, step_kwargs=kw,
-            )  # fmt: skip
-            state, neighbor = out.state, out.neighbor
-        out = simulate.run(
-            sim, state, n_steps=production_steps, record_every=record_every,
-            neighbor_fn=neighbor_fn, neighbor=neighbor, progress=progress, step_kwargs=kw,
-        )  # fmt: skip
-        state, neighbor = out.state, out.neighbor
-        return np.asarray(out.trajectory.positions)
+        nonlocal last
+        start = R_start if last is None else last
+        last = simulate.sample(theta_model, jnp.asarray(th, dtype), start, protocol,
+                               system=system, progress=progress)  # fmt: skip
+        return np.asarray(last.trajectory.positions)
 
     opt_state = None if optimizer is None else optimizer.init(theta)
     history: list[dict] = []

@@ -30,11 +30,10 @@ def validate(argon, sigma, *, nve_steps=1000, R0=None):
     model = potentials.energy_model(pot, species=species, box=frames.box)
     R0 = jnp.asarray(frames.positions[-1] if R0 is None else R0)
     params = model.init_fn(jax.random.key(0), R0)
-    return simulate.validate_by_simulation(
-        model.energy_fn(params), system, ref, R0, temperature=94.4, dt=0.004,
-        equilibration_steps=500, production_steps=2500, record_every=25, nve_steps=nve_steps,
-        neighbor_fn=model.neighbor_fn(skin=0.1), progress=False,
-    )  # fmt: skip
+    protocol = simulate.Protocol(temperature=94.4, dt=0.004, equilibration_steps=500,
+                                 production_steps=2500, record_every=25)  # fmt: skip
+    return simulate.validate_by_simulation(model, params, ref, R0, protocol, system=system,
+                                           nve_steps=nve_steps, progress=False)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from cgjax import potentials, simulate, train
+from cgjax import potentials, simulate, train, units
 
 T = 120.0  # K; argon at 20 atoms/nm^3 (T* = 1.0, rho* = 0.79)
 EQ, PROD, EVERY, DT = 300, 200, 10, 0.004
@@ -31,35 +31,43 @@ def argon():
     system = simulate.System.create(box=box, species=species, masses=np.full(n, 39.948))
     R = jnp.asarray(R, jnp.float32)
     params = model.init_fn(jax.random.key(0), R)
-    probe = train.DynamicsProbe(
-        model, system, temperature=T, dt=DT, tau=0.2, equilibration_steps=EQ,
-        production_steps=PROD, record_every=EVERY, fit_window=(0.1, 0.3), n_blocks=2,
-        rdf_r_max=0.85, seed=3, progress=False,
+    protocol = simulate.Protocol(
+        temperature=T, dt=DT, tau=0.2, equilibration_steps=EQ, production_steps=PROD,
+        record_every=EVERY, equilibration_thermostat="langevin", equilibration_friction=10.0,
+        seed=3,
     )  # fmt: skip
+    probe = train.DynamicsProbe(model, system, protocol, fit_window=(0.1, 0.3), n_blocks=2,
+                                rdf_grid=(0.85, 200), progress=False)  # fmt: skip
     return model, system, params, R, probe
 
 
-def _by_hand(probe, params, R0, carry_momenta):
-    """The probe's two stages run directly with the simulate API."""
-    kw = {"params": params}
-    nb = probe.neighbor_fn.allocate(R0)
-    key = jax.random.key(probe.seed)
-    common = dict(record_every=EVERY, neighbor_fn=probe.neighbor_fn, progress=False,
-                  step_kwargs=kw)  # fmt: skip
-    state = probe.eq_sim.init_fn(key, R0, neighbor=nb, **kw)
-    eq = simulate.run(probe.eq_sim, state, n_steps=EQ, neighbor=nb, **common)
+def _by_hand(model, system, params, R0, carry_momenta):
+    """The probe's two stages run directly with the integrators and the runner."""
+    nf = model.neighbor_fn(skin=0.1)
+    nb = nf.allocate(R0)
+    key = jax.random.key(3)
+    kw = {"params": params}  # traced, as in sample(): the same compiled arithmetic
+
+    def energy(R, *, params, neighbor=None, **unused):
+        return model.energy_fn(params)(R, neighbor=neighbor)
+
+    lang = simulate.nvt_langevin(energy, system, dt=DT, kT=units.kB * T, friction=10.0)
+    nh = simulate.nvt_nose_hoover(energy, system, dt=DT, kT=units.kB * T, tau=0.2)
+    common = dict(record_every=EVERY, neighbor_fn=nf, progress=False, step_kwargs=kw)
+    state = lang.init_fn(key, R0, neighbor=nb, **kw)
+    eq = simulate.run(lang, state, n_steps=EQ, neighbor=nb, **common)
     momenta = {"momenta": eq.state.momentum} if carry_momenta else {}
-    state = probe.sim.init_fn(key, eq.state.position, neighbor=eq.neighbor, **kw, **momenta)
-    out = simulate.run(probe.sim, state, n_steps=PROD, neighbor=eq.neighbor, step0=EQ, **common)
+    state = nh.init_fn(key, eq.state.position, neighbor=eq.neighbor, **kw, **momenta)
+    out = simulate.run(nh, state, n_steps=PROD, neighbor=eq.neighbor, step0=EQ, **common)
     return eq, out
 
 
 def test_production_continues_from_the_equilibrated_phase_point(argon):
-    _, _, params, R0, probe = argon
+    model, system, params, R0, probe = argon
     res = probe(params, R0)
     final = np.asarray(res["final_positions"])
-    eq, carried = _by_hand(probe, params, R0, carry_momenta=True)
-    _, redrawn = _by_hand(probe, params, R0, carry_momenta=False)
+    eq, carried = _by_hand(model, system, params, R0, carry_momenta=True)
+    _, redrawn = _by_hand(model, system, params, R0, carry_momenta=False)
     np.testing.assert_allclose(final, carried.trajectory.positions[-1], atol=1e-5)
     # the control: fresh momenta at the handoff give another trajectory
     assert np.max(np.abs(final - redrawn.trajectory.positions[-1])) > 1e-2

@@ -71,12 +71,13 @@ def lj_fluid():
 @pytest.mark.slow
 def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
     model, system, p_true, X = lj_fluid
-    common = dict(system=system, temperature=T, dt=DT, friction=FRICTION, record_every=50,
-                  equilibration_steps=500)  # fmt: skip
+    protocol = simulate.Protocol(temperature=T, dt=DT, thermostat="langevin", friction=FRICTION,
+                                 record_every=50, equilibration_steps=500,
+                                 production_steps=5000)  # fmt: skip
     # the approach: 8 % and 20 % off, short samplings reused by reweighting
     start = {"sigma": p_true["sigma"] * 1.08, "epsilon": p_true["epsilon"] * 0.8}
-    res = train.relative_entropy(model, start, X, n_iterations=8, production_steps=5000,
-                                 ess_threshold=0.9, tol=1e-3, **common)  # fmt: skip
+    settings = train.REMSettings(n_iterations=8, ess_threshold=0.9, tol=1e-3)
+    res = train.relative_entropy(model, start, X, protocol, system=system, settings=settings)
     h = res.history
     assert h[0]["values"]["/sigma"] == pytest.approx(SIGMA * 1.08, rel=1e-5)
     # the first iterations resample; near the answer, samples are reused by reweighting
@@ -88,8 +89,10 @@ def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
     g0, g1 = (np.abs(list(h[i]["gradient"].values())) for i in (0, -1))
     assert np.all(g1 < 1e-2 * g0)
     # the precision: the mean of 4 Newton roots, each on fresh 500-ps samples
-    fine = train.relative_entropy(model, res.params, X, n_iterations=1, production_steps=25000,
-                                  average_last=4, seed=1, **common)  # fmt: skip
+    fine = train.relative_entropy(
+        model, res.params, X, protocol.replace(production_steps=25000, seed=1), system=system,
+        settings=train.REMSettings(n_iterations=1, average_last=4),
+    )  # fmt: skip
     assert fine.n_samplings == 4
     sigma = float(fine.params["sigma"][0, 0])
     epsilon = float(fine.params["epsilon"][0, 0])
@@ -103,11 +106,14 @@ def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
 
 def test_bad_input_is_named(lj_fluid):
     model, system, p_true, X = lj_fluid
+    protocol = simulate.Protocol(temperature=T, dt=DT, production_steps=100, record_every=10)
     with pytest.raises(ValueError, match="trainable 'lj'"):
-        train.relative_entropy(model, p_true, X, system=system, temperature=T, trainable=("lj",))
+        train.relative_entropy(model, p_true, X, protocol, system=system, trainable=("lj",))
     bad = X[:5].copy()
     bad[3, 7, 1] = np.nan
     with pytest.raises(ValueError, match="non-finite values \\(first in frame 3\\)"):
-        train.relative_entropy(model, p_true, bad, system=system, temperature=T)
+        train.relative_entropy(model, p_true, bad, protocol, system=system)
     with pytest.raises(ValueError, match=r"reference_positions must be \[T, 256, 3\]"):
-        train.relative_entropy(model, p_true, X[:, :10], system=system, temperature=T)
+        train.relative_entropy(model, p_true, X[:, :10], protocol, system=system)
+    with pytest.raises(ValueError, match=r"REMSettings.ess_threshold must be in \(0, 1\]"):
+        train.REMSettings(ess_threshold=0.0)

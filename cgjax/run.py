@@ -6,7 +6,8 @@
 
 Options:
   --config=FILE.py[:PRESET]  a config file whose ``get_config(preset)`` gives the
-                             ConfigDict (default: the experiment's ``get_config()``).
+                             ConfigDict (default: ``configs/<experiment>.py``'s
+                             ``get_config()``, beside ``experiments/``).
   --config.KEY=VALUE         override one key (dotted path); the value is parsed as
                              a Python literal and must have the key's type.
   --workdir=DIR              where everything goes (default ``runs/<experiment>``;
@@ -21,7 +22,9 @@ Options:
                              each process (host) takes its share. Writes
                              ``sweep.csv`` and ``sweep.png``. The experiment
                              defines ``sweep_group(configs, workdir)``.
-  --help                     print every config key with its default.
+  --help                     print every config key with its default, meaning and
+                             unit (the config file's ``HELP``); exits 1 when a key
+                             has none.
 
 The workdir gets ``config.json`` (the resolved config), ``log.txt``,
 ``results.json``, ``plots/`` and whatever the experiment writes.
@@ -29,30 +32,21 @@ The workdir gets ``config.json`` (the resolved config), ``log.txt``,
 
 from __future__ import annotations
 
-import ast
-import difflib
 import json
 import os
 import sys
 from typing import Any
 
-import ml_collections
+from cgjax.config import (
+    apply_override,
+    help_lines,
+    json_ready,
+    load_config,
+    load_module,
+    undocumented_keys,
+)
 
-from cgjax.workflow import json_ready, load_module
-
-__all__ = ["flatten", "load_config", "main", "apply_override"]
-
-
-def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": value}`` for every leaf of a ConfigDict."""
-    out = {}
-    for k, v in config.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, ml_collections.ConfigDict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
+__all__ = ["main"]
 
 
 def _flat_json(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -62,56 +56,6 @@ def _flat_json(d: Any, prefix: str = "") -> dict[str, Any]:
     for k, v in d.items():
         out.update(_flat_json(v, f"{prefix}{k}."))
     return out
-
-
-def load_config(experiment: Any, spec: str | None) -> ml_collections.ConfigDict:
-    """The experiment's ``get_config()``, or ``get_config(preset)`` of ``FILE.py[:PRESET]``."""
-    if spec is None:
-        return experiment.get_config()
-    path, _, preset = spec.partition(":")
-    module = load_module(path)
-    if not hasattr(module, "get_config"):
-        raise ValueError(f"config file {path} has no get_config()")
-    return module.get_config(preset) if preset else module.get_config()
-
-
-def _parse(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
-def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
-    """Sets ``config.<key>`` from ``text`` (a Python literal), type-checked.
-
-    Raises:
-      KeyError: for a key that does not exist, listing the closest keys.
-      TypeError: when the value's type differs from the key's.
-    """
-    keys = flatten(config)
-    if key not in keys:
-        close = difflib.get_close_matches(key, list(keys), n=5, cutoff=0.5)
-        hint = f"; closest: {', '.join(close)}" if close else ""
-        raise KeyError(f"unknown config key {key!r}{hint} (--help lists all keys)")
-    old = keys[key]
-    value = _parse(text)
-    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if isinstance(old, tuple) and isinstance(value, list):
-        value = tuple(value)
-    if isinstance(old, list) and isinstance(value, tuple):
-        value = list(value)
-    if old is not None and type(value) is not type(old):
-        raise TypeError(
-            f"config key {key!r} is {type(old).__name__} (default {old!r}); "
-            f"got {text!r} ({type(value).__name__})"
-        )
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-        node = node[p]
-    node[leaf] = value
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -159,10 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
     if not os.path.isfile(path):
         raise SystemExit(f"experiment file not found: {path}")
     experiment = load_module(path)
-    for fn in ("get_config", "main"):
-        if not hasattr(experiment, fn):
-            raise SystemExit(f"{path} must define {fn}()")
-    config = load_config(experiment, config_spec)
+    if not hasattr(experiment, "main"):
+        raise SystemExit(f"{path} must define main(config, workdir)")
+    try:
+        config, descriptions = load_config(path, config_spec)
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: {e}") from None
     try:
         for key, val in overrides:
             apply_override(config, key, val)
@@ -170,8 +116,13 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {e.args[0]}") from None
     if flags["--help"]:
         print(f"config keys of {path} (defaults{' of ' + config_spec if config_spec else ''}):")
-        for k, v in flatten(config).items():
-            print(f"  --config.{k}={v!r}")
+        print("\n".join(help_lines(config, descriptions)))
+        problems = undocumented_keys(config, descriptions)
+        if problems:
+            raise SystemExit(
+                f"error: config keys without a one-line meaning and [unit] in the config "
+                f"file's HELP: {problems}"
+            )
         return {}
     name = os.path.splitext(os.path.basename(path))[0]
     workdir = workdir or os.path.join("runs", name)

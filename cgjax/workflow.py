@@ -1,8 +1,8 @@
 """Building blocks shared by the experiments: work directories, resumable stages,
 the model zoo by name, and a force-matching run driven by a config.
 
-An experiment is a file with ``get_config()`` (an ``ml_collections.ConfigDict``)
-and ``main(config, workdir)``; it writes ``log.txt``, ``plots/*.png``,
+An experiment is a file with ``main(config, workdir)`` whose base config is
+``configs/NAME.py`` (see :mod:`cgjax.config`); it writes ``log.txt``, ``plots/*.png``,
 ``stages/*.json`` (one per finished stage, so a rerun skips it) and
 ``results.json`` in ``workdir``. ``python -m cgjax.run EXPERIMENT.py`` runs one.
 """
@@ -10,32 +10,25 @@ and ``main(config, workdir)``; it writes ``log.txt``, ``plots/*.png``,
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import json
-import math
 import os
-import sys
-import tempfile
 import time
-import types
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 import optax
 
 from cgjax import potentials, train, units
 from cgjax._neighbor_list import allocate_neighbor_list
+from cgjax.config import json_ready, write_json
 
 __all__ = [
     "MODELS",
-    "load_module",
     "Workdir",
     "build_potential",
     "format_table",
-    "json_ready",
     "train_force_matching",
 ]
 
@@ -50,51 +43,6 @@ MODELS = {
     "lj": "LennardJones",
     "spline": "SplinePair",
 }
-
-
-def load_module(path: str, name: str | None = None) -> types.ModuleType:
-    """Imports a Python file by path (an experiment or a config file).
-
-    Raises:
-      FileNotFoundError: naming the path when it does not exist.
-    """
-    path = os.path.abspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    name = name or "cgjax_user_" + os.path.splitext(os.path.basename(path))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def json_ready(x: Any) -> Any:
-    """``x`` with numpy/jax arrays and scalars turned into lists and floats; NaN -> None."""
-    if isinstance(x, dict):
-        return {str(k): json_ready(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [json_ready(v) for v in x]
-    if isinstance(x, ml_collections.ConfigDict):
-        return json_ready(x.to_dict())
-    if isinstance(x, np.ndarray | jax.Array):
-        return json_ready(np.asarray(x).tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, str | int | float | bool) or x is None:
-        return x
-    return str(x)
-
-
-def _write_json(path: str, data: Any) -> None:
-    """Atomic: a crash never leaves a half-written file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(json_ready(data), f, indent=2)
-    os.replace(tmp, path)
 
 
 class Workdir:
@@ -174,7 +122,7 @@ class Workdir:
         t0 = time.perf_counter()
         out = dict(fn())
         out["stage_wall_s"] = time.perf_counter() - t0
-        _write_json(path, out)
+        write_json(path, out)
         self._done_weight += self._plan.get(name, 0.0)
         self.log(f"{where}: done in {out['stage_wall_s']:.1f} s{self._eta(name)}")
         return json.loads(json.dumps(json_ready(out)))
@@ -182,7 +130,7 @@ class Workdir:
     def write_results(self, results: dict) -> str:
         """Writes ``results.json`` (atomically) and returns its path."""
         path = os.path.join(self.path, "results.json")
-        _write_json(path, results)
+        write_json(path, results)
         return path
 
 

@@ -38,43 +38,6 @@ from cgjax import allocate_neighbor_list, datasets, potentials, simulate, train,
 PAPER_THRESHOLD = 0.050 * units.eV / units.angstrom
 
 
-def get_config() -> ml_collections.ConfigDict:
-    """The default (``quick``) preset: about 25 min on 2 CPU cores."""
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.dataset = "spce_512"
-    c.train_span_ps = (0.0, 160.0)
-    c.val_span_ps = (170.0, 200.0)
-    c.train_stride = 2  # every 2nd frame (0.4 ps apart)
-    c.val_stride = 10  # 2 ps apart
-    c.n_members = 4
-    c.cutoff = 0.6  # nm, paper 002: R_c = 6 Å
-    c.model = ml_collections.ConfigDict()  # DeepPotSE fields over its default_config()
-    # Adam with a cosine decay (the paper: exponential); lr 3e-2 was the best of
-    # {3e-3, 1e-2, 3e-2, 1e-1} for DeepPot-SE here (see water_data_efficiency).
-    c.train = ml_collections.ConfigDict(
-        dict(
-            lr=3e-2, lr_final_fraction=0.01, n_steps=600, batch_size=2, eval_every=50,
-            checkpoint_every=50, clip_norm=100.0,
-        )
-    )  # fmt: skip
-    c.md = ml_collections.ConfigDict(
-        dict(
-            temperature=300.0, dt=0.002, friction=10.0, equilibration_steps=500,
-            production_steps=2000, record_every=25, nve_steps=500, skin=0.1,
-        )
-    )  # fmt: skip
-    c.large = ml_collections.ConfigDict(
-        dict(replicas=2, equilibration_steps=100, production_steps=300, record_every=20)
-    )
-    c.structure = ml_collections.ConfigDict(
-        dict(rdf_r_max=1.0, rdf_bin=0.005, adf_cutoff=0.34, q_cutoff=0.36, q_switch=0.31)
-    )
-    c.reference_frames = 200
-    c.progress = True
-    return c
-
-
 def _frames_in(frames, span, stride):
     t = frames.time
     idx = np.flatnonzero((t >= span[0]) & (t < span[1] + 1e-9))[::stride]

@@ -41,56 +41,6 @@ PAPER_RMSE = {
 }
 
 
-def get_config() -> ml_collections.ConfigDict:
-    """The default (``quick``) preset: about 30 min on 2 CPU cores."""
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.dataset = "spce_512"
-    c.frame_spacing_ps = 2.0  # paper 000: frames every 2 ps
-    c.n_train_frames = [1, 10, 100]
-    c.n_val_frames = 50  # half-way frames (1 ps from training frames), evenly over 200 ps
-    c.invariant = "deeppot"
-    c.equivariant = "allegro"
-    c.cutoff = 0.6  # nm; the paper uses 0.7 (7 Å): 0.6 halves the cost on CPU
-    # Constructor fields per model on top of their default_config() (paper values).
-    c.model_overrides = ml_collections.ConfigDict(
-        {k: ml_collections.ConfigDict() for k in workflow.MODELS if k not in ("lj", "spline")}
-    )
-    # Adam, cosine decay to 1 % of lr, one frame (512 beads) per update. lr 3e-2 was
-    # the best of {3e-3, 1e-2, 3e-2, 1e-1} for DeepPot-SE and Allegro on 10 frames;
-    # SchNet and HIP-NN diverge or stall at 3e-2 and use 1e-2 (train_overrides).
-    c.train = ml_collections.ConfigDict(
-        dict(
-            lr=3e-2, lr_final_fraction=0.01, n_steps=600, batch_size=1, eval_every=50,
-            checkpoint_every=50, clip_norm=100.0,
-        )
-    )  # fmt: skip
-    c.train_overrides = ml_collections.ConfigDict(
-        {k: ml_collections.ConfigDict() for k in workflow.MODELS if k not in ("lj", "spline")}
-    )
-    c.train_overrides.schnet.lr = 1e-2
-    c.train_overrides.hipnn.lr = 1e-2
-    c.md = ml_collections.ConfigDict(
-        dict(
-            temperature=300.0, dt=0.002, equilibration_steps=500, production_steps=1500,
-            record_every=25, nve_steps=500, tau=0.5, skin=0.1,
-        )
-    )  # fmt: skip
-    # Paper 000: ADF of neighbours within 4.5 Å; paper 002 App. A: q-bar switch 3.1-3.6 Å.
-    c.structure = ml_collections.ConfigDict(
-        dict(rdf_r_max=1.0, rdf_bin=0.005, adf_cutoff=0.45, q_cutoff=0.36, q_switch=0.31)
-    )
-    c.reference_frames = 200  # AA frames (evenly strided) for the reference structure
-    c.noise_floor_models = ["spline", "gnn", "schnet", "hipnn", "nequip"]
-    c.spline_basis = 40
-    c.progress = True
-    # --sweep: which model and how many training frames a sweep member trains
-    # (seeds and float train.* keys vmapped in one group; see sweep_group).
-    c.sweep_model = "deeppot"
-    c.sweep_train_frames = 10
-    return c
-
-
 def _split(frames, config):
     stride = int(round(config.frame_spacing_ps / frames.dt))
     n_max = max(config.n_train_frames)

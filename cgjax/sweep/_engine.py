@@ -21,7 +21,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from cgjax import train
-from cgjax.run import flatten
+from cgjax.config import flatten
 
 __all__ = ["TRACED_KEYS", "SweepResult", "member_mesh", "sweep_force_matching", "sweep_optimizer"]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import ml_collections
 
-from cgjax.run import apply_override, flatten
+from cgjax.config import apply_override, flatten
 
 __all__ = ["expand", "group_by_structure", "is_dynamic", "parse_sweep"]
 
@@ -82,7 +82,7 @@ def expand(
     """The cartesian product of ``sweeps`` applied to copies of ``base``.
 
     The first sweep varies slowest (``itertools.product`` order). Every value
-    goes through :func:`cgjax.run.apply_override`, so it must have the type of
+    goes through :func:`cgjax.config.apply_override`, so it must have the type of
     the key's default (an int is accepted for a float key, a list for a tuple).
 
     Args:

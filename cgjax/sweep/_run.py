@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from cgjax.run import flatten
+from cgjax.config import flatten
 from cgjax.sweep._distributed import gather_rows, process_shard
 from cgjax.sweep._expand import expand, group_by_structure, parse_sweep
 from cgjax.sweep._report import _scalar, plot_sweep, write_sweep_csv

@@ -3,6 +3,7 @@ and the runner's errors. A rerun in the same workdir resumes from the finished s
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,16 +13,20 @@ import numpy as np
 import pytest
 
 from cgjax import run
+from cgjax.config import load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: config name -> (experiment file, config file): argon and methane are configs of the
+#: SPC/E experiment.
 EXP = {
     name: (
-        os.path.join(ROOT, "experiments", f"{name}.py"),
+        os.path.join(ROOT, "experiments", f"{experiment}.py"),
         os.path.join(ROOT, "configs", f"{name}.py"),
     )
-    for name in (
-        "water_data_efficiency", "deepcg_water", "spce_dynamics", "argon_dynamics",
-        "methane_dynamics",
+    for name, experiment in (
+        ("water_data_efficiency", "water_data_efficiency"), ("deepcg_water", "deepcg_water"),
+        ("spce_dynamics", "spce_dynamics"), ("argon_dynamics", "spce_dynamics"),
+        ("methane_dynamics", "spce_dynamics"),
     )
 }  # fmt: skip
 
@@ -146,6 +151,56 @@ def test_runner_help_lists_keys(capsys):
     run.main([exp, f"--config={cfg}:smoke", "--help"])
     out = capsys.readouterr().out
     assert "--config.train.n_steps=3" in out and "--config.n_members=2" in out
+    assert "--config.md.dt=0.002 MD time step [ps]" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("name", sorted(EXP))
+def test_help_gives_every_key_a_meaning_and_unit(name, capsys):
+    """``--help`` of every experiment and preset (and the default config): each listed key
+    has a one-line meaning ending in its unit, and ``HELP`` names no key no preset has."""
+    exp, cfg = EXP[name]
+    keys = set()
+    for spec in ([None] if name == os.path.basename(exp)[:-3] else []) + [
+        f"{cfg}:{p}" for p in ("smoke", "quick", "full")
+    ]:
+        run.main([exp, "--help"] + ([] if spec is None else [f"--config={spec}"]))
+        lines = capsys.readouterr().out.splitlines()[1:]
+        assert lines
+        for line in lines:
+            key, _, meaning = line.strip().partition(" ")
+            assert key.startswith("--config."), line
+            assert re.fullmatch(r"\S.* \[[^\[\]]+\]", meaning.strip()), line
+            keys.add(key[len("--config.") :].split("=", 1)[0])
+    assert set(load_module(cfg).HELP) <= keys  # no description of a key that does not exist
+
+
+def test_help_fails_on_an_undescribed_key(tmp_path, capsys):
+    exp, _ = EXP["deepcg_water"]
+    cfg = tmp_path / "c.py"
+    cfg.write_text(
+        "import ml_collections\n"
+        "HELP = {'dt': 'time step [ps]', 'n': 'no unit'}\n"
+        "def get_config():\n"
+        "    return ml_collections.ConfigDict(dict(dt=0.002, n=3, m=1))\n"
+    )
+    with pytest.raises(SystemExit, match=r"'missing': \['m'\], 'malformed': \['n'\]"):
+        run.main([exp, f"--config={cfg}", "--help"])
+    assert "--config.dt=0.002  time step [ps]" in capsys.readouterr().out
+
+
+def test_default_config_is_the_experiments_config_file(tmp_path):
+    (tmp_path / "experiments").mkdir()
+    exp = tmp_path / "experiments" / "x.py"
+    exp.write_text("def main(config, workdir):\n    return {'seed': config.seed}\n")
+    with pytest.raises(SystemExit, match=r"no base config .*configs/x.py"):
+        run.main([str(exp), f"--workdir={tmp_path / 'w'}"])
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "x.py").write_text(
+        "import ml_collections\n"
+        "def get_config(preset='quick'):\n"
+        "    return ml_collections.ConfigDict(dict(seed=1 if preset == 'quick' else 2))\n"
+    )
+    assert run.main([str(exp), f"--workdir={tmp_path / 'w'}"]) == {"seed": 1}
 
 
 def _check_dynamics(res, wd, n_beads, top=0.5):

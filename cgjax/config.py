@@ -1,0 +1,202 @@
+"""Configs of experiments: finding and loading them, dotted keys, overrides, JSON.
+
+An experiment ``experiments/NAME.py`` has its base config in ``configs/NAME.py``
+(found by :func:`default_config_path`), whose ``get_config(preset)`` returns an
+``ml_collections.ConfigDict`` and whose ``HELP`` gives every key a one-line
+meaning ending in its unit in brackets (``"bath temperature [K]"``,
+``"[-]"`` for a dimensionless number or a name). ``cgjax.run`` and
+``cgjax.sweep`` both use these helpers.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+import types
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+__all__ = [
+    "apply_override",
+    "default_config_path",
+    "flatten",
+    "help_lines",
+    "json_ready",
+    "load_config",
+    "load_module",
+    "parse_value",
+    "undocumented_keys",
+    "write_json",
+]
+
+#: A key's description: a meaning, then its unit in brackets.
+_DESCRIPTION = re.compile(r"^\S.* \[[^\[\]]+\]$")
+
+
+def load_module(path: str, name: str | None = None) -> types.ModuleType:
+    """Imports a Python file by path (an experiment or a config file).
+
+    Raises:
+      FileNotFoundError: naming the path when it does not exist.
+    """
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    name = name or "cgjax_user_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def default_config_path(experiment_path: str) -> str:
+    """``configs/NAME.py`` beside the ``experiments/`` folder of ``experiments/NAME.py``."""
+    here = os.path.dirname(os.path.abspath(experiment_path))
+    stem = os.path.splitext(os.path.basename(experiment_path))[0]
+    return os.path.join(os.path.dirname(here), "configs", f"{stem}.py")
+
+
+def load_config(
+    experiment_path: str, spec: str | None = None
+) -> tuple[ml_collections.ConfigDict, dict[str, str]]:
+    """The config of an experiment and its key descriptions (the config file's ``HELP``).
+
+    Args:
+      experiment_path: ``experiments/NAME.py``.
+      spec: ``FILE.py[:PRESET]``; ``None``: :func:`default_config_path`'s
+        ``get_config()`` (its default preset).
+
+    Raises:
+      FileNotFoundError: when the config file does not exist.
+      ValueError: when it defines no ``get_config``.
+    """
+    if spec is None:
+        path, preset = default_config_path(experiment_path), ""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"no base config for {experiment_path}: expected {path} with get_config()"
+            )
+    else:
+        path, _, preset = spec.partition(":")
+    module = load_module(path)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"config file {path} has no get_config()")
+    config = module.get_config(preset) if preset else module.get_config()
+    return config, dict(getattr(module, "HELP", {}))
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": value}`` for every leaf of a ConfigDict."""
+    out = {}
+    for k, v in config.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, ml_collections.ConfigDict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """``text`` as a Python literal (``"1e-3"`` -> 0.001), or the string itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def apply_override(config: ml_collections.ConfigDict, key: str, text: str) -> None:
+    """Sets ``config.<key>`` from ``text`` (a Python literal), type-checked.
+
+    Raises:
+      KeyError: for a key that does not exist, listing the closest keys.
+      TypeError: when the value's type differs from the key's.
+    """
+    keys = flatten(config)
+    if key not in keys:
+        close = difflib.get_close_matches(key, list(keys), n=5, cutoff=0.5)
+        hint = f"; closest: {', '.join(close)}" if close else ""
+        raise KeyError(f"unknown config key {key!r}{hint} (--help lists all keys)")
+    old = keys[key]
+    value = parse_value(text)
+    if isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(old, tuple) and isinstance(value, list):
+        value = tuple(value)
+    if isinstance(old, list) and isinstance(value, tuple):
+        value = list(value)
+    if old is not None and type(value) is not type(old):
+        raise TypeError(
+            f"config key {key!r} is {type(old).__name__} (default {old!r}); "
+            f"got {text!r} ({type(value).__name__})"
+        )
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+
+
+def undocumented_keys(config: ml_collections.ConfigDict, descriptions: dict[str, str]) -> dict:
+    """Keys of ``config`` whose description is missing or malformed (empty when none).
+
+    Returns:
+      ``{"missing": [...], "malformed": [...]}`` (only the non-empty ones): keys
+      without a description, and descriptions that are not one line ending in
+      ``[unit]``. Descriptions of keys this config lacks (another preset's) are
+      allowed.
+    """
+    keys = flatten(config)
+    out = {
+        "missing": sorted(k for k in keys if k not in descriptions),
+        "malformed": sorted(
+            k for k in keys if k in descriptions and not _DESCRIPTION.match(descriptions[k])
+        ),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+def help_lines(config: ml_collections.ConfigDict, descriptions: dict[str, str]) -> list[str]:
+    """One ``--config.KEY=DEFAULT  meaning [unit]`` line per key, aligned."""
+    items = [(f"--config.{k}={v!r}", descriptions.get(k, "")) for k, v in flatten(config).items()]
+    width = max((len(a) for a, _ in items), default=0)
+    return [f"  {a.ljust(width)}  {d}".rstrip() for a, d in items]
+
+
+def json_ready(x: Any) -> Any:
+    """``x`` with numpy/jax arrays and scalars turned into lists and floats; NaN -> None."""
+    if isinstance(x, dict):
+        return {str(k): json_ready(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [json_ready(v) for v in x]
+    if isinstance(x, ml_collections.ConfigDict):
+        return json_ready(x.to_dict())
+    if isinstance(x, np.ndarray | jax.Array):
+        return json_ready(np.asarray(x).tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, str | int | float | bool) or x is None:
+        return x
+    return str(x)
+
+
+def write_json(path: str, data: Any, *, indent: int | None = 2) -> None:
+    """Writes ``json_ready(data)`` atomically: a crash never leaves a half-written file."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(json_ready(data), f, indent=indent)
+    os.replace(tmp, path)

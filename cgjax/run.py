@@ -58,8 +58,9 @@ def _flat_json(d: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parse_argv(argv: list[str]) -> dict[str, Any]:
+    """The command line as ``positional``, ``config_spec``, ``workdir``, ``overrides``
+    (``[(key, text)]``), ``sweeps`` and ``flags``; SystemExit on a malformed option."""
     flags = {"--help": False, "--allow-config-change": False}
     positional, config_spec, workdir, overrides, sweeps = [], None, None, [], []
     args = iter(argv)
@@ -94,6 +95,15 @@ def main(argv: list[str] | None = None) -> dict:
             raise SystemExit(f"unknown option {arg}; see python -m cgjax.run --help")
         else:
             positional.append(arg)
+    return dict(positional=positional, config_spec=config_spec, workdir=workdir,
+                overrides=overrides, sweeps=sweeps, flags=flags)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Runs ``python -m cgjax.run`` with ``argv`` (default ``sys.argv[1:]``); see the module."""
+    a = _parse_argv(list(sys.argv[1:] if argv is None else argv))
+    positional, config_spec, workdir = a["positional"], a["config_spec"], a["workdir"]
+    overrides, sweeps, flags = a["overrides"], a["sweeps"], a["flags"]
     if not positional:
         print(__doc__)
         raise SystemExit(0 if flags["--help"] else 2)

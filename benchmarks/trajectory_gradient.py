@@ -10,12 +10,12 @@ RDF of ``spce_512`` on its 0.005 nm grid up to 1.0 nm) over frames recorded ever
 ``--record-every`` steps (default 25, 0.05 ps). Its gradient with respect to the potential's
 parameters is taken three ways:
 
-- ``checkpoint``: ``simulate_differentiable(adjoint="checkpoint")``
+- ``checkpoint``: ``simulate_differentiable`` with ``simulate.Checkpoint()``
   (diffrax ``RecursiveCheckpointAdjoint``), the baseline;
-- ``remat``: the checkpoint adjoint with ``remat_segments=True``: each
+- ``remat``: ``simulate.Checkpoint(remat=True)``: each
   segment is wrapped in ``jax.checkpoint``, so the backward pass keeps only the
   segment start states and recomputes each segment once more;
-- ``backsolve``: ``adjoint="backsolve"`` (diffrax ``BacksolveAdjoint``, Tsit5);
+- ``backsolve``: ``simulate.Backsolve()`` (diffrax ``BacksolveAdjoint``, Tsit5);
 - ``plain``: reverse mode through an unrolled ``jax.lax.scan`` of the same
   velocity-Verlet step and energy function (every intermediate stored, no
   checkpointing), with the same segments and host-side neighbor-list updates
@@ -121,11 +121,13 @@ def equilibrate(b, args, n_steps, path):
     R, V = b["R0"], b["V0"]
     m = b["system"].masses[:, None]
     dof = 3 * R.shape[0] - 3
-    nbr_fn = b["model"].neighbor_fn(skin=0.3)  # short segments, wide skin: the start is hot
+    # short segments, wide skin: the start is hot
+    protocol = simulate.Protocol(temperature=300.0, dt=args.dt, production_steps=50,
+                                 record_every=10, thermostat="nve", skin=0.3)  # fmt: skip
     for _ in range(max(1, n_steps // 50)):
         tr = simulate.simulate_differentiable(
-            b["model"].energy_fn, b["params"], R, V, system=b["system"], dt=args.dt,
-            n_steps=50, record_every=10, neighbor_fn=nbr_fn, segment_steps=10,
+            b["model"], b["params"], R, V, protocol, simulate.Checkpoint(segment_steps=10),
+            system=b["system"],
         )  # fmt: skip
         R, V = tr.positions[-1], np.asarray(tr.velocities[-1], np.float64)
         T = float(np.sum(m * V * V) / (dof * b["kT"]) * 300.0)
@@ -187,11 +189,10 @@ class PlainSpec:
     def __init__(self, spec):
         self.spec = spec
         self.system = spec.system
-        o = spec.options
-        self.dt, self.n_steps = float(o["dt"]), int(o["n_steps"])
-        self.record_every = int(o["record_every"])
-        self.segment_steps = int(o.get("segment_steps") or self.n_steps)
-        self.neighbor_fn = o.get("neighbor_fn")
+        p = spec.protocol
+        self.dt, self.n_steps, self.record_every = p.dt, p.production_steps, p.record_every
+        self.segment_steps = int(spec.adjoint.segment_steps or self.n_steps)
+        self.neighbor_fn = None if p.skin is None else spec.model.neighbor_fn(skin=p.skin)
 
     def __call__(self, params):
         box = np.asarray(self.system.box, np.float64)
@@ -208,7 +209,7 @@ class PlainSpec:
                 if bool(neighbor.did_buffer_overflow):
                     neighbor = self.neighbor_fn.allocate(wrapped)
             seg = _plain_segment(
-                self.spec.energy_fn_of_params, self.system.masses, self.dt, length,
+                self.spec.model.energy_fn, self.system.masses, self.dt, length,
                 self.record_every,
             )  # fmt: skip
             ys = seg(params, y, neighbor)
@@ -236,12 +237,17 @@ class PlainSpec:
 
 def make_loss(b, args, method, n_steps):
     segment = min(args.segment_steps, n_steps)
-    spec = simulate.TrajectorySpec.create(
-        b["model"].energy_fn, b["R0"], b["V0"], system=b["system"], dt=args.dt,
-        n_steps=n_steps, record_every=args.record_every, ensemble="nve",
-        adjoint="checkpoint" if method in ("plain", "remat") else method,
-        neighbor_fn=b["nbr_fn"], segment_steps=segment, remat_segments=method == "remat",
-    )  # fmt: skip
+    protocol = simulate.Protocol(temperature=300.0, dt=args.dt, production_steps=n_steps,
+                                 record_every=args.record_every, thermostat="nve",
+                                 skin=args.skin)  # fmt: skip
+    adjoint = {
+        "checkpoint": simulate.Checkpoint(segment_steps=segment),
+        "remat": simulate.Checkpoint(segment_steps=segment, remat=True),
+        "plain": simulate.Checkpoint(segment_steps=segment),
+        "backsolve": simulate.Backsolve(segment_steps=segment),
+    }[method]
+    spec = simulate.TrajectorySpec(b["model"], b["R0"], b["V0"], protocol, b["system"],
+                                   adjoint=adjoint)  # fmt: skip
     sim = PlainSpec(spec) if method == "plain" else spec
     loss = losses.rdf_loss(
         b["target_r"], b["target_g"], simulate=sim, sigma=RDF_SIGMA, r_max=RDF_R_MAX,

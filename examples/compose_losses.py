@@ -80,19 +80,23 @@ print(n, "atoms in the simulated box;", {k: float(v[0, 0]) for k, v in params.it
 # %% [markdown]
 # ## The trajectory spec: NVE through diffrax, exact discrete gradients
 #
-# `adjoint="checkpoint"` is diffrax's `RecursiveCheckpointAdjoint`;
-# `"backsolve"` (memory flat in length) and `"truncated"` are the alternatives.
+# A `simulate.Protocol` says what to run (time step, length, thermostat, skin);
+# the adjoint object how to differentiate it: `simulate.Checkpoint` is diffrax's
+# `RecursiveCheckpointAdjoint`; `Backsolve` (memory flat in length) and
+# `Truncated` are the alternatives.
 
 # %%
 dt, record_every = 0.004, 25  # ps; frames every 0.1 ps (the MSD target is every 0.2 ps)
 n_steps = 200 if SMOKE else 1000
 V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, kT, dtype=np.float64)
-spec = simulate.TrajectorySpec.create(
-    md_model.energy_fn, R0, V0, system=system, dt=dt, n_steps=n_steps,
-    record_every=record_every, adjoint="checkpoint",
+protocol = simulate.Protocol(
+    temperature=kT / units.kB, dt=dt, production_steps=n_steps, record_every=record_every,
+    thermostat="nve",
     # all pairs for 108 atoms; for 256 a neighbor list, rebuilt between 0.1 ps segments
-    neighbor_fn=None if SMOKE else md_model.neighbor_fn(skin=0.2), segment_steps=25,
+    skin=None if SMOKE else 0.2,
 )  # fmt: skip
+spec = simulate.TrajectorySpec(md_model, R0, V0, protocol, system,
+                               adjoint=simulate.Checkpoint(segment_steps=25))  # fmt: skip
 
 # %% [markdown]
 # ## Three losses, one sum

@@ -58,78 +58,6 @@ from flax import serialization
 
 from cgjax import datasets, losses, observables, potentials, simulate, train, units, workflow
 
-
-def get_config() -> ml_collections.ConfigDict:
-    """The ``quick`` preset (the default): 12.5 min measured on 2 CPU cores (docs/results)."""
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-    c.dataset = "spce_512"
-    c.label = "SPC/E water"
-    c.temperature = 300.0  # K
-    c.cutoff = 0.6  # nm: GNN (paper 004: 6 Å), LJ and HF share one neighbor list
-    c.model = ml_collections.ConfigDict()  # GNN fields over its paper-004 default_config()
-    # LJ start: SPC/E oxygen (paper 004 §3); switched to zero from r_onset to the cutoff.
-    c.lj = ml_collections.ConfigDict(dict(sigma=0.3166, epsilon=0.650, r_onset=0.5))
-    c.rem = ml_collections.ConfigDict(
-        dict(
-            reference_frames=200, n_iterations=10, dt=0.002, friction=5.0,
-            equilibration_steps=500, production_steps=3000, record_every=50,
-            ess_threshold=0.8, tol=2e-3, max_relative_step=0.3,
-        )
-    )  # fmt: skip
-    c.fm = ml_collections.ConfigDict(
-        dict(
-            train_stride=10, val_stride=25, val_span_ps=(150.0, 200.0), lr=1e-2,
-            lr_final_fraction=0.05, n_steps=300, batch_size=1, eval_every=50,
-            checkpoint_every=50, clip_norm=100.0,
-        )
-    )  # fmt: skip
-    c.rdf_train = ml_collections.ConfigDict(
-        dict(
-            n_updates=40, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
-            equilibration_steps=1000,
-            n_steps=200, record_every=10, start_frame=5, rebin=2, segment_steps=10, skin=0.1,
-            sigma=0.005, adjoint="checkpoint",
-        )
-    )  # fmt: skip
-    # D of the CG model: Langevin equilibration (damps the start's transient), then
-    # Nose-Hoover with tau = 0.2 ps. At tau = 1 ps (the AA run's coupling) the
-    # temperature of 512 beads wandered by 9 K rms over 1-ps averages with a ~5 ps
-    # period and D over 3-ps windows followed it (12.5 % scatter); at 0.2 ps the
-    # wander is 4.3 K and the scatter 6.9 % (20-ps runs at the tuned A). A global
-    # thermostat leaves D itself alone (Basconi & Shirts, JCTC 9, 2887 (2013)).
-    c.dynamics = ml_collections.ConfigDict(
-        dict(
-            dt=0.001, tau=0.2, equilibration_steps=1000, production_steps=6000,
-            record_every=50, fit_window=(1.0, 2.5), n_blocks=2, aa_fit_window=None,
-            equilibration_thermostat="langevin", equilibration_friction=10.0, skin=0.03,
-        )
-    )  # fmt: skip
-    c.hf = ml_collections.ConfigDict(
-        dict(
-            omega=train.PAPER_OMEGA, bracket=train.PAPER_AMPLITUDE_BRACKET, max_evals=4,
-            method="illinois", estimate="log_regression", refine=1, refine_rtol=0.05,
-            ftol_fraction=0.05, xtol_fraction=1 / 64, rdf_tolerance_A=0.15,
-            target_D=ml_collections.FieldReference(None, field_type=object),
-        )
-    )  # fmt: skip
-    c.omega_scan = ml_collections.ConfigDict(
-        dict(
-            enabled=True,
-            omegas_per_nm=(100.0, 1000.0),
-            production_steps=None,
-            amplitude=None,
-            noise_run=False,
-        )  # amplitude None: the top of the bracket; production_steps None: the
-        # bisection's length, whose runs at A = 0 and at the top are then reused
-    )
-    # max_D_rel_err: a validation D with a larger block error is flagged
-    c.validation = ml_collections.ConfigDict(dict(production_steps=40000, max_D_rel_err=0.03))
-    c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å
-    c.progress = True
-    return c
-
-
 #: Relative costs of the stages, for the console's estimate of the time left:
 #: their wall times (s), the mean of the two quick runs in docs/results (2 CPU cores).
 STAGE_WEIGHTS = {"reference": 2, "rem": 27, "force_matching": 13, "rdf_training": 220,
@@ -280,7 +208,6 @@ def _equilibrate(model, params, system, R0, config, n_steps, dt, tau):
 
 def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     c = config.rdf_train
-    kT = units.kB * float(config.temperature)
     if int(c.n_updates) == 0:  # no RDF training: the force-matched GNN, the last AA frame
         wd.log("RDF training: n_updates = 0, skipped")
         return {"history": [], "params": _save_params(wd, "rdf_training", params),
@@ -297,14 +224,20 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     vol = (edges[1:] ** 3 - edges[:-1] ** 3).reshape(-1, k)
     g_t = jnp.asarray(np.sum(g_fine[:n].reshape(-1, k) * vol, 1) / vol.sum(1))
     r_t = jnp.asarray((np.arange(n // k) + 0.5) * dr * k)
-    # the list is rebuilt between segments: no bead may move skin / 2 within one
-    nf = model.neighbor_fn(skin=float(c.skin))
-    opts = dict(
-        dt=float(c.dt), n_steps=int(c.n_steps), record_every=int(c.record_every),
-        ensemble="nose_hoover", kT=kT, tau=float(c.tau), adjoint=str(c.adjoint),
-        neighbor_fn=nf, segment_steps=int(c.segment_steps),
+    # The list is rebuilt between segments: no bead may move skin / 2 within one.
+    # Nose-Hoover here is one thermostat variable (diffrax), restarted at each update.
+    protocol = simulate.Protocol(
+        temperature=float(config.temperature), dt=float(c.dt), tau=float(c.tau),
+        production_steps=int(c.n_steps), record_every=int(c.record_every),
+        skin=float(c.skin), seed=int(config.seed),
     )  # fmt: skip
-    labels = {k: ("train" if k == "gnn" else "frozen") for k in params}
+    segments = int(c.segment_steps)
+    adjoint = {"checkpoint": simulate.Checkpoint(segment_steps=segments),
+               "backsolve": simulate.Backsolve(segment_steps=segments),
+               "truncated": simulate.Truncated(segment_steps=segments)}[str(c.adjoint)]  # fmt: skip
+    spec = simulate.TrajectorySpec(model, R, V, protocol, system, adjoint=adjoint)
+    loss = losses.rdf_loss(r_t, g_t, simulate=spec, sigma=float(c.sigma),
+                           start_frame=int(c.start_frame))  # fmt: skip
     # lr_decay: the learning rate is multiplied by it after every update. b1 = 0 (no
     # momentum): the first step (a sign step of size lr) removes most of the
     # force-matched model's RDF error; later gradients are ~10x smaller and noisy,
@@ -312,58 +245,23 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     # b1 = 0.9 the first gradient kept pushing: the loss fell 0.0196 -> 0.0022 in
     # one update, then rose to 0.0115 within four (lr 3e-3, 512 beads).
     lr = optax.exponential_decay(float(c.lr), transition_steps=1, decay_rate=float(c.lr_decay))
-    adam = optax.adam(lr, b1=float(c.b1))
-    opt = optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
-    opt_state = opt.init(params)
-    history = []
-    best = (np.inf, params, -1, R)  # (loss, parameters it measured, update, their end)
-
-    def loss_fn(p, spec, term):
-        traj = spec(p)
-        last = jax.lax.stop_gradient((traj.positions[-1], traj.velocities[-1]))
-        return term.from_trajectory(traj), (last, traj.neighbor)
-
-    neighbor = None  # each update starts from the last one's list: no re-allocation
-
+    trainer = train.trajectory_matching(loss, optax.adam(lr, b1=float(c.b1)),
+                                        frozen=tuple(k for k in params if k != "gnn"))  # fmt: skip
     n_updates = int(c.n_updates)
-    wd.log(f"RDF training: {n_updates} updates of {int(c.n_steps)} steps each; the first "
-           "compiles the differentiable trajectory and its gradient (about a minute)")  # fmt: skip
-    t_train = time.perf_counter()
-    for it in range(n_updates):
-        t0 = time.perf_counter()
-        spec = simulate.TrajectorySpec.create(model.energy_fn, R, V, system=system,
-                                              neighbor=neighbor, **opts)  # fmt: skip
-        loss = losses.rdf_loss(r_t, g_t, simulate=spec, sigma=float(c.sigma),
-                               start_frame=int(c.start_frame))  # fmt: skip
-        term = loss.terms[0][1]
-        (value, ((R, V), neighbor)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, spec, term
-        )
-        if float(value) < best[0]:  # the loss measures the parameters before this update
-            best = (float(value), params, it, R)  # R: this trajectory's end
-        updates, opt_state = opt.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)  # the next start is this run's end
-        gnorm = float(optax.global_norm(grads["gnn"]))
-        history.append({"update": it, "loss": float(value), "grad_norm": gnorm,
-                        "wall_s": time.perf_counter() - t0})  # fmt: skip
-        left = ""
-        if it >= 1:  # the first update's time is mostly compilation
-            per = (time.perf_counter() - t_train - history[0]["wall_s"]) / it
-            left = f", about {per * (n_updates - it - 1) / 60:.1f} min left in this stage"
-        wd.log(f"RDF training {it + 1}/{n_updates}: loss {float(value):.4g}, |grad| "
-               f"{gnorm:.3g}, {history[-1]['wall_s']:.1f} s{left}")  # fmt: skip
-    if bool(c.keep_best):
-        # Each loss is one short noisy trajectory, and Adam can overshoot: keep the
-        # parameters with the lowest loss (those after the last update are unmeasured).
-        # The later stages start from the end of their trajectory, not the last one.
-        params, R = best[1], best[3]
-        wd.log(f"RDF training: kept the parameters measured at update {best[2]} "
-               f"(loss {best[0]:.4g})")  # fmt: skip
+    wd.log(f"RDF training: {n_updates} updates of {int(c.n_steps)} steps each ({protocol}, "
+           f"{type(adjoint).__name__} adjoint); the first compiles the differentiable "
+           "trajectory and its gradient (about a minute)")  # fmt: skip
+    # Each loss is one short noisy trajectory, and Adam can overshoot: with keep_best
+    # the parameters with the lowest loss are kept; the later stages start from the
+    # end of their trajectory, not the last one.
+    fit = train.fit_trajectory(trainer, params, n_updates, keep_best=bool(c.keep_best),
+                               log=wd.log)  # fmt: skip
+    params, R, history = fit.params, fit.end_positions, fit.history
     box = np.diag(np.asarray(system.box))
     start = np.asarray(R) - np.floor(np.asarray(R) / box) * box  # wrapped into the box
     return {"history": history, "params": _save_params(wd, "rdf_training", params),
-            "start_positions": start, "kept_update": best[2] if bool(c.keep_best) else None,
-            "kept_loss": best[0] if bool(c.keep_best) else None}  # fmt: skip
+            "start_positions": start, "kept_update": fit.kept_update,
+            "kept_loss": fit.kept_loss, "protocol": protocol.to_dict()}  # fmt: skip
 
 
 def _probe(model, system, ref, config, wd):

@@ -2,8 +2,12 @@
 
 from cgjax._neighbor_list import NeighborListFn
 from cgjax.simulate._differentiable import (
+    Adjoint,
+    Backsolve,
+    Checkpoint,
     DiffTrajectory,
     TrajectorySpec,
+    Truncated,
     maxwell_boltzmann,
     simulate_differentiable,
 )
@@ -28,6 +32,9 @@ from cgjax.simulate._validate import (
 )
 
 __all__ = [
+    "Adjoint",
+    "Backsolve",
+    "Checkpoint",
     "DiffTrajectory",
     "NeighborListFn",
     "Protocol",
@@ -40,6 +47,7 @@ __all__ = [
     "System",
     "Trajectory",
     "TrajectorySpec",
+    "Truncated",
     "ValidationReport",
     "brownian",
     "fcc_lattice",

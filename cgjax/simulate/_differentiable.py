@@ -16,9 +16,9 @@ pair is dropped), and stops with :class:`~cgjax.simulate.SimulationError` on
 non-finite positions or on a particle that moved farther than ``skin / 2``
 inside one segment (the list, built at the segment's start, would then miss
 pairs). The state at a segment's end is the next segment's start, so
-gradients flow through all segments (except with ``adjoint="truncated"``).
+gradients flow through all segments (except with the :class:`Truncated` adjoint).
 Because each list is a function of its segment's start, ``jax.checkpoint``
-of a segment (``remat_segments``, and always for the backsolve adjoint) keeps
+of a segment (``Checkpoint(remat=True)``, and always for :class:`Backsolve`) keeps
 neither its steps nor its list for the backward pass: only its start state.
 The segments' frames are joined pairwise as they arrive (:class:`_FrameStack`),
 so the compiled programs do not depend on the trajectory's length either:
@@ -40,13 +40,20 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from cgjax._types import Params
+from cgjax.simulate._protocol import Protocol
 from cgjax.simulate._runner import SimulationError
 from cgjax.simulate._system import System
 
-__all__ = ["DiffTrajectory", "TrajectorySpec", "maxwell_boltzmann", "simulate_differentiable"]
-
-_ADJOINTS = ("checkpoint", "backsolve", "truncated")
-_ENSEMBLES = ("nve", "nose_hoover")
+__all__ = [
+    "Adjoint",
+    "Backsolve",
+    "Checkpoint",
+    "DiffTrajectory",
+    "TrajectorySpec",
+    "Truncated",
+    "maxwell_boltzmann",
+    "simulate_differentiable",
+]
 
 
 class DiffTrajectory(NamedTuple):
@@ -295,108 +302,130 @@ def _segment_fn(
     return fn
 
 
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """The exact gradient of the discrete trajectory (diffrax ``RecursiveCheckpointAdjoint``).
+
+    Attributes:
+      segment_steps: steps per compiled segment (a multiple of
+        ``record_every``; ``None``: the whole run); a segment keeps its
+        neighbor list fixed, so no particle may move ``skin / 2`` within one.
+      remat: keep only each segment's starting state for the backward pass and
+        recompute the segment there (``jax.checkpoint``), so memory is nearly
+        flat in the number of segments (512 beads, RDF loss: 1.17 GB at 1k
+        steps, 1.25 GB at 10k, against 1.96 and 9.69 GB without;
+        benchmarks/README.md) at the cost of one more forward pass per
+        segment. Off by default: with it on by default, the full test suite
+        once hit a segfault inside XLA's compiler (not reproduced in isolation).
+    """
+
+    segment_steps: int | None = None
+    remat: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Backsolve:
+    """The continuous adjoint solved backwards in time (diffrax ``BacksolveAdjoint``, Tsit5).
+
+    Memory nearly flat in length (segments are always ``jax.checkpoint``-ed, so
+    no segment keeps its steps or its neighbor list; 512 beads, RDF loss: 1.15
+    GB at 1k steps, 1.26 GB at 10k, benchmarks/README.md). It is the gradient
+    of the continuous trajectory, so it differs from the discrete one by
+    Verlet's O(dt^2) error (about 1e-4 relative over 100 steps), and since it
+    re-integrates the trajectory backwards its error grows with length in a
+    chaotic system (2e-4 at 50 steps, 4e-2 at 1000 in float32).
+
+    Attributes:
+      segment_steps: as in :class:`Checkpoint`.
+    """
+
+    segment_steps: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Truncated:
+    """Exact gradients through only the last ``window`` steps of each segment.
+
+    The state before is ``stop_gradient``-ed (as mdgrad does for long runs).
+
+    Attributes:
+      window: steps differentiated at the end of each segment, a multiple of
+        ``record_every``; ``None``: the whole segment (gradients are then cut
+        at segment boundaries only).
+      segment_steps: as in :class:`Checkpoint`.
+    """
+
+    window: int | None = None
+    segment_steps: int | None = None
+
+
+Adjoint = Checkpoint | Backsolve | Truncated
+
+
 def simulate_differentiable(
-    energy_fn_of_params: Callable[[Params], Callable[..., jax.Array]],
+    model: Any,
     params: Params,
     R0: Float[Array, "N 3"],
     V0: Float[Array, "N 3"],
+    protocol: Protocol,
+    adjoint: Adjoint = Checkpoint(),
     *,
     system: System,
-    dt: float,
-    n_steps: int,
-    record_every: int,
-    ensemble: str = "nve",
-    kT: float | None = None,
-    tau: float | None = None,
-    adjoint: str = "checkpoint",
-    window: int | None = None,
-    neighbor_fn: Any = None,
     neighbor: Any = None,
-    segment_steps: int | None = None,
     xi0: float = 0.0,
-    remat_segments: bool = False,
 ) -> DiffTrajectory:
-    """Runs MD whose recorded frames are differentiable in ``params``.
+    """Runs the protocol's production as MD whose recorded frames are differentiable in ``params``.
 
-    Integrators (diffrax solvers, one force evaluation per step):
+    Integrators (diffrax solvers, one force evaluation per step), by
+    ``protocol.thermostat``:
 
     - ``"nve"``: velocity Verlet, identical step by step to jax-md's ``simulate.nve``.
     - ``"nose_hoover"``: a single Nose-Hoover friction ``xi`` (1/ps) with
       ``d xi/dt = (sum m v^2 - g kT) / Q``, ``Q = g kT tau^2``, ``g = 3N - 3``,
       integrated by the symmetric (time-reversible, second-order) splitting
       ``xi/2, scale/2, kick/2, drift, kick/2, scale/2, xi/2`` written as a
-      diffrax solver. Deterministic; no chain.
+      diffrax solver. Deterministic; no chain (:func:`sample` without an
+      adjoint runs jax-md's chain).
+    - ``"langevin"`` is refused: a differentiable run is deterministic.
 
-    Adjoints:
+    How gradients are taken is the ``adjoint`` (:class:`Checkpoint`,
+    :class:`Backsolve`, :class:`Truncated`; each says its memory and accuracy).
 
-    - ``"checkpoint"``: ``diffrax.RecursiveCheckpointAdjoint``, the exact
-      gradient of the discrete trajectory.
-    - ``"backsolve"``: ``diffrax.BacksolveAdjoint``, the continuous adjoint
-      solved backwards in time (Tsit5, same step), memory nearly flat in
-      length (segments are always ``jax.checkpoint``-ed, so no segment keeps
-      its steps or its neighbor list; 512 beads, RDF loss: 1.15 GB at 1k steps,
-      1.26 GB at 10k, benchmarks/README.md). It
-      is the gradient of the continuous trajectory, so it differs from the
-      discrete one by Verlet's O(dt^2) error (about 1e-4 relative over 100
-      steps, less over longer runs; see the tests), and since it re-integrates
-      the trajectory backwards its error grows with length in a chaotic system
-      (benchmarks/README.md: 2e-4 at 50 steps, 4e-2 at 1000 in float32).
-    - ``"truncated"``: exact gradients through only the last ``window`` steps of
-      each segment; the state before is ``stop_gradient``-ed (as mdgrad does
-      for long runs).
-
-    Must run outside ``jax.jit`` (it may be under ``jax.grad``): the segments
-    are compiled, the host checks between them need values. Under ``jit`` the
-    checks and neighbor-list reallocation are skipped.
+    The trajectory is cut into segments of ``adjoint.segment_steps`` steps;
+    with a neighbor list (``protocol.skin`` not None) each segment builds its
+    list at its start and keeps it, so no particle may move ``skin / 2`` within
+    one. Must run outside ``jax.jit`` (it may be under ``jax.grad``): the
+    segments are compiled, the host checks between them need values. Under
+    ``jit`` the checks and neighbor-list reallocation are skipped.
 
     Args:
-      energy_fn_of_params: ``params -> E(R, *, neighbor=None)`` (kJ/mol), e.g.
-        ``model.energy_fn``; forces are ``-grad E``.
+      model: ``model.energy_fn(params) -> E(R, *, neighbor=None)`` (kJ/mol) and
+        ``model.neighbor_fn(skin=)``, e.g. an :class:`~cgjax.potentials.EnergyModel`;
+        forces are ``-grad E``.
       params: the potential's parameters (the differentiated input).
       R0: ``[N, 3]`` starting positions (nm); unwrapped inside the solve.
       V0: ``[N, 3]`` starting velocities (nm/ps).
+      protocol: the :class:`~cgjax.simulate.Protocol`: ``dt``,
+        ``production_steps`` (a multiple of ``record_every`` and of the
+        segment length), ``thermostat``, ``tau``, ``temperature``, ``skin``
+        (``None``: all pairs, no list). ``equilibration_steps`` must be 0 here:
+        :func:`sample` with an adjoint equilibrates first.
+      adjoint: :class:`Checkpoint` (default), :class:`Backsolve` or :class:`Truncated`.
       system: the :class:`System` (box and masses in amu).
-      dt: time step (ps).
-      n_steps: number of steps, a positive multiple of ``record_every``.
-      record_every: steps between recorded frames.
-      ensemble: ``"nve"`` or ``"nose_hoover"``.
-      kT: Nose-Hoover target thermal energy (kJ/mol).
-      tau: Nose-Hoover time constant (ps); default ``100 dt``.
-      adjoint: ``"checkpoint"``, ``"backsolve"`` or ``"truncated"``.
-      window: for ``"truncated"``: steps differentiated at the end of each
-        segment, a multiple of ``record_every``; default the whole segment
-        (gradients are then cut at segment boundaries only).
-      neighbor_fn: optional :class:`~cgjax.NeighborListFn` (e.g.
-        ``model.neighbor_fn(skin=...)``); None: the energy uses all pairs.
-      neighbor: a list allocated by ``neighbor_fn`` whose capacity the
+      neighbor: a list allocated by ``model.neighbor_fn`` whose capacity the
         segments' lists take, e.g. the previous trajectory's
         ``DiffTrajectory.neighbor`` (not allocated again; an overflow still
-        reallocates). Pass it when simulating repeatedly (a
-        training loop): every allocation makes a list with new static fields,
-        so the compiled segments (forward and backward) are traced and
-        compiled again; measured on 512 SPC/E beads, 200 steps: 9 s per
-        forward without it, most of it allocation and recompilation.
-      segment_steps: steps per compiled segment (a multiple of
-        ``record_every``); the neighbor list is built at a segment's start and
-        fixed within it, so no particle may move ``skin / 2`` in one.
-        Default: ``n_steps``.
+        reallocates). Pass it when simulating repeatedly (a training loop):
+        every allocation makes a list with new static fields, so the compiled
+        segments (forward and backward) are traced and compiled again;
+        measured on 512 SPC/E beads, 200 steps: 9 s per forward without it.
       xi0: Nose-Hoover friction at the start (1/ps).
-      remat_segments: with the checkpoint or truncated adjoint, keep only each
-        segment's starting state for the backward pass and recompute the
-        segment there (``jax.checkpoint``), so memory is nearly flat in the
-        number of segments (512 beads, RDF loss: 1.17 GB at 1k steps, 1.25 GB
-        at 10k, against 1.96 and 9.69 GB without; benchmarks/README.md) at
-        the cost of one more forward pass per segment. Off by
-        default: with it on by default, the full test suite hit a segfault
-        inside XLA's compiler (not reproduced in isolation). The backsolve
-        adjoint always does this (its own backward pass needs no stored
-        steps; the recomputed forward pass rebuilds the segment's list).
 
     Returns:
       :class:`DiffTrajectory`.
 
     Raises:
-      ValueError: bad arguments.
+      ValueError: bad arguments, naming them.
       SimulationError: non-finite positions (naming the first recorded frame's
         step), a particle moving more than ``skin / 2`` within a segment, or a
         neighbor list that keeps overflowing.
@@ -406,41 +435,46 @@ def simulate_differentiable(
       adjoint method); R. T. Q. Chen et al., Neural ODEs (2018); W. Wang et
       al., mdgrad (2020) (truncated backpropagation through MD).
     """
-    if ensemble not in _ENSEMBLES:
-        raise ValueError(f"ensemble must be one of {_ENSEMBLES}, got {ensemble!r}")
-    if adjoint not in _ADJOINTS:
-        raise ValueError(f"adjoint must be one of {_ADJOINTS}, got {adjoint!r}")
-    if not float(dt) > 0:
-        raise ValueError(f"dt must be positive (ps), got {dt}")
-    n_steps, record_every = int(n_steps), int(record_every)
-    if n_steps <= 0 or record_every <= 0 or n_steps % record_every:
-        raise ValueError(
-            f"n_steps ({n_steps}) must be a positive multiple of record_every ({record_every})"
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
+    if not isinstance(adjoint, (Checkpoint, Backsolve, Truncated)):
+        raise TypeError(
+            "adjoint must be simulate.Checkpoint(), Backsolve() or Truncated(), got "
+            f"{adjoint!r}"
         )
-    segment_steps = n_steps if segment_steps is None else int(segment_steps)
+    if protocol.thermostat == "langevin":
+        raise ValueError(
+            "a differentiable simulation is deterministic: protocol.thermostat must be 'nve' or "
+            "'nose_hoover' (one Nose-Hoover variable), got 'langevin'"
+        )
+    if protocol.equilibration_steps:
+        raise ValueError(
+            f"simulate_differentiable runs the production only, but protocol.equilibration_steps"
+            f" = {protocol.equilibration_steps}: equilibrate with simulate.sample(..., adjoint="
+            "...) or set equilibration_steps=0"
+        )
+    dt, n_steps = protocol.dt, protocol.production_steps
+    record_every = protocol.record_every
+    ensemble = "nve" if protocol.thermostat == "nve" else "nose_hoover"
+    kT, tau = (protocol.kT, protocol.tau) if ensemble == "nose_hoover" else (None, None)
+    method = type(adjoint).__name__.lower()
+    segment_steps = n_steps if adjoint.segment_steps is None else int(adjoint.segment_steps)
     if segment_steps <= 0 or segment_steps % record_every:
         raise ValueError(
-            f"segment_steps ({segment_steps}) must be a positive multiple of record_every "
-            f"({record_every})"
+            f"{type(adjoint).__name__}.segment_steps ({segment_steps}) must be a positive "
+            f"multiple of protocol.record_every ({record_every})"
         )
-    if ensemble == "nose_hoover":
-        if kT is None or not float(kT) > 0:
-            raise ValueError(f"ensemble='nose_hoover' needs a positive kT (kJ/mol), got {kT}")
-        tau = 100.0 * float(dt) if tau is None else float(tau)
-        if not tau > 0:
-            raise ValueError(f"tau must be positive (ps), got {tau}")
-        kT = float(kT)
-    else:
-        kT, tau = None, None
-    if adjoint == "truncated":
-        window = segment_steps if window is None else int(window)
+    window = None
+    if isinstance(adjoint, Truncated):
+        window = segment_steps if adjoint.window is None else int(adjoint.window)
         if not 0 < window <= segment_steps or window % record_every:
             raise ValueError(
-                f"window ({window}) must be a positive multiple of record_every "
+                f"Truncated.window ({window}) must be a positive multiple of record_every "
                 f"({record_every}) and at most segment_steps ({segment_steps})"
             )
-    else:
-        window = None
+    energy_fn_of_params = model.energy_fn
+    neighbor_fn = None if protocol.skin is None else model.neighbor_fn(skin=protocol.skin)
+    adjoint_name = method
     system.check_positions(R0, "R0")
     system.check_positions(V0, "V0")
     R0 = jnp.asarray(R0)
@@ -457,10 +491,13 @@ def simulate_differentiable(
         else:  # a template: each segment builds its own list with this one's capacity
             neighbor = jax.lax.stop_gradient(neighbor)
     elif neighbor is not None:
-        raise ValueError("simulate_differentiable: neighbor= needs the neighbor_fn that made it")
+        raise ValueError(
+            "simulate_differentiable: neighbor= needs a neighbor list, but protocol.skin is None "
+            "(all pairs)"
+        )
     max_move = np.inf if neighbor_fn is None else 0.5 * neighbor_fn.skin
     # backsolve: diffrax's custom VJP would keep each segment's neighbor list
-    remat = bool(remat_segments) or adjoint == "backsolve"
+    remat = bool(getattr(adjoint, "remat", False)) or adjoint_name == "backsolve"
 
     frames, reallocations, done, last = _FrameStack(), [], 0, None
     while done < n_steps:
@@ -475,7 +512,7 @@ def simulate_differentiable(
             ensemble,
             kT,
             tau,
-            adjoint,
+            adjoint_name,
             win,
             length,
             record_every,
@@ -544,52 +581,48 @@ def _check_segment(positions, start, step0, record_every, dt, max_move) -> None:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class TrajectorySpec:
-    """Simulator settings bound to a start: ``spec(params) -> DiffTrajectory``.
+    """A differentiable run bound to its start: ``spec(params) -> DiffTrajectory``.
 
     Trajectory loss terms hold a spec; a :class:`~cgjax.losses.Loss` runs each
     distinct spec (by identity) once per call and shares the trajectory.
 
     Attributes:
-      energy_fn_of_params: ``params -> E(R, *, neighbor=None)`` (kJ/mol).
+      model: ``energy_fn(params)`` (kJ/mol) and ``neighbor_fn(skin=)``, e.g.
+        an :class:`~cgjax.potentials.EnergyModel`.
       R0, V0: ``[N, 3]`` start (nm, nm/ps).
+      protocol: the :class:`~cgjax.simulate.Protocol` (no equilibration).
       system: the :class:`System`.
-      options: keyword arguments of :func:`simulate_differentiable` (``dt``,
-        ``n_steps``, ``record_every``, ...).
+      adjoint: :class:`Checkpoint`, :class:`Backsolve` or :class:`Truncated`.
+      neighbor: a neighbor-list template (see :func:`simulate_differentiable`).
     """
 
-    energy_fn_of_params: Callable
+    model: Any
     R0: Any
     V0: Any
+    protocol: Protocol
     system: System
-    options: dict
-
-    @classmethod
-    def create(
-        cls, energy_fn_of_params: Callable, R0: Any, V0: Any, *, system: System, **options
-    ) -> TrajectorySpec:
-        """Validates the options by name (see :func:`simulate_differentiable`)."""
-        for k in ("dt", "n_steps", "record_every"):
-            if k not in options:
-                raise ValueError(f"TrajectorySpec needs {k}=...")
-        return cls(energy_fn_of_params, R0, V0, system, dict(options))
+    adjoint: Adjoint = Checkpoint()
+    neighbor: Any = None
 
     @property
     def dt(self) -> float:
-        return float(self.options["dt"])
+        """Time step (ps)."""
+        return self.protocol.dt
 
     @property
     def frame_interval(self) -> float:
         """Time between recorded frames (ps)."""
-        return self.dt * int(self.options["record_every"])
+        return self.protocol.dt * self.protocol.record_every
 
     @property
     def n_frames(self) -> int:
-        return int(self.options["n_steps"]) // int(self.options["record_every"])
+        return self.protocol.production_steps // self.protocol.record_every
 
     def __call__(self, params: Params) -> DiffTrajectory:
         return simulate_differentiable(
-            self.energy_fn_of_params, params, self.R0, self.V0, system=self.system, **self.options
-        )
+            self.model, params, self.R0, self.V0, self.protocol, self.adjoint,
+            system=self.system, neighbor=self.neighbor,
+        )  # fmt: skip
 
 
 def maxwell_boltzmann(key: jax.Array, system: System, kT: float, dtype=jnp.float32) -> jax.Array:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -57,7 +58,8 @@ class Protocol:
         damps a start's transient, then deterministic Nose-Hoover dynamics).
       equilibration_friction: Langevin friction of the equilibration (1/ps);
         ``None``: ``friction``.
-      skin: neighbor-list skin (nm); the list covers cutoff + skin.
+      skin: neighbor-list skin (nm); the list covers cutoff + skin. ``None``:
+        no list, the energy sees all pairs (a few particles only).
       seed: PRNG seed of the initial velocities (and of Langevin noise).
 
     Raises:
@@ -74,7 +76,7 @@ class Protocol:
     friction: float = 1.0
     equilibration_thermostat: str | None = None
     equilibration_friction: float | None = None
-    skin: float = 0.1
+    skin: float | None = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,9 +119,10 @@ class Protocol:
         positive("friction", "1/ps")
         if self.equilibration_friction is not None:
             positive("equilibration_friction", "1/ps")
-        if not (math.isfinite(float(self.skin)) and float(self.skin) >= 0):
-            raise ValueError(f"Protocol.skin must be >= 0 (nm), got {self.skin!r}")
-        object.__setattr__(self, "skin", float(self.skin))
+        if self.skin is not None:
+            if not (math.isfinite(float(self.skin)) and float(self.skin) >= 0):
+                raise ValueError(f"Protocol.skin must be >= 0 (nm) or None, got {self.skin!r}")
+            object.__setattr__(self, "skin", float(self.skin))
         steps("seed", 0)
 
     @property
@@ -177,7 +180,8 @@ class Protocol:
         return (
             f"{self.temperature:g} K, dt {self.dt:g} ps: {eq}{self.production_steps} steps "
             f"{thermo(self.thermostat, self.friction)}, a frame every {self.record_every}, "
-            f"skin {self.skin:g} nm, seed {self.seed}"
+            + ("all pairs" if self.skin is None else f"skin {self.skin:g} nm")
+            + f", seed {self.seed}"
         )
 
 
@@ -185,11 +189,13 @@ class Sample(NamedTuple):
     """What :func:`sample` returns.
 
     Attributes:
-      trajectory: the production frames (:class:`~cgjax.simulate.Trajectory`).
-      state: the final simulator state (pass the :class:`Sample` as ``start``
-        to continue from it).
+      trajectory: the production frames (:class:`~cgjax.simulate.Trajectory`,
+        or a :class:`~cgjax.simulate.DiffTrajectory` from a run with an adjoint).
+      state: the final simulator state, or ``(R, V[, xi])`` of a differentiable
+        run (pass the :class:`Sample` as ``start`` to continue from it).
       neighbor: the final neighbor list.
-      simulator: the production :class:`~cgjax.simulate.Simulator`.
+      simulator: the production :class:`~cgjax.simulate.Simulator` (None for a
+        differentiable run).
       protocol: the :class:`Protocol` that made it.
       wall_s: ``{"equilibration": s, "production": s}``.
       steps_per_second: the production's throughput.
@@ -240,6 +246,55 @@ def _simulator(energy_fn_of_params: Callable, system: System, p: Protocol, which
     return sim
 
 
+def _phase_point(start: Sample, system: System) -> tuple[Any, Any, Any]:
+    """``(R, V, xi)`` (nm, nm/ps, 1/ps or None) at the end of a sample of either kind."""
+    state = start.state
+    if hasattr(state, "position"):  # a jax-md state
+        m = jnp.asarray(system.masses, state.momentum.dtype)[:, None]
+        return state.position, state.momentum / m, None
+    R, V, *xi = state
+    return R, V, (xi[0] if xi else None)
+
+
+def _momenta(V: Any, system: System) -> Any:
+    return V * jnp.asarray(system.masses, V.dtype)[:, None]
+
+
+def _sample_differentiable(model, params, start, p, system, adjoint, progress, log) -> Sample:
+    from cgjax.simulate._differentiable import maxwell_boltzmann, simulate_differentiable
+
+    wall = {}
+    template = None
+    if isinstance(start, Sample):
+        R0, V0, xi0 = _phase_point(start, system)
+        template = start.neighbor
+    else:
+        R0 = jnp.asarray(start)
+        system.check_positions(R0, "start positions")
+        V0, xi0 = maxwell_boltzmann(jax.random.key(p.seed), system, p.kT, R0.dtype), None
+    if p.equilibration_steps:  # not differentiated: the production starts from its end
+        eq_p = p.replace(
+            equilibration_steps=0, production_steps=p.equilibration_steps,
+            thermostat=p.equilibration_thermostat or p.thermostat,
+            friction=p.equilibration_friction or p.friction,
+        )  # fmt: skip
+        eq = sample(model, jax.lax.stop_gradient(params), start, eq_p, system=system,
+                    progress=progress, log=log)  # fmt: skip
+        R0, V0, xi0 = jax.lax.stop_gradient(_phase_point(eq, system))
+        wall["equilibration"] = eq.wall_s["production"]
+        template = None if p.skin is None else eq.neighbor
+    t0 = time.perf_counter()
+    prod = p.replace(equilibration_steps=0)
+    traj = simulate_differentiable(model, params, R0, V0, prod, adjoint, system=system,
+                                   neighbor=template, xi0=0.0 if xi0 is None else xi0)  # fmt: skip
+    wall["production"] = time.perf_counter() - t0
+    last = (traj.positions[-1], traj.velocities[-1])
+    if traj.thermostat is not None:
+        last = (*last, traj.thermostat[-1])
+    return Sample(traj, last, traj.neighbor, None, p, wall,
+                  p.production_steps / max(wall["production"], 1e-9))  # fmt: skip
+
+
 def sample(
     model: Any,
     params: Any,
@@ -247,10 +302,20 @@ def sample(
     protocol: Protocol,
     *,
     system: System,
+    adjoint: Any = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Sample:
     """Equilibrates, then produces, as ``protocol`` says; the one sampling path.
+
+    Without an adjoint the run is jax-md's (Nose-Hoover chain, BAOAB Langevin
+    or velocity Verlet) through :func:`~cgjax.simulate.run`. With one
+    (:class:`~cgjax.simulate.Checkpoint`, :class:`~cgjax.simulate.Backsolve`,
+    :class:`~cgjax.simulate.Truncated`) the equilibration still is (not
+    differentiated), and the production is
+    :func:`~cgjax.simulate.simulate_differentiable`: its frames are
+    differentiable in ``params`` (``trajectory`` is then a
+    :class:`~cgjax.simulate.DiffTrajectory`, ``state`` is ``(R, V[, xi])``).
 
     Args:
       model: anything with ``energy_fn(params) -> E(R, *, neighbor=None)``
@@ -259,10 +324,11 @@ def sample(
         parameterisation: ``model._replace(energy_fn=...)``).
       params: the parameters, passed to the energy as a traced argument.
       start: ``[N, 3]`` positions (nm; velocities drawn at the protocol's
-        temperature from its seed), or a previous :class:`Sample` to continue
-        from (its state and neighbor list; the seed is not used again).
+        temperature from its seed), or a previous :class:`Sample` of either
+        kind to continue from (its phase point and neighbor list).
       protocol: the :class:`Protocol`.
       system: the :class:`~cgjax.simulate.System` (box, masses in amu).
+      adjoint: ``None`` or an adjoint object (above).
       progress: progress bars; log: messages of the runner.
 
     Returns:
@@ -273,23 +339,27 @@ def sample(
         (``"equilibration"`` or ``"production"``), ``trajectory`` holds the
         frames recorded before it.
     """
-    import time
-
     p = protocol
+    if not isinstance(p, Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(p).__name__}")
+    if adjoint is not None:
+        return _sample_differentiable(model, params, start, p, system, adjoint, progress, log)
     prod = _simulator(model.energy_fn, system, p, "production")
     eq = _simulator(model.energy_fn, system, p, "equilibration") if p.equilibration_steps else prod
     kw = {"params": params}
-    neighbor_fn = model.neighbor_fn(skin=p.skin)
+    neighbor_fn = None if p.skin is None else model.neighbor_fn(skin=p.skin)
     key = jax.random.key(p.seed)
+    first = eq if p.equilibration_steps else prod
     if isinstance(start, Sample):
         state, neighbor = start.state, start.neighbor
-        if p.equilibration_steps and eq is not start.simulator:
-            state = eq.init_fn(key, state.position, neighbor=neighbor, momenta=state.momentum, **kw)
+        if first is not start.simulator:  # this thermostat from the sample's phase point
+            R, V, _ = _phase_point(start, system)
+            state = first.init_fn(key, R, neighbor=neighbor, momenta=_momenta(V, system), **kw)
     else:
         R0 = jnp.asarray(start)
         system.check_positions(R0, "start positions")
-        neighbor = neighbor_fn.allocate(R0)
-        state = eq.init_fn(key, R0, neighbor=neighbor, **kw)
+        neighbor = None if neighbor_fn is None else neighbor_fn.allocate(R0)
+        state = first.init_fn(key, R0, neighbor=neighbor, **kw)
     common = dict(record_every=p.record_every, neighbor_fn=neighbor_fn, progress=progress,
                   log=log, step_kwargs=kw)  # fmt: skip
     wall = {}
@@ -303,9 +373,6 @@ def sample(
             if eq is not prod:  # the production thermostat from the equilibrated phase point
                 state = prod.init_fn(key, state.position, neighbor=neighbor,
                                      momenta=state.momentum, **kw)  # fmt: skip
-        elif isinstance(start, Sample) and start.simulator is not prod:
-            state = prod.init_fn(key, state.position, neighbor=neighbor,
-                                 momenta=state.momentum, **kw)  # fmt: skip
         stage = "production"
         t0 = time.perf_counter()
         out = run(prod, state, n_steps=p.production_steps, neighbor=neighbor,

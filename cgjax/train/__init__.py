@@ -8,6 +8,9 @@
 ...                   early_stopping_patience=5)
 >>> params = state.best_params
 
+Trajectory matching (RDF and MSD losses through diffrax, paper 004):
+``train.fit_trajectory(train.trajectory_matching(loss, optax.adam(3e-3)), params, 40)``.
+
 Ensembles: ``train.ensemble(trainer, 5)`` with
 ``train.init_ensemble_params(model, key, R0, 5)``; ``train.model_deviation``
 (paper 002 eq. 15) and ``train.ensemble_energy_fn`` (mean force).
@@ -39,6 +42,13 @@ from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
 from cgjax.train._relative_entropy import REMResult, REMSettings, relative_entropy
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
+from cgjax.train._trajectory import (
+    TrajectoryFit,
+    TrajectoryState,
+    TrajectoryTrainer,
+    fit_trajectory,
+    trajectory_matching,
+)
 
 __all__ = [
     "PAPER_AMPLITUDE_BRACKET",
@@ -54,6 +64,9 @@ __all__ = [
     "TrainState",
     "Trainer",
     "TrainingDiverged",
+    "TrajectoryFit",
+    "TrajectoryState",
+    "TrajectoryTrainer",
     "bisect",
     "ensemble",
     "ensemble_energy_fn",
@@ -61,6 +74,7 @@ __all__ = [
     "evaluation_key",
     "exponential_repulsion_from_data",
     "fit",
+    "fit_trajectory",
     "fit_spline_pair",
     "force_matching",
     "frame_arrays",
@@ -75,6 +89,7 @@ __all__ = [
     "relative_entropy",
     "restore_latest",
     "set_high_frequency",
+    "trajectory_matching",
     "tree_all_finite",
     "tune_high_frequency",
 ]

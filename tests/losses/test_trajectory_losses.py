@@ -45,9 +45,9 @@ class CountingSimulate:
 def setup():
     model, params, system, R = argon32()
     V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, KT, jnp.float64)
-    spec = simulate.TrajectorySpec.create(
-        model.energy_fn, R, V0, system=system, dt=0.001, n_steps=100, record_every=10
-    )
+    protocol = simulate.Protocol(temperature=KT / units.kB, dt=0.001, production_steps=100,
+                                 record_every=10, thermostat="nve", skin=None)  # fmt: skip
+    spec = simulate.TrajectorySpec(model, R, V0, protocol, system)
     frames = R[None] + 0.01 * jax.random.normal(jax.random.key(2), (2, *R.shape), R.dtype)
     ref = {**params, "epsilon": params["epsilon"] * 1.1}
     forces = losses.predict_forces(model, ref, frames)

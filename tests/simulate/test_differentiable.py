@@ -7,7 +7,7 @@ import pytest
 from conftest import MASS, argon
 from jax_md import simulate as jmd_simulate
 
-from cgjax import observables, potentials, simulate
+from cgjax import observables, potentials, simulate, units
 from cgjax.simulate import _differentiable
 
 jax.config.update("jax_enable_x64", True)
@@ -24,15 +24,29 @@ def lj():
     return model, params, system, R, V0
 
 
+def _run(model, params, R, V, *, system, dt=DT, n_steps=100, record_every=10, ensemble="nve",
+         kT=KT, tau=0.5, adjoint="checkpoint", window=None, segment_steps=None, skin=None,
+         remat=False, neighbor=None):  # fmt: skip
+    """simulate_differentiable with its protocol and adjoint objects built from keywords."""
+    protocol = simulate.Protocol(
+        temperature=kT / units.kB, dt=dt, production_steps=n_steps, record_every=record_every,
+        thermostat=ensemble, tau=tau, skin=skin,
+    )  # fmt: skip
+    adj = {
+        "checkpoint": simulate.Checkpoint(segment_steps=segment_steps, remat=remat),
+        "backsolve": simulate.Backsolve(segment_steps=segment_steps),
+        "truncated": simulate.Truncated(window=window, segment_steps=segment_steps),
+    }[adjoint]
+    return simulate.simulate_differentiable(model, params, R, V, protocol, adj, system=system,
+                                            neighbor=neighbor)  # fmt: skip
+
+
 def _loss_fn(lj, **options):
     """A smooth scalar of the trajectory: the smeared-RDF MSE against g = 1."""
     model, _, system, R, V0 = lj
-    options = {"dt": DT, "n_steps": 100, "record_every": 10, **options}
 
     def loss(params):
-        traj = simulate.simulate_differentiable(
-            model.energy_fn, params, R, V0, system=system, **options
-        )
+        traj = _run(model, params, R, V0, system=system, **options)
         g = observables.rdf_smooth(traj.positions, system.box, r_max=0.55, n_bins=20, sigma=0.02)
         return jnp.mean((g.g - 1.0) ** 2)
 
@@ -90,7 +104,7 @@ def test_adjoints_agree(gradients):
 
 
 def test_nose_hoover_gradient_matches_finite_differences(lj):
-    loss = _loss_fn(lj, ensemble="nose_hoover", kT=KT, tau=0.05, n_steps=60)
+    loss = _loss_fn(lj, ensemble="nose_hoover", tau=0.05, n_steps=60)
     params = lj[1]
     g = jax.grad(loss)(params)
     for name in ("sigma", "epsilon"):
@@ -112,9 +126,7 @@ def test_truncated_cuts_gradient_before_window(lj):
 
 def test_nve_conserves_energy(lj):
     model, params, system, R, V0 = lj
-    traj = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V0, system=system, dt=DT, n_steps=400, record_every=10
-    )
+    traj = _run(model, params, R, V0, system=system, n_steps=400)
     energy = model.energy_fn(params)
     pe = jax.vmap(energy)(traj.positions)
     ke = 0.5 * jnp.sum(system.mass_array(jnp.float64)[:, None] * traj.velocities**2, axis=(1, 2))
@@ -128,9 +140,7 @@ def test_nve_conserves_energy(lj):
 
 def test_nve_equals_jax_md(lj):
     model, params, system, R, V0 = lj
-    traj = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V0, system=system, dt=DT, n_steps=50, record_every=1
-    )
+    traj = _run(model, params, R, V0, system=system, n_steps=50, record_every=1)
     energy = model.energy_fn(params)
     init, step = jmd_simulate.nve(energy, system.shift_fn, DT)
     m = system.mass_array(jnp.float64)
@@ -152,33 +162,26 @@ def test_nve_equals_jax_md(lj):
 
 def test_neighbor_list_segments_match_all_pairs(lj):
     model, params, system, R, V0 = lj
-    neighbor_fn = model.neighbor_fn(skin=0.07)
-    kw = dict(system=system, dt=DT, n_steps=100, record_every=10)
-    ref = simulate.simulate_differentiable(model.energy_fn, params, R, V0, **kw)
-    seg = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, segment_steps=20, **kw
-    )
+    kw = dict(system=system, n_steps=100, record_every=10)
+    ref = _run(model, params, R, V0, **kw)
+    seg = _run(model, params, R, V0, skin=0.07, segment_steps=20, **kw)
     np.testing.assert_allclose(seg.positions, ref.positions, atol=1e-10)
     np.testing.assert_allclose(seg.time, ref.time)
     # Starting from the last run's list (updated, not allocated again) gives the same
     # trajectory and reuses the compiled segments: no new trace of any of them.
     compiled = list(_differentiable._SEGMENT_CACHE.values())
     sizes = [f._cache_size() for f in compiled]
-    again = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, neighbor=seg.neighbor,
-        segment_steps=20, **kw,
-    )  # fmt: skip
+    again = _run(model, params, R, V0, skin=0.07, neighbor=seg.neighbor, segment_steps=20, **kw)
     np.testing.assert_allclose(again.positions, seg.positions, atol=1e-12)
     assert [f._cache_size() for f in compiled] == sizes
-    with pytest.raises(ValueError, match="neighbor= needs the neighbor_fn"):
-        simulate.simulate_differentiable(model.energy_fn, params, R, V0, neighbor=seg.neighbor,
-                                         **kw)  # fmt: skip
-    loss = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20)
+    with pytest.raises(ValueError, match="neighbor= needs a neighbor list, but protocol.skin"):
+        _run(model, params, R, V0, neighbor=seg.neighbor, **kw)
+    loss = _loss_fn(lj, skin=0.07, segment_steps=20)
     g_seg = jax.grad(loss)(params)
     g_ref = jax.grad(_loss_fn(lj))(params)
     np.testing.assert_allclose(g_seg["epsilon"], g_ref["epsilon"], rtol=1e-8)
     # segments recomputed in the backward pass = kept residuals (the default)
-    remat = _loss_fn(lj, neighbor_fn=neighbor_fn, segment_steps=20, remat_segments=True)
+    remat = _loss_fn(lj, skin=0.07, segment_steps=20, remat=True)
     g_remat = jax.grad(remat)(params)
     np.testing.assert_allclose(g_remat["epsilon"], g_seg["epsilon"], rtol=1e-12)
 
@@ -201,12 +204,9 @@ def test_each_segment_builds_its_own_list():
     system = simulate.System.create(box=L, species=np.zeros(2, np.int32), masses=MASS)
     R = jnp.asarray([[0.3, 0.5, 0.5], [0.86, 0.5, 0.5]], jnp.float64)
     V = jnp.asarray([[2.0, 0.0, 0.0], [-2.0, 0.0, 0.0]], jnp.float64)
-    kw = dict(system=system, dt=DT, n_steps=40, record_every=10)
-    ref = simulate.simulate_differentiable(model.energy_fn, params, R, V, **kw)
-    nbr_fn = model.neighbor_fn(skin=0.05)
-    seg = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V, neighbor_fn=nbr_fn, segment_steps=10, **kw
-    )
+    kw = dict(system=system, n_steps=40, record_every=10)
+    ref = _run(model, params, R, V, **kw)
+    seg = _run(model, params, R, V, skin=0.05, segment_steps=10, **kw)
     gap = ref.positions[:, 1, 0] - ref.positions[:, 0, 0]
     assert float(gap[1]) < CUTOFF - 0.015  # the pair interacts in segment 2
     assert float(jnp.abs(ref.velocities[1, 0, 0] - 2.0)) > 1e-4  # and it matters
@@ -219,12 +219,10 @@ def test_each_segment_builds_its_own_list():
 def test_neighbor_list_overflow_is_reallocated(lj):
     model, params, system, R, V0 = lj
     # no head-room: the list allocated on the lattice overflows once the crystal melts
-    neighbor_fn = model.neighbor_fn(skin=0.07, capacity_multiplier=1.0)
-    kw = dict(system=system, dt=DT, n_steps=200, record_every=10)
-    ref = simulate.simulate_differentiable(model.energy_fn, params, R, V0, **kw)
-    traj = simulate.simulate_differentiable(
-        model.energy_fn, params, R, V0, neighbor_fn=neighbor_fn, segment_steps=10, **kw
-    )
+    tight = model.neighbor_fn(skin=0.07, capacity_multiplier=1.0).allocate(R)
+    kw = dict(system=system, n_steps=200, record_every=10)
+    ref = _run(model, params, R, V0, **kw)
+    traj = _run(model, params, R, V0, skin=0.07, neighbor=tight, segment_steps=10, **kw)
     assert traj.reallocations, "the test should provoke an overflow"
     assert all(new > old for _, old, new in traj.reallocations)
     np.testing.assert_allclose(traj.positions, ref.positions, atol=1e-10)
@@ -235,9 +233,7 @@ def test_exploding_trajectory_names_the_step(lj):
     R_bad = R.at[1].set(R[0])  # two atoms on top of each other: infinite force
 
     def loss(p):
-        traj = simulate.simulate_differentiable(
-            model.energy_fn, p, R_bad, V0, system=system, dt=0.01, n_steps=100, record_every=10
-        )
+        traj = _run(model, p, R_bad, V0, system=system, dt=0.01, n_steps=100)
         return jnp.sum(traj.positions**2)
 
     with pytest.raises(simulate.SimulationError, match=r"non-finite positions .* by step \d+") as e:
@@ -263,3 +259,60 @@ def test_backsolve_error_vs_length(lj):
     for n, es, ee in rows:
         print(f"{n:5d}  {n * DT:6.3f}  {es:13.2e}  {ee:15.2e}")
     assert all(max(es, ee) < 1e-3 for _, es, ee in rows)
+
+
+def test_protocol_and_adjoint_errors_are_named(lj):
+    model, params, system, R, V0 = lj
+    p = simulate.Protocol(temperature=94.4, dt=DT, production_steps=20, record_every=10, skin=None)
+    def run(prot, adj=None):
+        adj = simulate.Checkpoint() if adj is None else adj
+        return simulate.simulate_differentiable(model, params, R, V0, prot, adj, system=system)
+
+    with pytest.raises(ValueError, match="deterministic: protocol.thermostat must be 'nve' or"):
+        run(p.replace(thermostat="langevin"))
+    with pytest.raises(ValueError, match="production only, but protocol.equilibration_steps = 10"):
+        run(p.replace(equilibration_steps=10))
+    with pytest.raises(ValueError, match=r"Checkpoint.segment_steps \(15\) must be a positive "
+                                         r"multiple of protocol.record_every \(10\)"):  # fmt: skip
+        run(p, simulate.Checkpoint(segment_steps=15))
+    with pytest.raises(ValueError, match=r"Truncated.window \(30\) must be"):
+        run(p, simulate.Truncated(window=30, segment_steps=20))
+    with pytest.raises(TypeError, match="adjoint must be simulate.Checkpoint"):
+        run(p, "checkpoint")
+
+
+def test_sample_with_an_adjoint_equilibrates_then_differentiates(lj):
+    """sample(adjoint=...): the equilibration is the jax-md run (not differentiated), the
+    production is simulate_differentiable from its end; continuing from a Sample
+    equals one longer differentiable run."""
+    model, params, system, R, _ = lj
+    p = simulate.Protocol(temperature=94.4, dt=DT, equilibration_steps=20, production_steps=20,
+                          record_every=10, thermostat="nve", skin=None, seed=5)  # fmt: skip
+    out = simulate.sample(model, params, R, p, system=system, adjoint=simulate.Checkpoint(),
+                          progress=False)  # fmt: skip
+    eq = simulate.sample(model, params, R, p.replace(equilibration_steps=0, production_steps=20),
+                         system=system, progress=False)  # fmt: skip
+    V_eq = eq.state.momentum / eq.state.mass
+    direct = _run(model, params, eq.state.position, V_eq, system=system, n_steps=40,
+                  record_every=10)  # fmt: skip
+    np.testing.assert_allclose(out.trajectory.positions, direct.positions[:2], atol=1e-10)
+    more = simulate.sample(model, params, out, p.replace(equilibration_steps=0), system=system,
+                           adjoint=simulate.Checkpoint())  # fmt: skip
+    np.testing.assert_allclose(more.trajectory.positions, direct.positions[2:], atol=1e-10)
+    assert isinstance(out.trajectory, simulate.DiffTrajectory) and out.simulator is None
+
+    def loss(q):
+        s = simulate.sample(model, q, R, p, system=system, adjoint=simulate.Checkpoint(),
+                            progress=False)  # fmt: skip
+        return jnp.sum(s.trajectory.positions[-1] ** 2)
+
+    def production_only(q):  # the equilibrated start held fixed
+        traj = _run(model, q, eq.state.position, V_eq, system=system, n_steps=20)
+        return jnp.sum(traj.positions[-1] ** 2)
+
+    # the gradient is the production's: the equilibration is not differentiated
+    g = jax.grad(loss)(params)
+    fd = _fd(production_only, params, "epsilon")
+    assert _rel(g["epsilon"][0, 0], fd) < 1e-4
+    fd_all = _fd(loss, params, "epsilon")  # moves the equilibrated start too
+    assert _rel(g["epsilon"][0, 0], fd_all) > 1e-2

@@ -141,5 +141,5 @@ def test_sample_names_the_stage_that_blew_up(fluid):
     with pytest.raises(simulate.SimulationError) as err:
         simulate.sample(model, params, jnp.asarray(R), p, system=system, progress=False)
     assert err.value.stage == "equilibration"
-    with pytest.raises(ValueError, match=r"start positions has 10 particles but the system has 108"):
+    with pytest.raises(ValueError, match=r"start positions has 10 particles but the system"):
         simulate.sample(model, params, R0[:10], p, system=system, progress=False)

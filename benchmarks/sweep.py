@@ -139,8 +139,8 @@ def main() -> None:
         t0 = time.perf_counter()
         key = jax.random.key(c.seed)
         state = single.init_fn(key, model.init_fn(key, R0, neighbor=nb))
-        state = train.fit(single, state, tr, va, n_steps=n, eval_every=n, checkpoint_every=n,
-                          workdir=None, seed=c.seed, progress=False)  # fmt: skip
+        state = train.fit(single, state, tr, va, train.Schedule(n, n, n, seed=c.seed),
+                          workdir=None, progress=False)  # fmt: skip
         fit_s += time.perf_counter() - t0
     print(f"  train.fit: compile {compile_s:.1f} s, {K} fits {fit_s:.1f} s")
     rows.append(("sequential train.fit", compile_s + fit_s, fit_s))

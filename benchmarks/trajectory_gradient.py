@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cgjax import data, datasets, losses, potentials, simulate, units, workflow
+from cgjax import data, datasets, losses, potentials, simulate, units
 
 METHODS = ("checkpoint", "remat", "backsolve", "plain")
 BASELINE = "checkpoint"
@@ -87,7 +87,7 @@ def build(args):
         )
     else:
         pot = potentials.sum_of(
-            gnn=workflow.build_potential("gnn", None, n_species=1, cutoff=0.6),
+            gnn=potentials.build("gnn", None, n_species=1, cutoff=0.6),
             lj=potentials.LennardJones(
                 n_species=1, sigma=0.3166, epsilon=0.65, cutoff=0.6, r_onset=0.55
             ),

@@ -7,7 +7,7 @@
 
 import ml_collections
 
-from cgjax import workflow
+from cgjax import potentials
 
 #: Every key's meaning and unit (``python -m cgjax.run EXPERIMENT --help``).
 HELP = {
@@ -16,8 +16,8 @@ HELP = {
     "frame_spacing_ps": "time between consecutive training frames (paper 000: 2) [ps]",
     "n_train_frames": "training-set sizes, each trained and simulated per model [frames]",
     "n_val_frames": "validation frames, half-way between training frames [frames]",
-    "invariant": "the invariant model's name in the zoo (workflow.MODELS) [-]",
-    "equivariant": "the equivariant model's name in the zoo (workflow.MODELS) [-]",
+    "invariant": "the invariant model's name in the zoo (potentials.MODELS) [-]",
+    "equivariant": "the equivariant model's name in the zoo (potentials.MODELS) [-]",
     "cutoff": "model cutoff radius (paper 000: 0.7) [nm]",
     "model_overrides.deeppot.embedding_features": "DeepPot-SE embedding net widths [-]",
     "model_overrides.deeppot.fitting_features": "DeepPot-SE fitting net widths [-]",
@@ -68,7 +68,7 @@ def base() -> ml_collections.ConfigDict:
     c.cutoff = 0.6  # nm; the paper uses 0.7 (7 Å): 0.6 halves the cost on CPU
     # Constructor fields per model on top of their default_config() (paper values).
     c.model_overrides = ml_collections.ConfigDict(
-        {k: ml_collections.ConfigDict() for k in workflow.MODELS if k not in ("lj", "spline")}
+        {k: ml_collections.ConfigDict() for k in potentials.MODELS if k not in ("lj", "spline")}
     )
     # Adam, cosine decay to 1 % of lr, one frame (512 beads) per update. lr 3e-2 was
     # the best of {3e-3, 1e-2, 3e-2, 1e-1} for DeepPot-SE and Allegro on 10 frames;
@@ -80,7 +80,7 @@ def base() -> ml_collections.ConfigDict:
         )
     )  # fmt: skip
     c.train_overrides = ml_collections.ConfigDict(
-        {k: ml_collections.ConfigDict() for k in workflow.MODELS if k not in ("lj", "spline")}
+        {k: ml_collections.ConfigDict() for k in potentials.MODELS if k not in ("lj", "spline")}
     )
     c.train_overrides.schnet.lr = 1e-2
     c.train_overrides.hipnn.lr = 1e-2

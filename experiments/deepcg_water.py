@@ -159,12 +159,14 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             ).to_dict(),
         )
     )  # fmt: skip
-    pot = workflow.build_potential("deeppot", config.model, cutoff=config.cutoff)
+    pot = potentials.build("deeppot", config.model, cutoff=config.cutoff)
     model = potentials.energy_model(pot, species=frames.species, box=frames.box)
     K = int(config.n_members)
-    stacked, _, metrics = workflow.train_force_matching(
-        model, train_frames, val_frames, config.train, os.path.join(wd.path, "train"),
-        seed=config.seed, n_members=K, progress=config.progress, log=wd.log,
+    stacked, _, metrics = train.fit_force_matching(
+        model, train_frames, val_frames,
+        train.FMSettings.from_config(config.train, seed=config.seed),
+        workdir=os.path.join(wd.path, "train"), n_members=K, progress=config.progress,
+        log=wd.log,
     )  # fmt: skip
 
     def deviation():

@@ -61,8 +61,12 @@ def _train_config(name, config):
     return cfg
 
 
+def _train_settings(name, config):
+    return train.FMSettings.from_config(_train_config(name, config), seed=config.seed)
+
+
 def _potential(name, config, **fixed):
-    return workflow.build_potential(
+    return potentials.build(
         name, config.model_overrides.get(name, None), cutoff=config.cutoff, **fixed
     )
 
@@ -75,9 +79,9 @@ def _train_and_validate(name, n_train, frames, val_idx, stride, reference, confi
         _potential(name, config), species=frames.species, box=frames.box
     )
     try:
-        params, _, metrics = workflow.train_force_matching(
-            model, train_frames, val_frames, _train_config(name, config), wd.sub(tag, "train"),
-            seed=config.seed, progress=config.progress, log=wd.log,
+        params, _, metrics = train.fit_force_matching(
+            model, train_frames, val_frames, _train_settings(name, config),
+            workdir=wd.sub(tag, "train"), progress=config.progress, log=wd.log,
         )  # fmt: skip
     except train.TrainingDiverged as e:  # a result of the study, not a crash
         wd.log(f"{tag}: {e}")
@@ -127,10 +131,9 @@ def _noise_floor(name, frames, train_idx, val_idx, config, wd):
         _potential(name, config), species=frames.species, box=frames.box
     )
     try:
-        _, _, metrics = workflow.train_force_matching(
-            model, train_frames, val_frames, _train_config(name, config),
-            wd.sub(f"floor_{name}", "train"), seed=config.seed, progress=config.progress,
-            log=wd.log,
+        _, _, metrics = train.fit_force_matching(
+            model, train_frames, val_frames, _train_settings(name, config),
+            workdir=wd.sub(f"floor_{name}", "train"), progress=config.progress, log=wd.log,
         )  # fmt: skip
     except train.TrainingDiverged as e:
         wd.log(f"floor_{name}: {e}")

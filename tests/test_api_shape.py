@@ -21,9 +21,7 @@ ALLOWED_LARGE = {
     "cgjax.simulate._runner.run",
     "cgjax.sweep._engine.sweep_force_matching",
     "cgjax.train._dynamics.tune_high_frequency",
-    "cgjax.train._loop.fit",
     "cgjax.train._relative_entropy.relative_entropy",
-    "cgjax.workflow.train_force_matching",
 }
 #: Import cycles between cgjax's subpackages and top-level modules: none.
 ALLOWED_CYCLES: set[str] = set()

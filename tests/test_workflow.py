@@ -1,4 +1,4 @@
-"""cgjax.workflow: the model zoo by name, resumable stages, JSON output."""
+"""cgjax.workflow (resumable stages, JSON output) and the model zoo by name (potentials.build)."""
 
 import json
 import math
@@ -10,7 +10,7 @@ from cgjax import potentials, workflow
 
 
 def test_build_potential_uses_paper_defaults_and_overrides():
-    pot = workflow.build_potential("deeppot", {"fitting_features": [16, 16]}, cutoff=0.6)
+    pot = potentials.build("deeppot", {"fitting_features": [16, 16]}, cutoff=0.6)
     assert isinstance(pot, potentials.DeepPotSE)
     assert pot.cutoff == 0.6 and pot.fitting_features == (16, 16)
     assert pot.embedding_features == tuple(potentials.DeepPotSE.default_config().embedding_features)
@@ -18,9 +18,9 @@ def test_build_potential_uses_paper_defaults_and_overrides():
 
 def test_build_potential_errors_name_the_problem():
     with pytest.raises(ValueError, match=r"unknown model 'deepmd'.*'deeppot'"):
-        workflow.build_potential("deepmd")
+        potentials.build("deepmd")
     with pytest.raises(ValueError, match=r"no field\(s\) \['widht'\]"):
-        workflow.build_potential("allegro", {"widht": 3})
+        potentials.build("allegro", {"widht": 3})
 
 
 def test_stage_runs_once_and_is_read_back(tmp_path):

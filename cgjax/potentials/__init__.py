@@ -6,6 +6,7 @@
 >>> model = potentials.energy_model(pot, species=species, box=box)
 >>> params = model.init_fn(key, R)          # {"lj": {...}, "hf": {...}}
 >>> E = model.energy_fn(params)(R, neighbor=nbrs)   # kJ/mol
+>>> gnn = potentials.build("gnn", config.model, cutoff=0.6)   # the zoo by name (MODELS)
 """
 
 from cgjax.potentials._allegro import Allegro
@@ -35,8 +36,10 @@ from cgjax.potentials._repulsion import (
 from cgjax.potentials._schnet import SchNet
 from cgjax.potentials._species import lookup_pair, pair_table
 from cgjax.potentials._spline import SplinePair, cubic_bspline_basis
+from cgjax.potentials._zoo import MODELS, build
 
 __all__ = [
+    "MODELS",
     "Allegro",
     "HarmonicAngles",
     "HarmonicBonds",
@@ -58,6 +61,7 @@ __all__ = [
     "SoftRepulsion",
     "Sum",
     "Term",
+    "build",
     "build_graph",
     "energy_model",
     "exponential_repulsion",

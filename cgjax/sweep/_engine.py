@@ -61,7 +61,7 @@ class SweepResult(NamedTuple):
 
 
 def sweep_optimizer(n_steps: int, *, clip: bool) -> optax.GradientTransformation:
-    """Adam with cosine decay (as :func:`cgjax.workflow.train_force_matching`), lr traced.
+    """Adam with cosine decay (as :meth:`cgjax.train.FMSettings.optimizer`), lr traced.
 
     ``lr``, ``lr_final_fraction`` and ``clip_norm`` live in the optimizer state
     (``optax.inject_hyperparams``), so each member of a vmapped sweep carries
@@ -132,7 +132,7 @@ def sweep_force_matching(
     ``minibatch_indices(seed_k, s, n_train, batch_size)`` and uses Adam with
     a cosine decay from its own ``lr`` to ``lr * lr_final_fraction`` over
     ``n_steps`` (clipped at ``clip_norm`` when set), the optimizer of
-    :func:`cgjax.workflow.train_force_matching`. All members are updated by one
+    :func:`cgjax.train.fit_force_matching`. All members are updated by one
     ``jax.jit(jax.vmap(update))`` whose member axis is sharded over ``mesh``
     (``NamedSharding(mesh, P("member"))``); the member count is padded to a
     multiple of the mesh size with copies of member 0, dropped afterwards.

@@ -3,10 +3,14 @@
 >>> from cgjax import train
 >>> trainer = train.force_matching(model, optax.adam(1e-3), batch_size=4)
 >>> state = trainer.init_fn(jax.random.key(0), model.init_fn(key, R0))
->>> state = train.fit(trainer, state, train_frames, val_frames, n_steps=1000,
-...                   eval_every=50, checkpoint_every=100, workdir="runs/fm",
-...                   early_stopping_patience=5)
+>>> schedule = train.Schedule(n_steps=1000, eval_every=50, checkpoint_every=100,
+...                           early_stopping_patience=5)
+>>> state = train.fit(trainer, state, train_frames, val_frames, schedule, workdir="runs/fm")
 >>> params = state.best_params
+
+Force matching from a config section, resumable (the experiments' stage):
+``train.fit_force_matching(model, tr, va, train.FMSettings.from_config(config.train),
+workdir=...)``.
 
 Trajectory matching (RDF and MSD losses through diffrax, paper 004):
 ``train.fit_trajectory(train.trajectory_matching(loss, optax.adam(3e-3)), params, 40)``.
@@ -36,8 +40,16 @@ from cgjax.train._ensemble import (
     member_keys,
     model_deviation,
 )
+from cgjax.train._fit_force_matching import FMSettings, fit_force_matching
 from cgjax.train._force_matching import force_matching, tree_all_finite
-from cgjax.train._loop import evaluate, fit, frame_arrays, minibatch_indices, restore_latest
+from cgjax.train._loop import (
+    Schedule,
+    evaluate,
+    fit,
+    frame_arrays,
+    minibatch_indices,
+    restore_latest,
+)
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
 from cgjax.train._relative_entropy import REMResult, REMSettings, relative_entropy
@@ -56,11 +68,13 @@ __all__ = [
     "BisectionResult",
     "BracketError",
     "DynamicsProbe",
+    "FMSettings",
     "HighFrequencyTuning",
     "MSCGFit",
     "REMResult",
     "REMSettings",
     "RepulsionPrior",
+    "Schedule",
     "TrainState",
     "Trainer",
     "TrainingDiverged",
@@ -74,6 +88,7 @@ __all__ = [
     "evaluation_key",
     "exponential_repulsion_from_data",
     "fit",
+    "fit_force_matching",
     "fit_trajectory",
     "fit_spline_pair",
     "force_matching",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -16,7 +17,7 @@ import tqdm.auto
 from cgjax import units
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
-__all__ = ["evaluate", "fit", "frame_arrays", "minibatch_indices", "restore_latest"]
+__all__ = ["Schedule", "evaluate", "fit", "frame_arrays", "minibatch_indices", "restore_latest"]
 
 
 def frame_arrays(frames: Any, name: str) -> dict[str, np.ndarray]:
@@ -202,23 +203,145 @@ def _stopped(state: TrainState, patience: int | None) -> bool:
     return patience is not None and bool(np.all(np.asarray(state.bad_epochs) >= patience))
 
 
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """When :func:`fit` updates, evaluates, checkpoints and stops. Frozen; validated.
+
+    Attributes:
+      n_steps: total number of updates (counting those before a resume).
+      eval_every: updates between evaluations (and one at the end).
+      checkpoint_every: updates between checkpoints (and one at the end).
+      early_stopping_patience: stop after this many evaluations without a
+        lower validation loss (all members, for an ensemble); ``None``: never.
+      seed: seed of the batch order (the batch of update ``s`` depends only
+        on ``(seed, s)``).
+
+    Raises:
+      ValueError: naming the field and the value.
+    """
+
+    n_steps: int
+    eval_every: int
+    checkpoint_every: int
+    early_stopping_patience: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_steps", "eval_every", "checkpoint_every"):
+            v = int(getattr(self, name))
+            if v < 1:
+                raise ValueError(f"{name} must be a positive number of updates, got {v}")
+            object.__setattr__(self, name, v)
+        patience = self.early_stopping_patience
+        if patience is not None:
+            if int(patience) < 0:
+                raise ValueError(
+                    f"early_stopping_patience must be >= 0 evaluations or None, got {patience}"
+                )
+            object.__setattr__(self, "early_stopping_patience", int(patience))
+        object.__setattr__(self, "seed", int(self.seed))
+
+    def replace(self, **changes: Any) -> Schedule:
+        """A copy with ``changes`` (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_config(cls, cfg: Any, *, seed: int = 0) -> Schedule:
+        """From a ``train`` config section: ``n_steps``, ``eval_every``,
+        ``checkpoint_every`` and optional ``patience`` (evaluations)."""
+        return cls(
+            n_steps=int(cfg.n_steps),
+            eval_every=int(cfg.eval_every),
+            checkpoint_every=int(cfg.checkpoint_every),
+            early_stopping_patience=cfg.get("patience", None),
+            seed=seed,
+        )
+
+
+def _batches(trainer: Trainer, train_sets: list, seed: int) -> Callable[[int], Any]:
+    """``batch_of(step)``: the batch of update ``step`` (stacked per member when needed)."""
+    for a in train_sets:  # checks batch_size <= frames
+        minibatch_indices(seed, 0, a["positions"].shape[0], trainer.batch_size)
+
+    def batch_of(step: int) -> dict[str, np.ndarray]:
+        chunks = []
+        for a in train_sets:
+            idx = minibatch_indices(seed, step, a["positions"].shape[0], trainer.batch_size)
+            chunks.append({k: v[idx] for k, v in a.items()})
+        return (
+            jax.tree.map(lambda *x: np.stack(x), *chunks) if trainer.member_batches else chunks[0]
+        )
+
+    return batch_of
+
+
+def _open_workdir(workdir: str | None, max_to_keep: int, state: TrainState):
+    """``(manager, metrics_path, state)``: the latest checkpoint restored, later metrics cut."""
+    if workdir is None:
+        return None, None, state
+    os.makedirs(workdir, exist_ok=True)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    mgr = _checkpoint_manager(workdir, max_to_keep)
+    latest = mgr.latest_step()
+    if latest is not None:
+        state = mgr.restore(latest, args=ocp.args.StandardRestore(state))
+        _trim_metrics(metrics_path, int(latest))
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    return mgr, metrics_path, state
+
+
+def _update(trainer: Trainer, state: TrainState, batch: Any, step: int, write: Callable):
+    """``(trainer, new_state, metrics, reallocated)``: one update, rerun after overflows."""
+    new_state, metrics = trainer.update_fn(state, batch)
+    reallocated = 0
+    while np.any(np.asarray(metrics.get("overflow", False))):
+        if trainer.reallocate is None:
+            raise ValueError(
+                f"the neighbor list overflowed at step {step + 1} and this trainer "
+                "cannot reallocate it; allocate it with cgjax.allocate_neighbor_list "
+                "over all training frames (or more capacity)"
+            )
+        trainer = trainer.reallocate(batch["positions"])
+        reallocated += 1
+        write(f"neighbor list overflowed at step {step + 1}: reallocated, rerunning")
+        new_state, metrics = trainer.update_fn(state, batch)
+    return trainer, new_state, metrics, reallocated
+
+
+def _validate(trainer, state, val, record, done, patience, mgr, write):
+    """Evaluates ``state.params`` on ``val`` into ``record``; ``(trainer, state, stop)``."""
+    err, trainer = _evaluate(trainer, state.params, val, write)
+    if not np.all(np.isfinite(err["mse"])):
+        raise _diverged(done, f"validation loss = {err['mse']}", mgr)
+    state = record_validation(state, err["mse"])
+    rmse = np.asarray(err["rmse"])
+    record.update(
+        val_loss=err["mse"],
+        val_force_rmse=err["rmse"],
+        val_force_mae=err["mae"],
+        val_force_rmse_kcal_per_mol_per_A=(rmse / units.kcal_per_mol_per_angstrom).tolist(),
+        best_val_loss=np.asarray(state.best_val).tolist(),
+        bad_epochs=np.asarray(state.bad_epochs).tolist(),
+    )
+    stop = _stopped(state, patience)
+    record["early_stopped"] = stop
+    return trainer, state, stop
+
+
 def fit(
     trainer: Trainer,
     state: TrainState,
     train_frames: Any,
     val_frames: Any,
+    schedule: Schedule,
     *,
-    n_steps: int,
-    eval_every: int,
-    checkpoint_every: int,
     workdir: str | None,
-    early_stopping_patience: int | None = None,
-    seed: int = 0,
     max_to_keep: int = 3,
     log: Callable[[dict], None] | None = None,
     progress: bool = True,
 ) -> TrainState:
-    """Runs ``trainer`` for ``n_steps`` updates with evaluation, checkpoints and resume.
+    """Runs ``trainer`` as ``schedule`` says, with evaluation, checkpoints and resume.
 
     Files in ``workdir``: ``metrics.jsonl`` (one JSON object per evaluation:
     ``step``, ``train_loss`` (mean since the last evaluation), ``val_loss``
@@ -241,13 +364,9 @@ def fit(
         them (member ``k`` trains and validates on its own sets, e.g. from
         :func:`kfold_indices`). ``val_frames=None`` skips validation (and
         early stopping).
-      n_steps: total number of updates (counting those before a resume).
-      eval_every: updates between evaluations (and one at the end).
-      checkpoint_every: updates between checkpoints (and one at the end).
+      schedule: a :class:`Schedule` (updates, evaluation and checkpoint
+        intervals, early-stopping patience, batch-order seed).
       workdir: where metrics and checkpoints go; ``None`` writes nothing.
-      early_stopping_patience: stop after this many evaluations without a
-        lower validation loss (all members, for an ensemble); ``None``: never.
-      seed: seed of the batch order.
       max_to_keep: checkpoints kept.
       log: called with each metrics record.
       progress: show a tqdm progress bar.
@@ -257,47 +376,21 @@ def fit(
       lowest validation loss.
 
     Raises:
+      TypeError: ``schedule`` is not a :class:`Schedule`.
       ValueError: on empty splits, missing or non-finite data.
       TrainingDiverged: when the loss, gradients or parameters become NaN or
         inf; the checkpoint directory keeps the last good step.
     """
+    if not isinstance(schedule, Schedule):
+        raise TypeError(f"schedule must be a train.Schedule, got {type(schedule).__name__}")
+    n_steps, patience = schedule.n_steps, schedule.early_stopping_patience
     train = _member_sets(train_frames, "train_frames", trainer)
     val = None if val_frames is None else _member_sets(val_frames, "val_frames", trainer)
-    train_sets = train if isinstance(train, list) else [train]
-    n_steps, eval_every, checkpoint_every = int(n_steps), int(eval_every), int(checkpoint_every)
-    for key, v in (
-        ("n_steps", n_steps),
-        ("eval_every", eval_every),
-        ("checkpoint_every", checkpoint_every),
-    ):
-        if v < 1:
-            raise ValueError(f"{key} must be a positive number of updates, got {v}")
-    for a in train_sets:  # checks batch_size <= frames
-        minibatch_indices(seed, 0, a["positions"].shape[0], trainer.batch_size)
-
-    def batch_of(step: int) -> dict[str, np.ndarray]:
-        chunks = []
-        for a in train_sets:
-            idx = minibatch_indices(seed, step, a["positions"].shape[0], trainer.batch_size)
-            chunks.append({k: v[idx] for k, v in a.items()})
-        return (
-            jax.tree.map(lambda *x: np.stack(x), *chunks) if trainer.member_batches else chunks[0]
-        )
-
-    mgr = metrics_path = None
-    if workdir is not None:
-        os.makedirs(workdir, exist_ok=True)
-        metrics_path = os.path.join(workdir, "metrics.jsonl")
-        mgr = _checkpoint_manager(workdir, max_to_keep)
-        latest = mgr.latest_step()
-        if latest is not None:
-            state = mgr.restore(latest, args=ocp.args.StandardRestore(state))
-            _trim_metrics(metrics_path, int(latest))
-        elif os.path.exists(metrics_path):
-            os.remove(metrics_path)
+    batch_of = _batches(trainer, train if isinstance(train, list) else [train], schedule.seed)
+    mgr, metrics_path, state = _open_workdir(workdir, max_to_keep, state)
     # A state that has already been trained goes on from its own step.
     start = int(np.max(np.asarray(state.step)))
-    if start >= n_steps or _stopped(state, early_stopping_patience):
+    if start >= n_steps or _stopped(state, patience):
         return state
 
     def save(state: TrainState) -> None:
@@ -316,19 +409,10 @@ def fit(
     bar = tqdm.auto.tqdm(total=n_steps, initial=start, disable=not progress, desc="train")
     try:
         for step in range(start, n_steps):
-            batch = batch_of(step)
-            new_state, metrics = trainer.update_fn(state, batch)
-            while np.any(np.asarray(metrics.get("overflow", False))):
-                if trainer.reallocate is None:
-                    raise ValueError(
-                        f"the neighbor list overflowed at step {step + 1} and this trainer "
-                        "cannot reallocate it; allocate it with cgjax.allocate_neighbor_list "
-                        "over all training frames (or more capacity)"
-                    )
-                trainer = trainer.reallocate(batch["positions"])
-                reallocations += 1
-                bar.write(f"neighbor list overflowed at step {step + 1}: reallocated, rerunning")
-                new_state, metrics = trainer.update_fn(state, batch)
+            trainer, new_state, metrics, grew = _update(
+                trainer, state, batch_of(step), step, bar.write
+            )
+            reallocations += grew
             loss = np.asarray(metrics["loss"], np.float64)
             if not np.all(np.asarray(metrics["finite"])):
                 raise _diverged(step + 1, f"loss = {loss.tolist()}", mgr)
@@ -341,36 +425,22 @@ def fit(
             bar.update(1)
             bar.set_postfix(loss=float(np.mean(loss)))
             stop = evaluated = False
-            if done % eval_every == 0 or done == n_steps:
+            if done % schedule.eval_every == 0 or done == n_steps:
                 record: dict[str, Any] = {"step": done, "train_loss": np.mean(window, 0).tolist()}
                 if reallocations:
                     record["neighbor_reallocations"] = reallocations
                 window = []
                 if val is not None:
-                    err, trainer = _evaluate(trainer, state.params, val, bar.write)
-                    if not np.all(np.isfinite(err["mse"])):
-                        raise _diverged(done, f"validation loss = {err['mse']}", mgr)
-                    evaluated = True
-                    state = record_validation(state, err["mse"])
-                    rmse = np.asarray(err["rmse"])
-                    record.update(
-                        val_loss=err["mse"],
-                        val_force_rmse=err["rmse"],
-                        val_force_mae=err["mae"],
-                        val_force_rmse_kcal_per_mol_per_A=(
-                            rmse / units.kcal_per_mol_per_angstrom
-                        ).tolist(),
-                        best_val_loss=np.asarray(state.best_val).tolist(),
-                        bad_epochs=np.asarray(state.bad_epochs).tolist(),
+                    trainer, state, stop = _validate(
+                        trainer, state, val, record, done, patience, mgr, bar.write
                     )
-                    stop = _stopped(state, early_stopping_patience)
-                    record["early_stopped"] = stop
+                    evaluated = True
                 if metrics_path is not None:
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
                 if log is not None:
                     log(record)
-            if done % checkpoint_every == 0 or done == n_steps or stop:
+            if done % schedule.checkpoint_every == 0 or done == n_steps or stop:
                 if evaluated or done == n_steps or stop:
                     save(state)
                 else:

@@ -35,13 +35,14 @@ def test_member_equals_the_same_config_trained_alone():
         cfg = configs[k]
         opt = optax.adam(
             optax.cosine_decay_schedule(cfg.train.lr, cfg.train.n_steps, alpha=0.1)
-        )  # the optimizer of workflow.train_force_matching
+        )  # the optimizer of train.fit_force_matching
         single = train.force_matching(model, opt, batch_size=cfg.train.batch_size)
         key = jax.random.key(cfg.seed)
         state = single.init_fn(key, model.init_fn(key, tr["positions"][0]))
         state = train.fit(
-            single, state, tr, va, n_steps=cfg.train.n_steps, eval_every=10,
-            checkpoint_every=20, workdir=None, seed=cfg.seed, progress=False,
+            single, state, tr, va,
+            train.Schedule(cfg.train.n_steps, eval_every=10, checkpoint_every=20, seed=cfg.seed),
+            workdir=None, progress=False,
         )  # fmt: skip
         member = res.members[k]
         np.testing.assert_allclose(

@@ -59,8 +59,9 @@ def test_k_members_train_in_one_jit_and_differ_only_by_seed(setup, tmp_path):
         assert same(member(params, k), expect)
     state = ens.init_fn(jax.random.key(1), params)
     records = []
-    kw = dict(n_steps=6, eval_every=3, checkpoint_every=3, progress=False)
-    final = train.fit(ens, state, tr, va, workdir=str(tmp_path), log=records.append, **kw)
+    kw = dict(progress=False)
+    schedule = train.Schedule(n_steps=6, eval_every=3, checkpoint_every=3)
+    final = train.fit(ens, state, tr, va, schedule, workdir=str(tmp_path), log=records.append, **kw)
     assert len(traces) == 1 and ens.update_fn._cache_size() == 1  # one trace for all K and steps
     assert np.shape(final.step) == (K,) and np.all(np.asarray(final.step) == 6)
     assert len(records[-1]["val_force_rmse"]) == K and len(records[-1]["train_loss"]) == K
@@ -74,7 +75,9 @@ def test_k_members_train_in_one_jit_and_differ_only_by_seed(setup, tmp_path):
             assert not np.allclose(w[i], w[j])
     # Same seed for every member, same data: identical members.
     params0 = jax.tree.map(lambda x: jnp.repeat(x[:1], K, axis=0), params)
-    final0 = train.fit(ens, ens.init_fn(jax.random.key(1), params0), tr, va, workdir=None, **kw)
+    final0 = train.fit(
+        ens, ens.init_fn(jax.random.key(1), params0), tr, va, schedule, workdir=None, **kw
+    )
     for k in range(1, K):
         assert same(member(final0.params, k), member(final0.params, 0))
     assert same(member(final0.params, 0), member(final.params, 0))  # member 0 kept its seed
@@ -133,14 +136,17 @@ def test_kfold_ensemble_trains_each_member_on_its_fold(setup, tmp_path):
     params = train.init_ensemble_params(model, jax.random.key(0), R[0], K)
     state = ens.init_fn(jax.random.key(1), params)
     records = []
-    kw = dict(n_steps=4, eval_every=4, checkpoint_every=4, progress=False, seed=3)
-    final = train.fit(ens, state, trs, vas, workdir=str(tmp_path), log=records.append, **kw)
+    kw = dict(progress=False)
+    schedule = train.Schedule(n_steps=4, eval_every=4, checkpoint_every=4, seed=3)
+    final = train.fit(
+        ens, state, trs, vas, schedule, workdir=str(tmp_path), log=records.append, **kw
+    )
     with pytest.raises(ValueError, match="list of K = 4"):
-        train.fit(ens, state, trs[0], vas, workdir=None, **kw)
+        train.fit(ens, state, trs[0], vas, schedule, workdir=None, **kw)
     # Member k: its own fold, its own batch order over that fold, its own validation.
     k = 1
     s = alone.init_fn(jax.random.key(1), member(params, k))
-    s = train.fit(alone, s, trs[k], vas[k], workdir=None, **kw)
+    s = train.fit(alone, s, trs[k], vas[k], schedule, workdir=None, **kw)
     for x, y in zip(
         jax.tree.leaves(s.params), jax.tree.leaves(member(final.params, k)), strict=True
     ):

@@ -100,7 +100,7 @@ def test_recovers_lennard_jones(model, frames, tmp_path):
     tr, va = split(frames)
     records = []
     state = train.fit(
-        trainer, state, tr, va, n_steps=300, eval_every=100, checkpoint_every=300,
+        trainer, state, tr, va, train.Schedule(n_steps=300, eval_every=100, checkpoint_every=300),
         workdir=str(tmp_path), log=records.append, progress=False,
     )  # fmt: skip
     sigma, eps = float(state.params["sigma"][0, 0]), float(state.params["epsilon"][0, 0])
@@ -128,18 +128,19 @@ def test_bad_input(model, frames):
         jax.random.key(0), {"sigma": jnp.ones((1, 1)), "epsilon": jnp.ones((1, 1))}
     )
     tr, va = split(frames)
-    kw = dict(n_steps=1, eval_every=1, checkpoint_every=1, workdir=None, progress=False)
+    kw = dict(workdir=None, progress=False)
+    one = train.Schedule(n_steps=1, eval_every=1, checkpoint_every=1)
     bad = dict(tr, forces=tr["forces"].copy())
     bad["forces"][3, 5, 1] = np.nan
     with pytest.raises(ValueError, match=r"train_frames\.forces.*non-finite.*\(3, 5, 1\)"):
-        train.fit(trainer, state, bad, va, **kw)
+        train.fit(trainer, state, bad, va, one, **kw)
     empty = {k: v[:0] for k, v in va.items()}
     with pytest.raises(ValueError, match="val_frames has zero frames"):
-        train.fit(trainer, state, tr, empty, **kw)
+        train.fit(trainer, state, tr, empty, one, **kw)
     with pytest.raises(ValueError, match="forces are missing"):
-        train.fit(trainer, state, {"positions": tr["positions"]}, va, **kw)
+        train.fit(trainer, state, {"positions": tr["positions"]}, va, one, **kw)
     with pytest.raises(ValueError, match="batch_size 4 exceeds"):
-        train.fit(trainer, state, {k: v[:3] for k, v in tr.items()}, va, **kw)
+        train.fit(trainer, state, {k: v[:3] for k, v in tr.items()}, va, one, **kw)
     # Frames validates its own arrays (and names them).
     with pytest.raises(ValueError, match="forces has 1 non-finite"):
         data.Frames(bad["positions"], np.zeros(N, int), np.ones(N), forces=bad["forces"])
@@ -154,7 +155,7 @@ def test_divergence_keeps_last_good_checkpoint(model, frames, tmp_path):
     tr, va = split(frames)
     with pytest.raises(train.TrainingDiverged, match=r"diverged at step \d+") as err:
         train.fit(
-            trainer, state, tr, va, n_steps=40, eval_every=2, checkpoint_every=2,
+            trainer, state, tr, va, train.Schedule(n_steps=40, eval_every=2, checkpoint_every=2),
             workdir=str(tmp_path), progress=False,
         )  # fmt: skip
     assert isinstance(err.value, ValueError)
@@ -193,13 +194,14 @@ def test_neighbor_list_matches_all_pairs(model, frames):
     assert wide.reallocate is not None
     assert wide.neighbor.idx.shape[-1] >= 1.25 * small.idx.shape[-1]
     records = []
+    two = train.Schedule(n_steps=2, eval_every=2, checkpoint_every=2)
     state = train.fit(
-        short, short.init_fn(jax.random.key(0), p0), tr, va, n_steps=2, eval_every=2,
-        checkpoint_every=2, workdir=None, progress=False, log=records.append,
+        short, short.init_fn(jax.random.key(0), p0), tr, va, two, workdir=None, progress=False,
+        log=records.append,
     )  # fmt: skip
     ref = train.fit(
-        all_pairs, all_pairs.init_fn(jax.random.key(0), p0), tr, va, n_steps=2, eval_every=2,
-        checkpoint_every=2, workdir=None, progress=False,
+        all_pairs, all_pairs.init_fn(jax.random.key(0), p0), tr, va, two, workdir=None,
+        progress=False,
     )  # fmt: skip
     assert records[-1]["neighbor_reallocations"] >= 1
     np.testing.assert_allclose(state.params["sigma"], ref.params["sigma"], rtol=1e-10)
@@ -224,7 +226,7 @@ def test_spce_gnn_with_neighbor_list(tmp_path):
     state = trainer.init_fn(jax.random.key(0), params)
     records = []
     state = train.fit(
-        trainer, state, trf, vaf, n_steps=20, eval_every=10, checkpoint_every=10,
+        trainer, state, trf, vaf, train.Schedule(n_steps=20, eval_every=10, checkpoint_every=10),
         workdir=str(tmp_path), log=records.append, progress=False,
     )  # fmt: skip
     assert state.params["embedding"]["embedding"].dtype == jnp.float32
@@ -244,8 +246,9 @@ def test_frozen_prior_learns_only_the_correction(frames):
     tr, va = split(frames)
     trainer = train.force_matching(model, optax.adam(1e-2), batch_size=4, frozen=("prior",))
     state = train.fit(
-        trainer, trainer.init_fn(jax.random.key(0), p0), tr, va, n_steps=20, eval_every=20,
-        checkpoint_every=20, workdir=None, progress=False,
+        trainer, trainer.init_fn(jax.random.key(0), p0), tr, va,
+        train.Schedule(n_steps=20, eval_every=20, checkpoint_every=20), workdir=None,
+        progress=False,
     )  # fmt: skip
     assert jax.tree.all(jax.tree.map(np.array_equal, state.params["prior"], p0["prior"]))
     assert abs(float(state.params["lj"]["sigma"][0, 0]) - 0.32) > 1e-3
@@ -253,3 +256,19 @@ def test_frozen_prior_learns_only_the_correction(frames):
         train.force_matching(model, optax.adam(1e-2), batch_size=4, frozen=("prio",)).init_fn(
             jax.random.key(0), p0
         )
+
+
+def test_fm_settings_from_config_validate_and_build_the_loop():
+    section = {"lr": 3e-2, "n_steps": 600, "batch_size": 2, "eval_every": 50,
+               "checkpoint_every": 50, "clip_norm": 100.0, "train_stride": 5}  # fmt: skip
+    s = train.FMSettings.from_config(section, seed=3, frozen=["lj"])
+    assert s.frozen == ("lj",) and s.lr_final_fraction == 0.01 and s.patience is None
+    assert s.schedule() == train.Schedule(600, 50, 50, early_stopping_patience=None, seed=3)
+    with pytest.raises(ValueError, match=r"FMSettings.lr must be a positive learning rate"):
+        train.FMSettings.from_config({**section, "lr": -1.0})
+    with pytest.raises(ValueError, match=r"FMSettings.clip_norm"):
+        train.FMSettings.from_config({**section, "clip_norm": 0.0})
+    with pytest.raises(ValueError, match=r"checkpoint_every must be a positive"):
+        train.FMSettings.from_config({**section, "checkpoint_every": 0})
+    with pytest.raises(ValueError, match=r"\['seed'\] set both"):
+        train.FMSettings.from_config({**section, "seed": 1}, seed=2)

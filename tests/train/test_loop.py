@@ -42,7 +42,8 @@ namespace: dict = {}
 exec(SETUP, namespace)  # the same setup runs in the killed subprocess
 setup = namespace["setup"]
 
-KW = dict(eval_every=2, checkpoint_every=4, seed=5, progress=False)
+SCHEDULE = train.Schedule(n_steps=12, eval_every=2, checkpoint_every=4, seed=5)
+KW = dict(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def problem():
 def uninterrupted(problem, tmp_path_factory):
     trainer, state, tr, va = problem
     workdir = tmp_path_factory.mktemp("straight")
-    final = train.fit(trainer, state, tr, va, n_steps=12, workdir=str(workdir), **KW)
+    final = train.fit(trainer, state, tr, va, SCHEDULE, workdir=str(workdir), **KW)
     return final, workdir
 
 
@@ -95,11 +96,11 @@ def test_resume_in_process_matches_uninterrupted(problem, uninterrupted, tmp_pat
             raise Killed  # after the step-8 checkpoint, before the step-12 one
 
     with pytest.raises(Killed):
-        train.fit(trainer, state, tr, va, n_steps=12, workdir=str(tmp_path), log=kill_at_10, **KW)
+        train.fit(trainer, state, tr, va, SCHEDULE, workdir=str(tmp_path), log=kill_at_10, **KW)
     assert train.restore_latest(str(tmp_path), state).step == 8
     seen = []
     resumed = train.fit(
-        trainer, state, tr, va, n_steps=12, workdir=str(tmp_path), log=seen.append, **KW
+        trainer, state, tr, va, SCHEDULE, workdir=str(tmp_path), log=seen.append, **KW
     )
     assert [r["step"] for r in seen] == [10, 12]  # it went on from step 8
     assert int(resumed.step) == 12
@@ -111,7 +112,7 @@ def test_resume_in_process_matches_uninterrupted(problem, uninterrupted, tmp_pat
     for ra, rb in zip(a, b, strict=True):
         assert ra["val_loss"] == pytest.approx(rb["val_loss"], rel=1e-12)
     # Rerunning a finished run restores and returns at once.
-    again = train.fit(trainer, state, tr, va, n_steps=12, workdir=str(tmp_path), **KW)
+    again = train.fit(trainer, state, tr, va, SCHEDULE, workdir=str(tmp_path), **KW)
     assert_same_state(again, final)
 
 
@@ -125,7 +126,7 @@ def test_resume_after_sigkill(problem, uninterrupted, tmp_path):
         + textwrap.dedent(f"""
         import time
         trainer, state, tr, va = setup()
-        train.fit(trainer, state, tr, va, n_steps=12, workdir={str(tmp_path / "w")!r},
+        train.fit(trainer, state, tr, va, train.{SCHEDULE!r}, workdir={str(tmp_path / "w")!r},
                   log=lambda r: time.sleep(2.0), **{KW!r})
         """)
     )
@@ -151,7 +152,7 @@ def test_resume_after_sigkill(problem, uninterrupted, tmp_path):
     assert 0 < int(restored.step) < 12
     seen = []
     resumed = train.fit(
-        trainer, state, tr, va, n_steps=12, workdir=str(tmp_path / "w"), log=seen.append, **KW
+        trainer, state, tr, va, SCHEDULE, workdir=str(tmp_path / "w"), log=seen.append, **KW
     )
     assert seen[0]["step"] > int(restored.step)
     assert_same_state(resumed, final)
@@ -162,9 +163,11 @@ def test_early_stopping_keeps_best_params(tmp_path):
     lr = optax.piecewise_constant_schedule(1e-3, {2: 0.0})
     trainer, state, tr, va = setup(optax.adam, lr)
     records = []
+    patient = train.Schedule(
+        n_steps=100, eval_every=2, checkpoint_every=50, early_stopping_patience=3
+    )
     final = train.fit(
-        trainer, state, tr, va, n_steps=100, eval_every=2, checkpoint_every=50,
-        workdir=str(tmp_path), early_stopping_patience=3, progress=False, log=records.append,
+        trainer, state, tr, va, patient, workdir=str(tmp_path), progress=False, log=records.append,
     )  # fmt: skip
     # Evaluations at 2 (best), 4, 6, 8 (three without improvement): stop at step 8.
     assert [r["step"] for r in records] == [2, 4, 6, 8]
@@ -174,8 +177,7 @@ def test_early_stopping_keeps_best_params(tmp_path):
     assert train.restore_latest(str(tmp_path), state).step == 8
     # A rerun finds the stopped run and does nothing more.
     again = train.fit(
-        trainer, state, tr, va, n_steps=100, eval_every=2, checkpoint_every=50,
-        workdir=str(tmp_path), early_stopping_patience=3, progress=False,
+        trainer, state, tr, va, patient, workdir=str(tmp_path), progress=False,
     )  # fmt: skip
     assert_same_state(again, final)
     np.testing.assert_allclose(final.best_params["sigma"], final.params["sigma"], rtol=1e-12)
@@ -185,6 +187,17 @@ def test_early_stopping_keeps_best_params(tmp_path):
 def test_continuing_a_state_in_memory_matches_one_run(problem, uninterrupted):
     trainer, state, tr, va = problem
     final, _ = uninterrupted
-    half = train.fit(trainer, state, tr, va, n_steps=6, workdir=None, **KW)
+    half = train.fit(trainer, state, tr, va, SCHEDULE.replace(n_steps=6), workdir=None, **KW)
     assert int(half.step) == 6
-    assert_same_state(train.fit(trainer, half, tr, va, n_steps=12, workdir=None, **KW), final)
+    assert_same_state(train.fit(trainer, half, tr, va, SCHEDULE, workdir=None, **KW), final)
+
+
+def test_schedule_is_validated_and_fit_wants_one(problem):
+    with pytest.raises(ValueError, match="eval_every must be a positive number of updates, got 0"):
+        train.Schedule(n_steps=4, eval_every=0, checkpoint_every=1)
+    with pytest.raises(ValueError, match="early_stopping_patience must be >= 0"):
+        train.Schedule(n_steps=4, eval_every=1, checkpoint_every=1, early_stopping_patience=-1)
+    assert SCHEDULE.replace(n_steps=6).n_steps == 6 and SCHEDULE.seed == 5
+    trainer, state, tr, va = problem
+    with pytest.raises(TypeError, match="schedule must be a train.Schedule"):
+        train.fit(trainer, state, tr, va, {"n_steps": 4}, workdir=None)

@@ -16,7 +16,6 @@ api_shape = load_module(os.path.join(ROOT, "scripts", "api_shape.py"), "cgjax_ap
 
 #: Public functions with > 10 parameters or > 100 lines of code (issue 17), by name.
 ALLOWED_LARGE = {
-    "cgjax.reference._generate.generate",
     "cgjax.simulate._differentiable.simulate_differentiable",
     "cgjax.simulate._runner.run",
     "cgjax.sweep._engine.sweep_force_matching",

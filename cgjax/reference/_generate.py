@@ -13,7 +13,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -167,6 +167,140 @@ def _progress(total, desc, enabled):
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled, leave=False)
 
 
+class _Setup(NamedTuple):
+    """The built system of a resolved config (lengths nm, masses amu)."""
+
+    c: GenerationConfig
+    spec: Any
+    system: Any  # openmm.System
+    L: float  # cube edge (nm)
+    masses: np.ndarray  # [n_atoms] amu
+    dof: int  # kinetic degrees of freedom
+    n_save: int  # steps between saved frames
+
+
+def _setup(config: GenerationConfig) -> tuple[_Setup, np.ndarray]:
+    """The resolved config's system and its lattice start ``[n_atoms, 3]`` (nm)."""
+    c = config.resolved()
+    spec = SYSTEMS[c.system]
+    rng = np.random.default_rng(c.seed)
+    L = box_length(c.n_molecules, spec.molecule.mass, c.density)
+    system = build_system(spec, c.n_molecules, L, cutoff=c.cutoff)
+    R0 = initial_positions(spec, c.n_molecules, L, rng)
+    masses = np.asarray([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
+    dof = 3 * system.getNumParticles() - system.getNumConstraints() - 3
+    n_save = c._steps(c.save_every, "save_every")
+    return _Setup(c, spec, system, L, masses, dof, n_save), R0
+
+
+def _equilibrate(openmm, s: _Setup, R0: np.ndarray, timings: dict, progress: bool) -> Any:
+    """Minimisation and Langevin equilibration; the final OpenMM state."""
+    c, T = s.c, s.c.temperature
+    t_start = time.perf_counter()
+    langevin = openmm.LangevinMiddleIntegrator(T, c.friction, c.dt * units.fs)
+    langevin.setRandomNumberSeed(c.seed + 1)  # 0 would mean "pick one at random"
+    ctx = _context(openmm, s.system, langevin, c)
+    ctx.setPositions(R0)
+    # Lattice starts overlap little; 10 kJ/mol/nm is OpenMM's default tolerance.
+    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 0)
+    ctx.setVelocitiesToTemperature(T, c.seed + 1)
+    timings["setup_s"] = time.perf_counter() - t_start
+    n_equil = c._steps(c.equilibration, "equilibration") if c.equilibration else 0
+    t0 = time.perf_counter()
+    with _progress(math.ceil(n_equil / s.n_save), f"{c.system} equilibrate", progress) as bar:
+        done = 0
+        while done < n_equil:
+            k = min(s.n_save, n_equil - done)
+            langevin.step(k)
+            done += k
+            R, V, _, _ = _snapshot(ctx, forces=False)
+            T_now = kinetic_temperature(V, s.masses, s.dof)
+            _check(R, V, None, T_now, T, "equilibration")
+            bar.set_postfix(T=f"{T_now:.1f}")
+            bar.update()
+    timings["equilibration_s"] = time.perf_counter() - t0
+    return ctx.getState(getPositions=True, getVelocities=True)
+
+
+def _produce(openmm, s: _Setup, state: Any, keep_aa: bool, timings: dict, progress: bool):
+    """Nose-Hoover production from ``state``, mapped to centres of mass as it goes.
+
+    Returns ``(context, cg, aa, temperatures (K), energies (kJ/mol))``; ``cg``
+    and ``aa`` are dicts of per-frame lists (``aa`` empty unless ``keep_aa``).
+    """
+    from cgjax import data
+
+    c, T = s.c, s.c.temperature
+    nose_hoover = openmm.NoseHooverIntegrator(T, c.collision_frequency, c.dt * units.fs)
+    ctx = _context(openmm, s.system, nose_hoover, c)
+    ctx.setPositions(state.getPositions())
+    ctx.setVelocities(state.getVelocities())
+    species, _ = atom_species(s.spec, c.n_molecules)
+    cg_map = data.center_of_mass_map(molecule_index(s.spec, c.n_molecules), s.masses)
+    n_frames = round(c.production / c.save_every)
+    out_dtype = np.dtype(c.dtype)
+    cg = {"positions": [], "forces": [], "velocities": []}
+    aa = {"positions": [], "forces": [], "velocities": []}
+    temps, energies = [], []
+    t0 = time.perf_counter()
+    with _progress(n_frames, f"{c.system} production", progress) as bar:
+        for _ in range(n_frames):
+            nose_hoover.step(s.n_save)
+            R, V, F, U = _snapshot(ctx, forces=True)
+            T_now = kinetic_temperature(V, s.masses, s.dof)
+            _check(R, V, F, T_now, T, "production")
+            aa_frame = data.Frames(
+                R[None], species, s.masses, forces=F[None], velocities=V[None], box=np.eye(3) * s.L
+            )
+            mapped = cg_map.apply(aa_frame)
+            # Constraint forces are internal to each molecule and cancel in the
+            # per-molecule sum, so summed AA forces (which OpenMM reports without
+            # them) are the exact CG forces even for rigid water.
+            cg["positions"].append(np.asarray(mapped.positions[0], out_dtype))
+            cg["forces"].append(np.asarray(mapped.forces[0], out_dtype))
+            if c.velocities:
+                cg["velocities"].append(np.asarray(mapped.velocities[0], out_dtype))
+            if keep_aa:
+                aa["positions"].append(R.astype(out_dtype))
+                aa["forces"].append(F.astype(out_dtype))
+                if c.velocities:
+                    aa["velocities"].append(V.astype(out_dtype))
+            temps.append(T_now)
+            energies.append(U)
+            bar.set_postfix(T=f"{T_now:.1f}")
+            bar.update()
+    timings["production_s"] = time.perf_counter() - t0
+    steps = n_frames * s.n_save
+    timings["production_steps_per_s"] = steps / max(timings["production_s"], 1e-9)
+    return ctx, cg, aa, np.asarray(temps), np.asarray(energies)
+
+
+def _provenance(openmm, s: _Setup, ctx: Any, timings: dict, extra: dict | None) -> dict:
+    from cgjax import data
+
+    c, T = s.c, s.c.temperature
+    return data.provenance(
+        "cgjax.reference",
+        config=dataclasses.asdict(c),
+        system=s.spec.describe(),
+        box_nm=s.L,
+        n_atoms=s.system.getNumParticles(),
+        n_constraints=s.system.getNumConstraints(),
+        kinetic_dof=s.dof,
+        openmm_version=openmm.__version__,
+        openmm_platform=ctx.getPlatform().getName(),
+        platform_threads=_threads(ctx),
+        timings=timings,
+        integrators={
+            "equilibration": f"LangevinMiddleIntegrator(T={T} K, friction={c.friction}/ps, "
+            f"dt={c.dt} fs)",
+            "production": f"NoseHooverIntegrator(T={T} K, collision_frequency="
+            f"{c.collision_frequency}/ps, chain_length=3, dt={c.dt} fs)",
+        },
+        **(extra or {}),
+    )
+
+
 def generate(
     config: GenerationConfig,
     *,
@@ -194,7 +328,8 @@ def generate(
       provenance: extra provenance entries (e.g. the command line).
 
     Returns:
-      ``(cg, aa)``: :class:`cgjax.data.Frames`; ``aa`` is ``None`` unless ``keep_aa``.
+      ``(cg, aa)``: :class:`cgjax.data.Frames` (positions nm, forces
+      kJ/mol/nm, velocities nm/ps); ``aa`` is ``None`` unless ``keep_aa``.
 
     Raises:
       RuntimeError: on non-finite values or a runaway temperature; nothing is returned.
@@ -203,118 +338,20 @@ def generate(
 
     from cgjax import data
 
-    c = config.resolved()
-    spec = SYSTEMS[c.system]
-    rng = np.random.default_rng(c.seed)
-    L = box_length(c.n_molecules, spec.molecule.mass, c.density)
-    system = build_system(spec, c.n_molecules, L, cutoff=c.cutoff)
-    R0 = initial_positions(spec, c.n_molecules, L, rng)
-    masses = np.asarray([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
-    dof = 3 * system.getNumParticles() - system.getNumConstraints() - 3
-    mol = molecule_index(spec, c.n_molecules)
-    species, elements = atom_species(spec, c.n_molecules)
-    box = np.eye(3) * L
-    dt = c.dt * units.fs
-    T = c.temperature
-    timings = {}
-
-    # --- minimise and equilibrate -------------------------------------------------
-    t_start = time.perf_counter()
-    langevin = openmm.LangevinMiddleIntegrator(T, c.friction, dt)
-    langevin.setRandomNumberSeed(c.seed + 1)  # 0 would mean "pick one at random"
-    ctx = _context(openmm, system, langevin, c)
-    ctx.setPositions(R0)
-    # Lattice starts overlap little; 10 kJ/mol/nm is OpenMM's default tolerance.
-    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 0)
-    ctx.setVelocitiesToTemperature(T, c.seed + 1)
-    timings["setup_s"] = time.perf_counter() - t_start
-    n_save = c._steps(c.save_every, "save_every")
-    n_equil = c._steps(c.equilibration, "equilibration") if c.equilibration else 0
-    t0 = time.perf_counter()
-    with _progress(math.ceil(n_equil / n_save), f"{c.system} equilibrate", progress) as bar:
-        done = 0
-        while done < n_equil:
-            k = min(n_save, n_equil - done)
-            langevin.step(k)
-            done += k
-            R, V, _, _ = _snapshot(ctx, forces=False)
-            T_now = kinetic_temperature(V, masses, dof)
-            _check(R, V, None, T_now, T, "equilibration")
-            bar.set_postfix(T=f"{T_now:.1f}")
-            bar.update()
-    timings["equilibration_s"] = time.perf_counter() - t0
-    state = ctx.getState(getPositions=True, getVelocities=True)
-    del ctx, langevin
-
-    # --- production -----------------------------------------------------------------
-    nose_hoover = openmm.NoseHooverIntegrator(T, c.collision_frequency, dt)
-    ctx = _context(openmm, system, nose_hoover, c)
-    ctx.setPositions(state.getPositions())
-    ctx.setVelocities(state.getVelocities())
-    cg_map = data.center_of_mass_map(mol, masses)
-    n_frames = round(c.production / c.save_every)
+    s, R0 = _setup(config)
+    c = s.c
+    timings: dict = {}
+    state = _equilibrate(openmm, s, R0, timings, progress)
+    ctx, cg, aa, temps, energies = _produce(openmm, s, state, keep_aa, timings, progress)
+    prov = _provenance(openmm, s, ctx, timings, provenance)
+    species, elements = atom_species(s.spec, c.n_molecules)
     out_dtype = np.dtype(c.dtype)
-    cg = {"positions": [], "forces": [], "velocities": []}
-    aa = {"positions": [], "forces": [], "velocities": []}
-    temps, energies = [], []
-    t0 = time.perf_counter()
-    with _progress(n_frames, f"{c.system} production", progress) as bar:
-        for _ in range(n_frames):
-            nose_hoover.step(n_save)
-            R, V, F, U = _snapshot(ctx, forces=True)
-            T_now = kinetic_temperature(V, masses, dof)
-            _check(R, V, F, T_now, T, "production")
-            aa_frame = data.Frames(
-                R[None], species, masses, forces=F[None], velocities=V[None], box=box
-            )
-            mapped = cg_map.apply(aa_frame)
-            # Constraint forces are internal to each molecule and cancel in the
-            # per-molecule sum, so summed AA forces (which OpenMM reports without
-            # them) are the exact CG forces even for rigid water.
-            cg["positions"].append(np.asarray(mapped.positions[0], out_dtype))
-            cg["forces"].append(np.asarray(mapped.forces[0], out_dtype))
-            if c.velocities:
-                cg["velocities"].append(np.asarray(mapped.velocities[0], out_dtype))
-            if keep_aa:
-                aa["positions"].append(R.astype(out_dtype))
-                aa["forces"].append(F.astype(out_dtype))
-                if c.velocities:
-                    aa["velocities"].append(V.astype(out_dtype))
-            temps.append(T_now)
-            energies.append(U)
-            bar.set_postfix(T=f"{T_now:.1f}")
-            bar.update()
-    timings["production_s"] = time.perf_counter() - t0
-    steps = n_frames * n_save
-    timings["production_steps_per_s"] = steps / max(timings["production_s"], 1e-9)
-
-    prov = data.provenance(
-        "cgjax.reference",
-        config=dataclasses.asdict(c),
-        system=spec.describe(),
-        box_nm=L,
-        n_atoms=system.getNumParticles(),
-        n_constraints=system.getNumConstraints(),
-        kinetic_dof=dof,
-        openmm_version=openmm.__version__,
-        openmm_platform=ctx.getPlatform().getName(),
-        platform_threads=_threads(ctx),
-        timings=timings,
-        integrators={
-            "equilibration": f"LangevinMiddleIntegrator(T={T} K, friction={c.friction}/ps, "
-            f"dt={c.dt} fs)",
-            "production": f"NoseHooverIntegrator(T={T} K, collision_frequency="
-            f"{c.collision_frequency}/ps, chain_length=3, dt={c.dt} fs)",
-        },
-        **(provenance or {}),
-    )
-    temps = np.asarray(temps)
     meta = {
         "system": c.system,
         "aa_temperature": temps,  # K, per frame, from AA velocities with constraints
         "aa_temperature_mean": float(np.mean(temps)),
-        "aa_potential_energy": np.asarray(energies),  # kJ/mol, per frame, whole system
-        "kinetic_dof": dof,
+        "aa_potential_energy": energies,  # kJ/mol, per frame, whole system
+        "kinetic_dof": s.dof,
         "elements": elements,
     }
 
@@ -325,8 +362,8 @@ def generate(
             masses_,
             forces=np.stack(d["forces"]),
             velocities=np.stack(d["velocities"]) if c.velocities else None,
-            box=box.astype(out_dtype),
-            temperature=T,
+            box=(np.eye(3) * s.L).astype(out_dtype),
+            temperature=c.temperature,
             dt=c.save_every,
             provenance=prov,
             metadata={**meta, **kw},
@@ -335,10 +372,10 @@ def generate(
     cg_frames = frames(
         cg,
         np.zeros(c.n_molecules, np.int32),
-        np.full(c.n_molecules, spec.molecule.mass, out_dtype),
+        np.full(c.n_molecules, s.spec.molecule.mass, out_dtype),
         mapping="center_of_mass",
     )
-    aa_frames = frames(aa, species, masses.astype(out_dtype), mapping=None) if keep_aa else None
+    aa_frames = frames(aa, species, s.masses.astype(out_dtype), mapping=None) if keep_aa else None
     return cg_frames, aa_frames
 
 

@@ -39,8 +39,8 @@ unfinished one:
 Outputs: ``results.json``, ``plots/{rdf,msd,bisection,omega_scan,training}.png``,
 ``log.txt``, ``stages/``, ``params/*.msgpack`` (parameters after each stage).
 
-The same ``main`` runs ``experiments/argon_dynamics.py`` and
-``experiments/methane_dynamics.py`` (paper 004 Fig. 5B, C) on their datasets.
+Liquid argon and methane (paper 004 Fig. 5B, C) are configs of this experiment:
+``--config=configs/argon_dynamics.py:quick``, ``--config=configs/methane_dynamics.py:quick``.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _stage_reference(frames, obs, config):
 
 def _build(frames, config, amplitude=0.0):
     cut = float(config.cutoff)
-    gnn = workflow.build_potential("gnn", config.model, cutoff=cut, n_species=1)
+    gnn = potentials.build("gnn", config.model, cutoff=cut, n_species=1)
     lj = potentials.LennardJones(n_species=1, sigma=float(config.lj.sigma),
                                  epsilon=float(config.lj.epsilon), cutoff=cut,
                                  r_onset=float(config.lj.r_onset))  # fmt: skip
@@ -179,9 +179,10 @@ def _stage_fm(frames, model, rem, config, wd):
     lj = {"sigma": jnp.full_like(lj["sigma"], rem["sigma_nm"]),
           "epsilon": jnp.full_like(lj["epsilon"], rem["epsilon_kJ_per_mol"])}  # fmt: skip
     p0 = {**p0, "lj": lj}
-    params, _, metrics = workflow.train_force_matching(
-        model, tr, va, c, os.path.join(wd.path, "train_fm"), seed=config.seed,
-        progress=config.progress, log=wd.log, params0=p0, frozen=("lj", "hf"),
+    params, _, metrics = train.fit_force_matching(
+        model, tr, va, train.FMSettings.from_config(c, seed=config.seed, frozen=("lj", "hf")),
+        workdir=os.path.join(wd.path, "train_fm"), params0=p0, progress=config.progress,
+        log=wd.log,
     )  # fmt: skip
     metrics["n_train_frames"], metrics["n_val_frames"] = tr.n_frames, va.n_frames
     metrics["params"] = _save_params(wd, "force_matching", params)
@@ -468,15 +469,13 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             target = float(np.sqrt(ends[0]["D"] * ends[1]["D"]))
         else:
             target = float(hf.target_D)
-        tuning = train.tune_high_frequency(
-            probe, params, R0, target_D=target, bracket=(lo, hi), omega=float(hf.omega),
-            xtol=float(hf.xtol_fraction) * (hi - lo), ftol=float(hf.ftol_fraction) * target,
-            max_evals=int(hf.max_evals), rdf_tolerance_A=float(hf.rdf_tolerance_A),
-            method=str(hf.method), estimate=str(hf.estimate), refine=int(hf.refine),
-            refine_rtol=float(hf.refine_rtol),
+        search = train.AmplitudeSearch.from_config(
+            hf, xtol=float(hf.xtol_fraction) * (hi - lo), ftol=float(hf.ftol_fraction) * target,
             final_production_steps=int(config.validation.production_steps),
-            cache=cache, on_evaluation=save, log=wd.log,
         )  # fmt: skip
+        # the probe's protocol (config.dynamics) runs the search and the validation
+        tuning = train.tune_high_frequency(probe, params, R0, target_D=target, search=search,
+                                           cache=cache, on_evaluation=save, log=wd.log)  # fmt: skip
         a0 = cache[train.evaluation_key(lo, float(hf.omega))]
         return {
             "amplitude_kJmol_nm2": tuning.amplitude, "omega_per_nm": tuning.omega,

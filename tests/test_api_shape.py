@@ -16,11 +16,8 @@ api_shape = load_module(os.path.join(ROOT, "scripts", "api_shape.py"), "cgjax_ap
 
 #: Public functions with > 10 parameters or > 100 lines of code (issue 17), by name.
 ALLOWED_LARGE = {
-    "cgjax.simulate._differentiable.simulate_differentiable",
     "cgjax.simulate._runner.run",
     "cgjax.sweep._engine.sweep_force_matching",
-    "cgjax.train._dynamics.tune_high_frequency",
-    "cgjax.train._relative_entropy.relative_entropy",
 }
 #: Import cycles between cgjax's subpackages and top-level modules: none.
 ALLOWED_CYCLES: set[str] = set()

@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from cgjax._space import wrap_traced
 from cgjax._types import Params
 from cgjax.simulate._protocol import Protocol
 from cgjax.simulate._runner import SimulationError
@@ -148,17 +149,6 @@ def _concrete(x: Any) -> np.ndarray | None:
 
 _SEGMENT_CACHE: dict = {}
 _SEGMENT_CACHE_SIZE = 32
-
-
-def _wrap_jnp(R: jax.Array, box: np.ndarray | None) -> jax.Array:
-    """:func:`_wrap` inside ``jit`` (fractional coordinates folded into ``[0, 1)``)."""
-    if box is None:
-        return R
-    box = jnp.asarray(box, R.dtype)
-    frac = jnp.linalg.solve(box, R.T).T
-    frac = frac - jnp.floor(frac)
-    frac = jnp.where(frac >= 1, frac - 1, frac)  # -tiny - floor(-tiny) rounds to 1
-    return frac @ box.T
 
 
 def _every_step(n_steps: int) -> diffrax.RecursiveCheckpointAdjoint:
@@ -287,7 +277,7 @@ def _segment_fn(
             # Built inside the segment from y0, so under jax.checkpoint the list is
             # rebuilt in the backward pass rather than kept. No gradient flows
             # through it (only its integer pairs reach the energy).
-            neighbor = neighbor_fn.rebuild(_wrap_jnp(y0[0], box), template)
+            neighbor = neighbor_fn.rebuild(wrap_traced(y0[0], box), template)
             neighbor = neighbor.replace(
                 reference_position=jax.lax.stop_gradient(neighbor.reference_position)
             )
@@ -360,6 +350,49 @@ class Truncated:
 
 
 Adjoint = Checkpoint | Backsolve | Truncated
+
+
+def _settings(protocol: Protocol, adjoint: Any) -> tuple:
+    """``(dt, n_steps, record_every, ensemble, kT, tau, method, segment_steps, window)``
+    of a differentiable run, validated."""
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
+    if not isinstance(adjoint, (Checkpoint, Backsolve, Truncated)):
+        raise TypeError(
+            "adjoint must be simulate.Checkpoint(), Backsolve() or Truncated(), got "
+            f"{adjoint!r}"
+        )
+    if protocol.thermostat == "langevin":
+        raise ValueError(
+            "a differentiable simulation is deterministic: protocol.thermostat must be 'nve' or "
+            "'nose_hoover' (one Nose-Hoover variable), got 'langevin'"
+        )
+    if protocol.equilibration_steps:
+        raise ValueError(
+            f"simulate_differentiable runs the production only, but protocol.equilibration_steps"
+            f" = {protocol.equilibration_steps}: equilibrate with simulate.sample(..., adjoint="
+            "...) or set equilibration_steps=0"
+        )
+    dt, n_steps = protocol.dt, protocol.production_steps
+    record_every = protocol.record_every
+    ensemble = "nve" if protocol.thermostat == "nve" else "nose_hoover"
+    kT, tau = (protocol.kT, protocol.tau) if ensemble == "nose_hoover" else (None, None)
+    method = type(adjoint).__name__.lower()
+    segment_steps = n_steps if adjoint.segment_steps is None else int(adjoint.segment_steps)
+    if segment_steps <= 0 or segment_steps % record_every:
+        raise ValueError(
+            f"{type(adjoint).__name__}.segment_steps ({segment_steps}) must be a positive "
+            f"multiple of protocol.record_every ({record_every})"
+        )
+    window = None
+    if isinstance(adjoint, Truncated):
+        window = segment_steps if adjoint.window is None else int(adjoint.window)
+        if not 0 < window <= segment_steps or window % record_every:
+            raise ValueError(
+                f"Truncated.window ({window}) must be a positive multiple of record_every "
+                f"({record_every}) and at most segment_steps ({segment_steps})"
+            )
+    return dt, n_steps, record_every, ensemble, kT, tau, method, segment_steps, window
 
 
 def simulate_differentiable(
@@ -435,46 +468,10 @@ def simulate_differentiable(
       adjoint method); R. T. Q. Chen et al., Neural ODEs (2018); W. Wang et
       al., mdgrad (2020) (truncated backpropagation through MD).
     """
-    if not isinstance(protocol, Protocol):
-        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
-    if not isinstance(adjoint, (Checkpoint, Backsolve, Truncated)):
-        raise TypeError(
-            "adjoint must be simulate.Checkpoint(), Backsolve() or Truncated(), got "
-            f"{adjoint!r}"
-        )
-    if protocol.thermostat == "langevin":
-        raise ValueError(
-            "a differentiable simulation is deterministic: protocol.thermostat must be 'nve' or "
-            "'nose_hoover' (one Nose-Hoover variable), got 'langevin'"
-        )
-    if protocol.equilibration_steps:
-        raise ValueError(
-            f"simulate_differentiable runs the production only, but protocol.equilibration_steps"
-            f" = {protocol.equilibration_steps}: equilibrate with simulate.sample(..., adjoint="
-            "...) or set equilibration_steps=0"
-        )
-    dt, n_steps = protocol.dt, protocol.production_steps
-    record_every = protocol.record_every
-    ensemble = "nve" if protocol.thermostat == "nve" else "nose_hoover"
-    kT, tau = (protocol.kT, protocol.tau) if ensemble == "nose_hoover" else (None, None)
-    method = type(adjoint).__name__.lower()
-    segment_steps = n_steps if adjoint.segment_steps is None else int(adjoint.segment_steps)
-    if segment_steps <= 0 or segment_steps % record_every:
-        raise ValueError(
-            f"{type(adjoint).__name__}.segment_steps ({segment_steps}) must be a positive "
-            f"multiple of protocol.record_every ({record_every})"
-        )
-    window = None
-    if isinstance(adjoint, Truncated):
-        window = segment_steps if adjoint.window is None else int(adjoint.window)
-        if not 0 < window <= segment_steps or window % record_every:
-            raise ValueError(
-                f"Truncated.window ({window}) must be a positive multiple of record_every "
-                f"({record_every}) and at most segment_steps ({segment_steps})"
-            )
+    (dt, n_steps, record_every, ensemble, kT, tau, adjoint_name, segment_steps,
+     window) = _settings(protocol, adjoint)  # fmt: skip
     energy_fn_of_params = model.energy_fn
     neighbor_fn = None if protocol.skin is None else model.neighbor_fn(skin=protocol.skin)
-    adjoint_name = method
     system.check_positions(R0, "R0")
     system.check_positions(V0, "V0")
     R0 = jnp.asarray(R0)

@@ -24,6 +24,7 @@ from cgjax.train._bisection import BisectionResult, BracketError, bisect
 from cgjax.train._dynamics import (
     PAPER_AMPLITUDE_BRACKET,
     PAPER_OMEGA,
+    AmplitudeSearch,
     DynamicsProbe,
     HighFrequencyTuning,
     evaluation_key,
@@ -65,6 +66,7 @@ from cgjax.train._trajectory import (
 __all__ = [
     "PAPER_AMPLITUDE_BRACKET",
     "PAPER_OMEGA",
+    "AmplitudeSearch",
     "BisectionResult",
     "BracketError",
     "DynamicsProbe",

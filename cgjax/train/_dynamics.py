@@ -14,6 +14,7 @@ parameters are a traced argument, so every evaluation of a bisection or an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from cgjax.train._bisection import BisectionResult, BracketError, bisect
 __all__ = [
     "PAPER_AMPLITUDE_BRACKET",
     "PAPER_OMEGA",
+    "AmplitudeSearch",
     "DynamicsProbe",
     "HighFrequencyTuning",
     "evaluation_key",
@@ -294,24 +296,178 @@ def evaluation_key(amplitude: float, omega: float, production_steps: int | None 
     return key if production_steps is None else f"{key},steps={int(production_steps)}"
 
 
+_ESTIMATES = ("log_regression", "log_interpolation", "midpoint")
+
+
+@dataclasses.dataclass(frozen=True)
+class AmplitudeSearch:
+    """How :func:`tune_high_frequency` searches ``A`` (kJ/mol nm^2) of ``A sin(omega r) / r^2``.
+
+    Attributes:
+      bracket: ``(lo, hi)`` for ``A`` (kJ/mol nm^2); default paper 004's
+        [0, 0.2 eV Å^2].
+      omega: fixed ``omega`` (1/nm; default 100 Å^-1); ``None`` keeps the parameters'.
+      term: the name of the high-frequency term in the parameters.
+      xtol: bracket width to stop at (kJ/mol nm^2); default 1/64 of the bracket.
+      ftol: stop when ``|D - target_D| <= ftol`` (nm^2/ps); default 3 % of
+        ``target_D``.
+      max_evals: simulations at most in the bracket search, the two ends
+        included (the final runs at the tuned ``A`` come on top).
+      method: ``"bisection"`` or ``"illinois"`` (see :func:`tune_high_frequency`).
+      estimate: ``"log_regression"``, ``"log_interpolation"`` or ``"midpoint"``.
+      final_production_steps: the production length of the final run at the
+        tuned ``A`` (default the probe's), e.g. a longer validation run; it is
+        cached under ``evaluation_key(A, omega, final_production_steps)``.
+      refine: final runs made at most on top of the first to correct ``A``; 0: none.
+      refine_rtol: relative miss ``|D / target_D - 1|`` of a final run that
+        ends the refinement; default ``ftol / target_D``.
+      rdf_tolerance_A: allowed RDF change (TAE, Å) between ``A = lo`` and the
+        tuned ``A``.
+
+    Raises:
+      ValueError: naming the field.
+    """
+
+    bracket: tuple[float, float] = PAPER_AMPLITUDE_BRACKET
+    omega: float | None = PAPER_OMEGA
+    term: str = "hf"
+    xtol: float | None = None
+    ftol: float | None = None
+    max_evals: int = 12
+    method: str = "bisection"
+    estimate: str = "log_regression"
+    final_production_steps: int | None = None
+    refine: int = 0
+    refine_rtol: float | None = None
+    rdf_tolerance_A: float = 0.15
+
+    def __post_init__(self) -> None:
+        if self.estimate not in _ESTIMATES:
+            raise ValueError(
+                f"AmplitudeSearch.estimate must be one of {', '.join(_ESTIMATES)}, got "
+                f"{self.estimate!r}"
+            )
+        if self.method not in ("bisection", "illinois"):
+            raise ValueError(
+                f"AmplitudeSearch.method must be 'bisection' or 'illinois', got {self.method!r}"
+            )
+        if int(self.refine) < 0:
+            raise ValueError(f"AmplitudeSearch.refine must be >= 0, got {self.refine}")
+        lo, hi = (float(v) for v in self.bracket)
+        if not lo < hi:
+            raise ValueError(
+                f"AmplitudeSearch.bracket must be (lo, hi) with lo < hi (kJ/mol nm^2), got "
+                f"{self.bracket}"
+            )
+        object.__setattr__(self, "bracket", (lo, hi))
+
+    @classmethod
+    def from_config(cls, section: Any, **fixed: Any) -> AmplitudeSearch:
+        """The section's keys that name a field (others ignored), plus ``fixed``."""
+        items = dict(section.items()) if hasattr(section, "items") else dict(section)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in items.items() if k in names}, **fixed)
+
+
+class _Evaluations:
+    """Probe runs at ``A`` (one ``omega``), cached by :func:`evaluation_key`, logged."""
+
+    def __init__(self, probe, params, R0, term, omega, cache, on_evaluation, log):
+        self.probe, self.params, self.R0, self.term, self.omega = probe, params, R0, term, omega
+        self.cache, self.on_evaluation, self.log = cache, on_evaluation, log
+
+    def __call__(self, amplitude: float, production_steps: int | None = None, what: str = ""):
+        key = evaluation_key(amplitude, self.omega, production_steps)
+        label = f"{what}A = {amplitude:.5g} kJ/mol nm^2: "
+        if key not in self.cache:
+            p = set_high_frequency(self.params, self.term, amplitude, self.omega)
+            self.cache[key] = self.probe(p, self.R0, label=label, production_steps=production_steps)
+            if self.on_evaluation is not None:
+                self.on_evaluation(self.cache)
+        else:
+            self.log(f"{label}D = {self.cache[key]['D'] / units.cm2_per_s:.4g} cm^2/s (cached)")
+        return self.cache[key]
+
+
+def _bracket_error(err: BracketError, lo: float, hi: float, target_D: float) -> BracketError:
+    d_lo, d_hi = (h["f"] for h in err.history[:2])
+    cgs = units.cm2_per_s
+    side = (
+        f"at A = {lo:g} kJ/mol nm^2 the CG model already diffuses slower (D = "
+        f"{d_lo / cgs:.4g} cm^2/s) than the target {target_D / cgs:.4g} cm^2/s: a barrier "
+        "term can only slow it further"
+        if d_lo < target_D
+        else f"at A = {hi:g} kJ/mol nm^2 it still diffuses faster (D = {d_hi / cgs:.4g} "
+        f"cm^2/s) than the target {target_D / cgs:.4g} cm^2/s: widen the bracket"
+    )
+    return BracketError(f"tune_high_frequency: no root in A in [{lo:g}, {hi:g}] kJ/mol nm^2: "
+                        f"{side}", err.history)  # fmt: skip
+
+
+def _estimate(found, points, target_D, s: AmplitudeSearch, xtol, evaluate, log) -> float:
+    """The tuned ``A`` from the search's evaluations (``s.estimate``)."""
+    lo, hi = s.bracket
+    amplitude = 0.5 * sum(found.bracket)
+    a, b = found.bracket
+    met_ftol = found.converged and a < b and any(h["x"] == found.x for h in found.history)
+    if met_ftol:
+        return found.x
+    fitted = None
+    if s.estimate == "log_regression" and a < b:
+        w = 0.0 if b - a < xtol else b - a
+        fitted = _log_regression_root(points, float(target_D), (max(lo, a - w), min(hi, b + w)))
+        if fitted is None:
+            log("ln D regression: no point near the target or a slope >= 0; "
+                "interpolating in the final bracket instead")  # fmt: skip
+        else:
+            log(f"A from the ln D regression through {fitted[1]} evaluations: "
+                f"{fitted[0]:.5g} kJ/mol nm^2 (final bracket [{a:.5g}, {b:.5g}])")  # fmt: skip
+            return fitted[0]
+    if s.estimate != "midpoint" and a < b:
+        # both ends were simulated by the search (not logged again as cached)
+        d_a, d_b = (evaluate.cache[evaluation_key(x, evaluate.omega)]["D"] for x in (a, b))
+        if d_a > 0 and d_b > 0 and d_a != d_b:
+            frac = (math.log(target_D) - math.log(d_a)) / (math.log(d_b) - math.log(d_a))
+            amplitude = a + min(max(frac, 0.0), 1.0) * (b - a)
+        log(f"A from ln D interpolated in the final bracket [{a:.5g}, {b:.5g}]: "
+            f"{amplitude:.5g} kJ/mol nm^2 (midpoint {0.5 * (a + b):.5g})")  # fmt: skip
+    return amplitude
+
+
+def _refine(found, points, final, target_D, s: AmplitudeSearch, rtol, n_final, evaluate, log):
+    """Final runs at ``A`` refitted while they miss the target by more than ``rtol``."""
+    lo, hi = s.bracket
+
+    def summary(amplitude: float, run: dict) -> dict:
+        return dict(A_kJmol_nm2=amplitude, D=run["D"], D_err=run["D_err"],
+                    temperature_K=run["temperature_K"], production_steps=n_final)  # fmt: skip
+
+    finals = [summary(found.x, final)]
+    for _ in range(int(s.refine)):
+        miss = final["D"] / float(target_D) - 1.0
+        if abs(miss) <= rtol:
+            break
+        runs = [(f["A_kJmol_nm2"], f["D"], f["production_steps"]) for f in finals]
+        refit = _log_regression_root(points + runs, float(target_D), (lo, hi))
+        if refit is None or any(abs(refit[0] - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo)
+                                for f in finals):  # fmt: skip
+            log("refinement: no new A from the ln D regression; keeping the last final run")
+            break
+        log(f"final run missed the target by {miss:+.1%}: A refitted with it, "
+            f"{found.x:.5g} -> {refit[0]:.5g} kJ/mol nm^2")  # fmt: skip
+        found = found._replace(x=refit[0])
+        final = evaluate(found.x, s.final_production_steps, what="final run, refitted: ")
+        finals.append(summary(found.x, final))
+    return found, final, finals
+
+
 def tune_high_frequency(
     probe: DynamicsProbe,
     params: Params,
     R0: Any,
     *,
     target_D: float,
-    term: str = "hf",
-    bracket: tuple[float, float] = PAPER_AMPLITUDE_BRACKET,
-    omega: float | None = PAPER_OMEGA,
-    xtol: float | None = None,
-    ftol: float | None = None,
-    max_evals: int = 12,
-    method: str = "bisection",
-    estimate: str = "log_regression",
-    final_production_steps: int | None = None,
-    refine: int = 0,
-    refine_rtol: float | None = None,
-    rdf_tolerance_A: float = 0.15,
+    search: AmplitudeSearch = AmplitudeSearch(),
     cache: dict | None = None,
     on_evaluation: Callable[[dict], None] | None = None,
     log: Callable[[str], None] | None = None,
@@ -363,34 +519,17 @@ def tune_high_frequency(
     ``rdf_invariant`` reports whether the shift stayed within
     ``rdf_tolerance_A``.
 
+    The search's settings (bracket, ``omega``, tolerances, method, estimate,
+    final run length, refinement, RDF tolerance) are an :class:`AmplitudeSearch`.
+
     Args:
-      probe: the :class:`DynamicsProbe` (its settings define ``D``).
-      params: the model's parameters; ``params[term]`` is a
+      probe: the :class:`DynamicsProbe` (its protocol defines ``D``).
+      params: the model's parameters; ``params[search.term]`` is a
         :class:`~cgjax.potentials.HighFrequency` term's.
       R0: ``[N, 3]`` start of every evaluation (nm), e.g. an equilibrated frame.
       target_D: the AA diffusion coefficient (nm^2/ps) measured the same way
         (same fit window).
-      term: the name of the high-frequency term in ``params``.
-      bracket: ``(lo, hi)`` for ``A`` (kJ/mol nm^2); default paper 004's
-        [0, 0.2 eV Å^2].
-      omega: fixed ``omega`` (1/nm; default 100 Å^-1); ``None`` keeps ``params``'.
-      xtol: bracket width to stop at (kJ/mol nm^2); default 1/64 of the bracket.
-      ftol: stop when ``|D - target_D| <= ftol`` (nm^2/ps); default 3 % of
-        ``target_D``.
-      max_evals: simulations at most in the bracket search, the two ends
-        included (the final runs at the tuned ``A`` come on top).
-      method: ``"bisection"`` or ``"illinois"`` (above).
-      estimate: ``"log_regression"``, ``"log_interpolation"`` or ``"midpoint"``
-        (above).
-      final_production_steps: the production length of the final run at the
-        tuned ``A`` (default the probe's), e.g. a longer validation run; it is
-        cached under ``evaluation_key(A, omega, final_production_steps)``.
-      refine: final runs made at most on top of the first to correct ``A``
-        (above); 0: none.
-      refine_rtol: relative miss ``|D / target_D - 1|`` of a final run that
-        ends the refinement; default ``ftol / target_D``.
-      rdf_tolerance_A: allowed RDF change (TAE, Å) between ``A = lo`` and the
-        tuned ``A``.
+      search: the :class:`AmplitudeSearch`.
       cache: a dict of earlier evaluations keyed by ``A`` and ``omega``
         (filled in place); pass the same dict again to resume a bisection
         without re-simulating.
@@ -403,44 +542,31 @@ def tune_high_frequency(
 
     Raises:
       BracketError: ``D(lo)`` and ``D(hi)`` are on the same side of ``target_D``.
-      ValueError: no term ``term`` in ``params``, or bad arguments.
+      ValueError: no term ``search.term`` in ``params``, or bad arguments.
 
     References:
       Paper 004 §2.3 and Fig. 4B (bisection in [0, 0.2 eV Å^2], D monotone in A).
     """
+    s = search
     log = log or (lambda msg: None)
-    if estimate not in _ESTIMATES:
-        raise ValueError(f"estimate must be one of {', '.join(_ESTIMATES)}, got {estimate!r}")
-    if int(refine) < 0:
-        raise ValueError(f"refine must be >= 0, got {refine}")
-    lo, hi = (float(v) for v in bracket)
+    lo, hi = s.bracket
+    term = s.term
     omega = (
-        float(set_high_frequency(params, term)[term]["omega"]) if omega is None else float(omega)
-    )
-    xtol = (hi - lo) / 64.0 if xtol is None else float(xtol)
-    ftol = 0.03 * float(target_D) if ftol is None else float(ftol)
+        float(set_high_frequency(params, term)[term]["omega"]) if s.omega is None
+        else float(s.omega)
+    )  # fmt: skip
+    xtol = (hi - lo) / 64.0 if s.xtol is None else float(s.xtol)
+    ftol = 0.03 * float(target_D) if s.ftol is None else float(s.ftol)
     cache = {} if cache is None else cache
+    evaluate = _Evaluations(probe, params, R0, term, omega, cache, on_evaluation, log)
     baseline: dict = {}
     # relative weights of the ln D regression: production lengths (1: a probe without one)
     probe_length = int(getattr(probe, "production_steps", 1) or 1)
-
-    def evaluate(amplitude: float, production_steps: int | None = None, what: str = "") -> dict:
-        key = evaluation_key(amplitude, omega, production_steps)
-        label = f"{what}A = {amplitude:.5g} kJ/mol nm^2: "
-        if key not in cache:
-            p = set_high_frequency(params, term, amplitude, omega)
-            cache[key] = probe(p, R0, label=label, production_steps=production_steps)
-            if on_evaluation is not None:
-                on_evaluation(cache)
-        else:
-            log(f"{label}D = {cache[key]['D'] / units.cm2_per_s:.4g} cm^2/s (cached)")
-        return cache[key]
-
     searched: list[float] = []
 
     def fn(amplitude: float):
         searched.append(amplitude)
-        res = evaluate(amplitude, what=f"search {len(searched)}/{max_evals} (at most): ")
+        res = evaluate(amplitude, what=f"search {len(searched)}/{s.max_evals} (at most): ")
         if not baseline:
             baseline.update(res)
         shift = rdf_tae_A(res["rdf_r"], baseline["rdf_g"], res["rdf_g"])
@@ -458,87 +584,29 @@ def tune_high_frequency(
 
     try:  # each evaluation is logged by the probe, with its units
         found = bisect(fn, lo, hi, target=float(target_D), xtol=xtol, ftol=ftol,
-                       max_evals=max_evals, method=method,
-                       transform=math.log if method == "illinois" else None)  # fmt: skip
+                       max_evals=s.max_evals, method=s.method,
+                       transform=math.log if s.method == "illinois" else None)  # fmt: skip
     except BracketError as err:
-        d_lo, d_hi = (h["f"] for h in err.history[:2])
-        cgs = units.cm2_per_s
-        side = (
-            f"at A = {lo:g} kJ/mol nm^2 the CG model already diffuses slower (D = "
-            f"{d_lo / cgs:.4g} cm^2/s) than the target {target_D / cgs:.4g} cm^2/s: a barrier "
-            "term can only slow it further"
-            if d_lo < target_D
-            else f"at A = {hi:g} kJ/mol nm^2 it still diffuses faster (D = {d_hi / cgs:.4g} "
-            f"cm^2/s) than the target {target_D / cgs:.4g} cm^2/s: widen the bracket"
-        )
-        raise BracketError(f"tune_high_frequency: no root in A in [{lo:g}, {hi:g}] kJ/mol nm^2: "
-                           f"{side}",
-                           err.history) from err  # fmt: skip
-    amplitude = 0.5 * sum(found.bracket)
-    a, b = found.bracket
-    met_ftol = found.converged and a < b and any(h["x"] == found.x for h in found.history)
+        raise _bracket_error(err, lo, hi, float(target_D)) from err
     points = [(h["x"], h["D"], h["production_steps"]) for h in found.history]
-    fitted = None
-    if estimate == "log_regression" and not met_ftol and a < b:
-        w = 0.0 if b - a < xtol else b - a
-        fitted = _log_regression_root(points, float(target_D), (max(lo, a - w), min(hi, b + w)))
-        if fitted is None:
-            log("ln D regression: no point near the target or a slope >= 0; "
-                "interpolating in the final bracket instead")  # fmt: skip
-        else:
-            amplitude = fitted[0]
-            log(f"A from the ln D regression through {fitted[1]} evaluations: "
-                f"{amplitude:.5g} kJ/mol nm^2 (final bracket [{a:.5g}, {b:.5g}])")  # fmt: skip
-    if met_ftol:
-        amplitude = found.x
-    elif estimate != "midpoint" and fitted is None and a < b:
-        # both ends were simulated by the search (not logged again as cached)
-        d_a, d_b = (cache[evaluation_key(x, omega)]["D"] for x in (a, b))
-        if d_a > 0 and d_b > 0 and d_a != d_b:
-            frac = (math.log(target_D) - math.log(d_a)) / (math.log(d_b) - math.log(d_a))
-            amplitude = a + min(max(frac, 0.0), 1.0) * (b - a)
-        log(f"A from ln D interpolated in the final bracket [{a:.5g}, {b:.5g}]: "
-            f"{amplitude:.5g} kJ/mol nm^2 (midpoint {0.5 * (a + b):.5g})")  # fmt: skip
-    found = found._replace(x=amplitude)
-    final = evaluate(found.x, final_production_steps, what="final run: ")
-    n_final = probe_length if final_production_steps is None else int(final_production_steps)
-
-    def summary(amplitude: float, run: dict) -> dict:
-        return dict(A_kJmol_nm2=amplitude, D=run["D"], D_err=run["D_err"],
-                    temperature_K=run["temperature_K"], production_steps=n_final)  # fmt: skip
-
-    finals = [summary(found.x, final)]
-    rtol = float(ftol) / float(target_D) if refine_rtol is None else float(refine_rtol)
-    for _ in range(int(refine)):
-        miss = final["D"] / float(target_D) - 1.0
-        if abs(miss) <= rtol:
-            break
-        runs = [(f["A_kJmol_nm2"], f["D"], f["production_steps"]) for f in finals]
-        refit = _log_regression_root(points + runs, float(target_D), (lo, hi))
-        if refit is None or any(abs(refit[0] - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo)
-                                for f in finals):  # fmt: skip
-            log("refinement: no new A from the ln D regression; keeping the last final run")
-            break
-        log(f"final run missed the target by {miss:+.1%}: A refitted with it, "
-            f"{found.x:.5g} -> {refit[0]:.5g} kJ/mol nm^2")  # fmt: skip
-        found = found._replace(x=refit[0])
-        final = evaluate(found.x, final_production_steps, what="final run, refitted: ")
-        finals.append(summary(found.x, final))
+    found = found._replace(x=_estimate(found, points, target_D, s, xtol, evaluate, log))
+    final = evaluate(found.x, s.final_production_steps, what="final run: ")
+    n_final = probe_length if s.final_production_steps is None else int(s.final_production_steps)
+    rtol = float(ftol) / float(target_D) if s.refine_rtol is None else float(s.refine_rtol)
+    found, final, finals = _refine(found, points, final, target_D, s, rtol, n_final, evaluate,
+                                   log)  # fmt: skip
     shift = rdf_tae_A(final["rdf_r"], baseline["rdf_g"], final["rdf_g"])
-    invariant = shift <= rdf_tolerance_A
+    invariant = shift <= s.rdf_tolerance_A
     log(
         f"tuned A = {found.x:.5g} kJ/mol nm^2 at omega = {omega:g} 1/nm: D = "
         f"{final['D'] / units.cm2_per_s:.4g} cm^2/s (target {target_D / units.cm2_per_s:.4g}); "
         f"RDF shift from A = {lo:g}: {shift:.3f} Å "
-        f"({'within' if invariant else 'ABOVE'} the {rdf_tolerance_A} Å tolerance)"
+        f"({'within' if invariant else 'ABOVE'} the {s.rdf_tolerance_A} Å tolerance)"
     )
     return HighFrequencyTuning(
         found.x, omega, set_high_frequency(params, term, found.x, omega), found, final, shift,
-        float(rdf_tolerance_A), bool(invariant), finals,
+        float(s.rdf_tolerance_A), bool(invariant), finals,
     )  # fmt: skip
-
-
-_ESTIMATES = ("log_regression", "log_interpolation", "midpoint")
 
 
 def _log_regression_root(

@@ -218,40 +218,73 @@ def relative_entropy(
       §2.2 and eqs. 9-11 (LJ sigma, epsilon by REM).
     """
     from cgjax import simulate
-    from cgjax._neighbor_list import allocate_neighbor_list, grow_neighbor_list
 
+    X_aa = _checked_reference(reference_positions, system.n_particles)
+    if not isinstance(protocol, simulate.Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
+    log = log or (lambda msg: None)
+    subset, merge = _split(params, trainable)
+    theta, unravel = ravel_pytree(subset)
+    names = _leaf_names(subset)
+    # The CG model is sampled with the flat trained vector as its parameters
+    # (one compilation for every iteration).
+    theta_model = model._replace(energy_fn=lambda th: model.energy_fn(merge(params, unravel(th))))
+    wrapped = np.asarray([_wrap(x, system.box) for x in X_aa])
+    derivatives = _Derivatives(theta_model, wrapped)
+    R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, theta.dtype)
+    R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), theta.dtype)
+    sampler = _Sampler(theta_model, R_start, protocol, system, progress)
+    rem = _Iterations(theta, names, wrapped, derivatives, sampler, 1.0 / protocol.kT, settings, log)
+    converged = False
+    for it in range(int(settings.n_iterations)):
+        rel = rem.iteration(it, False)
+        if settings.tol > 0 and rel < settings.tol:
+            converged = True
+            break
+    n_done = len(rem.history)
+    average_last = int(settings.average_last)
+    for k in range(max(0, average_last - 1)):
+        rem.iteration(n_done + k, True)
+    if average_last > 1:
+        # the Newton roots computed on fresh samples (the last resampled iterations)
+        roots = rem.fresh_roots[-average_last:]
+        rem.theta = jnp.asarray(np.mean(roots, 0), theta.dtype)
+        values = zip(names, np.asarray(rem.theta), strict=True)
+        log(f"REM: mean of the last {len(roots)} fresh-sample roots: "
+            + ", ".join(f"{k} {v:.5g}" for k, v in values))  # fmt: skip
+    out_params = merge(params, unravel(rem.theta))
+    return REMResult(out_params, rem.history, converged, rem.n_samplings)
+
+
+def _checked_reference(reference_positions: Any, n_particles: int) -> np.ndarray:
     X_aa = np.asarray(reference_positions)
-    if X_aa.ndim != 3 or X_aa.shape[1:] != (system.n_particles, 3):
+    if X_aa.ndim != 3 or X_aa.shape[1:] != (n_particles, 3):
         raise ValueError(
-            f"reference_positions must be [T, {system.n_particles}, 3] (nm), got {X_aa.shape}"
+            f"reference_positions must be [T, {n_particles}, 3] (nm), got {X_aa.shape}"
         )
     if not np.all(np.isfinite(X_aa)):
         bad = int(np.argmin(np.all(np.isfinite(X_aa), axis=(1, 2))))
         raise ValueError(f"reference_positions has non-finite values (first in frame {bad})")
-    if not isinstance(protocol, simulate.Protocol):
-        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
-    log = log or (lambda msg: None)
-    beta = 1.0 / protocol.kT
-    optimizer, max_relative_step = settings.optimizer, float(settings.max_relative_step)
-    ess_threshold, tol = float(settings.ess_threshold), float(settings.tol)
-    n_iterations, average_last = int(settings.n_iterations), int(settings.average_last)
+    return X_aa
 
-    subset, merge = _split(params, trainable)
-    theta, unravel = ravel_pytree(subset)
-    names = _leaf_names(subset)
-    dtype = theta.dtype
 
-    def energy_of_theta(th, R, neighbor):
-        return model.energy_fn(merge(params, unravel(th)))(R, neighbor=neighbor)
+class _Derivatives:
+    """``U``, ``dU/dlambda``, ``d2U/dlambda2`` per frame, on one fixed-capacity neighbor
+    list rebuilt per frame (grown and recompiled when a frame overflows it)."""
 
-    # Reference frames and CG samples share one fixed-capacity list, rebuilt per frame.
-    wrapped = np.asarray([_wrap(x, system.box) for x in X_aa])
-    nb_frames = allocate_neighbor_list(model, wrapped[:: max(1, len(wrapped) // 20)])
+    def __init__(self, theta_model: Any, frames: np.ndarray):
+        from cgjax._neighbor_list import allocate_neighbor_list
 
-    def make_derivs(nb0):
+        self.model = theta_model
+        self.neighbor = allocate_neighbor_list(theta_model, frames[:: max(1, len(frames) // 20)])
+        self._fn = self._compile(self.neighbor)
+
+    def _compile(self, nb0):
+        energy_fn = self.model.energy_fn
+
         def one(th, R):
             nb = nb0.update(R)
-            e = lambda t: energy_of_theta(t, R, nb)
+            e = lambda t: energy_fn(t)(R, neighbor=nb)  # noqa: E731
             return e(th), jax.grad(e)(th), jax.hessian(e)(th), nb.did_buffer_overflow
 
         @jax.jit
@@ -260,121 +293,111 @@ def relative_entropy(
 
         return derivs
 
-    derivs = make_derivs(nb_frames)
+    def __call__(self, th, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from cgjax._neighbor_list import grow_neighbor_list
 
-    def evaluate(th, X):
-        nonlocal derivs, nb_frames
         for _ in range(8):
-            U, g, H, overflow = derivs(th, jnp.asarray(X))
+            U, g, H, overflow = self._fn(th, jnp.asarray(X))
             if not bool(jnp.any(overflow)):
-                return (
-                    np.asarray(U, np.float64),
-                    np.asarray(g, np.float64),
-                    np.asarray(H, np.float64),
-                )
-            nb_frames = grow_neighbor_list(model, nb_frames, X)
-            derivs = make_derivs(nb_frames)
+                return tuple(np.asarray(x, np.float64) for x in (U, g, H))
+            self.neighbor = grow_neighbor_list(self.model, self.neighbor, X)
+            self._fn = self._compile(self.neighbor)
         raise RuntimeError("relative_entropy: the frame neighbor list kept overflowing")
 
-    # <dU/dl>_AA and <d2U/dl2>_AA change with lambda only through U's form, so
-    # they are recomputed each iteration (cheap next to sampling). The CG model is
-    # sampled with the flat trained vector as its parameters (one compilation).
-    theta_model = model._replace(energy_fn=lambda th: model.energy_fn(merge(params, unravel(th))))
-    R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, dtype)
-    R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), dtype)
-    last = None  # the previous sampling: the next one continues it
 
-    def sample(th):
-        nonlocal last
-        start = R_start if last is None else last
-        last = simulate.sample(theta_model, jnp.asarray(th, dtype), start, protocol,
-                               system=system, progress=progress)  # fmt: skip
-        return np.asarray(last.trajectory.positions)
+class _Sampler:
+    """CG samples at ``theta``: each sampling continues the previous one."""
 
-    opt_state = None if optimizer is None else optimizer.init(theta)
-    history: list[dict] = []
-    X_cg, U_sampled, n_samplings = None, None, 0
-    converged = False
-    fresh_roots: list[np.ndarray] = []
+    def __init__(self, theta_model, R_start, protocol, system, progress):
+        self.model, self.start, self.protocol = theta_model, R_start, protocol
+        self.system, self.progress, self.dtype = system, progress, R_start.dtype
 
-    def iteration(it: int, force_resample: bool) -> float:
-        nonlocal theta, X_cg, U_sampled, n_samplings, opt_state
-        t0 = time.perf_counter()
-        _, g_aa, H_aa = evaluate(theta, wrapped)
-        resampled = False
+    def __call__(self, th: Any) -> np.ndarray:
+        from cgjax import simulate
+
+        th = jnp.asarray(th, self.dtype)
+        out = simulate.sample(self.model, th, self.start, self.protocol, system=self.system,
+                              progress=self.progress)  # fmt: skip
+        self.start = out
+        return np.asarray(out.trajectory.positions)
+
+
+class _Iterations:
+    """The state of one REM run and its iteration (reweight or resample, then step)."""
+
+    def __init__(self, theta, names, X_aa, derivatives, sampler, beta, settings, log):
+        self.theta, self.names, self.X_aa = theta, names, X_aa
+        self.derivatives, self.sampler, self.beta = derivatives, sampler, beta
+        self.settings, self.log = settings, log
+        self.optimizer = settings.optimizer
+        self.opt_state = None if self.optimizer is None else self.optimizer.init(theta)
+        self.history: list[dict] = []
+        self.X_cg, self.U_sampled, self.n_samplings = None, None, 0
+        self.fresh_roots: list[np.ndarray] = []
+
+    def _cg_averages(self, force_resample: bool):
+        """Weights, ``dU/dl`` and ``d2U/dl2`` of the CG samples; resampled below the ESS."""
         ess = 0.0
-        if X_cg is not None:
-            U_now, g_cg, H_cg = evaluate(theta, X_cg)
-            logw = -beta * (U_now - U_sampled)
+        if self.X_cg is not None:
+            U_now, g_cg, H_cg = self.derivatives(self.theta, self.X_cg)
+            logw = -self.beta * (U_now - self.U_sampled)
             w = np.exp(logw - logw.max())
             w /= w.sum()
             ess = float(1.0 / (len(w) * np.sum(w * w)))
-        if X_cg is None or ess < ess_threshold or force_resample:
-            X_cg = sample(np.asarray(theta))
-            n_samplings += 1
-            resampled = True
-            U_now, g_cg, H_cg = evaluate(theta, X_cg)
-            U_sampled = U_now
-            w = np.full(len(U_now), 1.0 / len(U_now))
-            ess = 1.0
+        if self.X_cg is None or ess < self.settings.ess_threshold or force_resample:
+            self.X_cg = self.sampler(np.asarray(self.theta))
+            self.n_samplings += 1
+            U_now, g_cg, H_cg = self.derivatives(self.theta, self.X_cg)
+            self.U_sampled = U_now
+            return np.full(len(U_now), 1.0 / len(U_now)), g_cg, H_cg, 1.0, True
+        return w, g_cg, H_cg, ess, False
+
+    def _step(self, grad: np.ndarray, hess: np.ndarray, th: np.ndarray) -> np.ndarray:
+        if self.optimizer is None:
+            step = _newton_step(grad, hess)
+            scale = np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12))
+            scale /= float(self.settings.max_relative_step)
+            return step / scale if scale > 1.0 else step
+        updates, self.opt_state = self.optimizer.update(
+            jnp.asarray(grad, self.theta.dtype), self.opt_state, self.theta
+        )
+        return np.asarray(updates, np.float64)
+
+    def iteration(self, it: int, force_resample: bool) -> float:
+        """One update; returns the largest relative parameter change."""
+        t0 = time.perf_counter()
+        beta = self.beta
+        _, g_aa, H_aa = self.derivatives(self.theta, self.X_aa)
+        w, g_cg, H_cg, ess, resampled = self._cg_averages(force_resample)
         mean_cg = w @ g_cg
         grad = beta * (g_aa.mean(0) - mean_cg)
         d = g_cg - mean_cg
         cov = (w[:, None] * d).T @ d
         hess = beta * (H_aa.mean(0) - np.einsum("f,fij->ij", w, H_cg)) + beta**2 * cov
-        th = np.asarray(theta, np.float64)
-        if optimizer is None:
-            step = _newton_step(grad, hess)
-            scale = np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12)) / max_relative_step
-            if scale > 1.0:
-                step = step / scale
-        else:
-            updates, opt_state = optimizer.update(jnp.asarray(grad, dtype), opt_state, theta)
-            step = np.asarray(updates, np.float64)
-        history.append(
-            dict(
-                iteration=it,
-                values=dict(zip(names, th.tolist(), strict=True)),
-                gradient=dict(zip(names, grad.tolist(), strict=True)),
-                ess=ess,
-                resampled=resampled,
-                n_cg_frames=int(len(X_cg)),
-                wall_s=time.perf_counter() - t0,
-            )
-        )
+        th = np.asarray(self.theta, np.float64)
+        step = self._step(grad, hess, th)
+        names = self.names
+        self.history.append(dict(
+            iteration=it, values=dict(zip(names, th.tolist(), strict=True)),
+            gradient=dict(zip(names, grad.tolist(), strict=True)), ess=ess,
+            resampled=resampled, n_cg_frames=int(len(self.X_cg)),
+            wall_s=time.perf_counter() - t0,
+        ))  # fmt: skip
         rel = np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12))
-        theta = jnp.asarray(th + step, dtype)
-        log(
+        self.theta = jnp.asarray(th + step, self.theta.dtype)
+        self.log(
             f"REM {it}: "
             + ", ".join(f"{k} {v:.5g}" for k, v in zip(names, th, strict=True))
             + f" | dS/dl {np.array2string(grad, precision=3)} | ESS {ess:.2f}"
             + (" (sampled)" if resampled else " (reweighted)")
         )
-        if not np.all(np.isfinite(np.asarray(theta))):
+        if not np.all(np.isfinite(np.asarray(self.theta))):
             raise FloatingPointError(
                 f"relative_entropy: iteration {it} produced non-finite parameters {names}"
             )
         if resampled:
-            fresh_roots.append(np.asarray(theta, np.float64))
+            self.fresh_roots.append(np.asarray(self.theta, np.float64))
         return rel
-
-    for it in range(int(n_iterations)):
-        rel = iteration(it, False)
-        if tol > 0 and rel < tol:
-            converged = True
-            break
-    n_done = len(history)
-    for k in range(max(0, int(average_last) - 1)):
-        iteration(n_done + k, True)
-    if int(average_last) > 1:
-        # the Newton roots computed on fresh samples (the last resampled iterations)
-        roots = fresh_roots[-int(average_last) :]
-        theta = jnp.asarray(np.mean(roots, 0), dtype)
-        values = zip(names, np.asarray(theta), strict=True)
-        log(f"REM: mean of the last {len(roots)} fresh-sample roots: "
-            + ", ".join(f"{k} {v:.5g}" for k, v in values))  # fmt: skip
-    out_params = merge(params, unravel(theta))
-    return REMResult(out_params, history, converged, n_samplings)
 
 
 def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:

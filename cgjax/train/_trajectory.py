@@ -62,8 +62,10 @@ class TrajectoryTrainer(NamedTuple):
 def _spec_of(loss: Any) -> Any:
     specs = {id(getattr(fn, "simulate", None)): getattr(fn, "simulate", None)
              for _, fn in loss.terms}  # fmt: skip
-    if len(specs) != 1 or None in specs.values() or not all(
-        hasattr(fn, "from_trajectory") for _, fn in loss.terms
+    if (
+        len(specs) != 1
+        or None in specs.values()
+        or not all(hasattr(fn, "from_trajectory") for _, fn in loss.terms)
     ):
         raise ValueError(
             "trajectory_matching needs a Loss whose terms are all trajectory terms "

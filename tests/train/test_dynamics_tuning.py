@@ -33,6 +33,13 @@ class SyntheticProbe:
                 "rdf_g": g.tolist(), "rdf_tae_A": 0.0, "temperature_K": 300.0}  # fmt: skip
 
 
+def tune(probe, params, R0, *, target_D, cache=None, on_evaluation=None, log=None, **search):
+    """train.tune_high_frequency with its AmplitudeSearch built from keywords."""
+    return train.tune_high_frequency(probe, params, R0, target_D=target_D,
+                                     search=train.AmplitudeSearch(**search), cache=cache,
+                                     on_evaluation=on_evaluation, log=log)  # fmt: skip
+
+
 PARAMS = {"gnn": {"w": jnp.ones(3)}, "hf": {"amplitude": jnp.asarray(0.0),
                                            "omega": jnp.asarray(1000.0)}}  # fmt: skip
 
@@ -42,7 +49,7 @@ def test_finds_the_amplitude_and_records_every_evaluation():
     target = probe.D0 / 3  # root at A = 2 A_half = 0.1
     lo, hi = train.PAPER_AMPLITUDE_BRACKET
     assert hi == pytest.approx(0.2 * 96.485332 * 0.01, rel=1e-6)  # 0.2 eV Å^2 in kJ/mol nm^2
-    out = train.tune_high_frequency(
+    out = tune(
         probe, PARAMS, None, target_D=target, xtol=1e-4, ftol=0.0, max_evals=30
     )
     assert out.amplitude == pytest.approx(0.1, abs=1e-4)
@@ -65,7 +72,7 @@ def test_tuned_amplitude_interpolates_ln_d_in_the_final_bracket():
     target = probe.D0 / 3  # root at A = 0.1
     cache = {}
     kw = dict(target_D=target, xtol=1e-6, ftol=0.0, max_evals=5, cache=cache)
-    out = train.tune_high_frequency(probe, PARAMS, None, final_production_steps=777,
+    out = tune(probe, PARAMS, None, final_production_steps=777,
                                     estimate="log_interpolation", **kw)  # fmt: skip
     h = out.bisection.history
     assert len(h) == 5 and not out.bisection.converged
@@ -75,17 +82,17 @@ def test_tuned_amplitude_interpolates_ln_d_in_the_final_bracket():
     frac = (np.log(target) - np.log(D(a))) / (np.log(D(b)) - np.log(D(a)))
     assert out.amplitude == pytest.approx(a + frac * (b - a), rel=1e-12)
     # ten times closer to the root than the midpoint the plain bisection returns
-    mid = train.tune_high_frequency(probe, PARAMS, None, estimate="midpoint", **kw)
+    mid = tune(probe, PARAMS, None, estimate="midpoint", **kw)
     assert mid.amplitude == pytest.approx(0.5 * (a + b), rel=1e-12)
     assert abs(out.amplitude - 0.1) < 0.1 * abs(mid.amplitude - 0.1)
     # the final run has its own length and cache key; the midpoint run the probe's
     assert probe.lengths[4:6] == [None, 777]
     assert train.evaluation_key(out.amplitude, train.PAPER_OMEGA, 777) in cache
     assert probe.lengths[-1] is None and len(probe.calls) == 7
-    with pytest.raises(ValueError, match="estimate must be"):
-        train.tune_high_frequency(probe, PARAMS, None, estimate="secant", **kw)
-    with pytest.raises(ValueError, match="method must be"):
-        train.tune_high_frequency(probe, PARAMS, None, method="secant", **kw)
+    with pytest.raises(ValueError, match="AmplitudeSearch.estimate must be"):
+        tune(probe, PARAMS, None, estimate="secant", **kw)
+    with pytest.raises(ValueError, match="AmplitudeSearch.method must be"):
+        tune(probe, PARAMS, None, method="secant", **kw)
 
 
 class NoisyProbe(SyntheticProbe):
@@ -111,12 +118,12 @@ class NoisyProbe(SyntheticProbe):
 def test_log_regression_is_the_weighted_line_through_the_points_near_the_target():
     target = 5e-3 * np.exp(-20.0 * 0.08)  # root of the noiseless D(A) at A = 0.08
     # noiseless and exactly exponential: every estimate is the root
-    exact = train.tune_high_frequency(NoisyProbe(), PARAMS, None, target_D=target, ftol=0.0,
+    exact = tune(NoisyProbe(), PARAMS, None, target_D=target, ftol=0.0,
                                       max_evals=6)  # fmt: skip
     assert exact.amplitude == pytest.approx(0.08, rel=1e-9)
     # with +-6 % noise: the root of ln D = a + b A fitted to the points within 1.5x of the target
     noise = [1.0, 1.0, 1.06, 0.94, 1.05, 0.95]
-    out = train.tune_high_frequency(NoisyProbe(noise), PARAMS, None, target_D=target, ftol=0.0,
+    out = tune(NoisyProbe(noise), PARAMS, None, target_D=target, ftol=0.0,
                                     max_evals=6)  # fmt: skip
     h = out.bisection.history
     near = [e for e in h if target / 1.5 <= e["D"] <= 1.5 * target]
@@ -129,7 +136,7 @@ def test_log_regression_is_the_weighted_line_through_the_points_near_the_target(
     for _ in range(300):
         draw = np.exp(0.06 * rng.standard_normal(6))
         for est, errors in err.items():
-            res = train.tune_high_frequency(NoisyProbe(draw), PARAMS, None, target_D=target,
+            res = tune(NoisyProbe(draw), PARAMS, None, target_D=target,
                                             ftol=0.0, max_evals=6, estimate=est)  # fmt: skip
             errors.append(res.amplitude - 0.08)
     rms = {k: float(np.sqrt(np.mean(np.square(v)))) for k, v in err.items()}
@@ -142,7 +149,7 @@ def test_illinois_tuning_and_refinement_with_the_final_run():
     probe = NoisyProbe(short_bias=0.88)
     target = 5e-3 * np.exp(-20.0 * 0.08)
     cache = {}
-    out = train.tune_high_frequency(
+    out = tune(
         probe, PARAMS, None, target_D=target, method="illinois", max_evals=5,
         final_production_steps=20000, refine=2, refine_rtol=0.02, cache=cache,
     )  # fmt: skip
@@ -160,14 +167,14 @@ def test_illinois_tuning_and_refinement_with_the_final_run():
     assert all(train.evaluation_key(f["A_kJmol_nm2"], train.PAPER_OMEGA, 20000) in cache
                for f in out.final_runs)  # fmt: skip
     # a final run within refine_rtol is kept: no refinement
-    again = train.tune_high_frequency(NoisyProbe(), PARAMS, None, target_D=target, max_evals=5,
+    again = tune(NoisyProbe(), PARAMS, None, target_D=target, max_evals=5,
                                       final_production_steps=20000, refine=2)  # fmt: skip
     assert len(again.final_runs) == 1
 
 
 def test_rdf_shift_above_tolerance_is_reported():
     probe = SyntheticProbe(shift_per_A=5.0)
-    out = train.tune_high_frequency(probe, PARAMS, None, target_D=probe.D0 / 3, xtol=1e-3,
+    out = tune(probe, PARAMS, None, target_D=probe.D0 / 3, xtol=1e-3,
                                     rdf_tolerance_A=0.15)  # fmt: skip
     assert out.rdf_shift_A == pytest.approx(0.5, rel=0.05) and not out.rdf_invariant
 
@@ -178,10 +185,10 @@ def test_cache_resumes_without_resimulating():
     kw = dict(
         target_D=probe.D0 / 3, xtol=1e-3, cache=cache, on_evaluation=lambda c: saved.append(len(c))
     )
-    first = train.tune_high_frequency(probe, PARAMS, None, **kw)
+    first = tune(probe, PARAMS, None, **kw)
     n = len(probe.calls)
     assert saved == list(range(1, n + 1))  # written after every new simulation
-    again = train.tune_high_frequency(probe, PARAMS, None, **kw)
+    again = tune(probe, PARAMS, None, **kw)
     assert len(probe.calls) == n  # all from the cache
     assert again.amplitude == first.amplitude
 
@@ -190,13 +197,13 @@ def test_bracket_without_a_root_is_a_named_error():
     probe = SyntheticProbe()
     # CG already slower than the target at A = 0
     with pytest.raises(train.BracketError, match="already diffuses slower") as e:
-        train.tune_high_frequency(probe, PARAMS, None, target_D=2 * probe.D0)
+        tune(probe, PARAMS, None, target_D=2 * probe.D0)
     assert [h["x"] for h in e.value.history] == list(train.PAPER_AMPLITUDE_BRACKET)
     # still faster than the target at the top: widen the bracket
     with pytest.raises(train.BracketError, match="still diffuses faster .* widen the bracket"):
-        train.tune_high_frequency(probe, PARAMS, None, target_D=probe.D0 / 100)
+        tune(probe, PARAMS, None, target_D=probe.D0 / 100)
     with pytest.raises(ValueError, match="no high-frequency term 'hf'"):
-        train.tune_high_frequency(probe, {"gnn": PARAMS["gnn"]}, None, target_D=1e-3)
+        tune(probe, {"gnn": PARAMS["gnn"]}, None, target_D=1e-3)
 
 
 def test_omega_scan_rows():

@@ -93,8 +93,8 @@ def build(args):
             ),
             hf=potentials.HighFrequency(n_species=1, amplitude=0.1, omega=1000.0, cutoff=0.6),
         )
-    model = potentials.energy_model(pot, species=species, box=box)
     system = simulate.System.create(box=box, species=species, masses=frames.masses)
+    model = potentials.energy_model(pot, system=system)
     nbr_fn = model.neighbor_fn(skin=args.skin)
     params = model.init_fn(jax.random.key(SEED), R0, neighbor=nbr_fn.allocate(R0))
     kT = float(units.kT(300.0))
@@ -127,7 +127,6 @@ def equilibrate(b, args, n_steps, path):
     for _ in range(max(1, n_steps // 50)):
         tr = simulate.simulate_differentiable(
             b["model"], b["params"], R, V, protocol, simulate.Checkpoint(segment_steps=10),
-            system=b["system"],
         )  # fmt: skip
         R, V = tr.positions[-1], np.asarray(tr.velocities[-1], np.float64)
         T = float(np.sum(m * V * V) / (dof * b["kT"]) * 300.0)
@@ -246,7 +245,7 @@ def make_loss(b, args, method, n_steps):
         "plain": simulate.Checkpoint(segment_steps=segment),
         "backsolve": simulate.Backsolve(segment_steps=segment),
     }[method]
-    spec = simulate.TrajectorySpec(b["model"], b["R0"], b["V0"], protocol, b["system"],
+    spec = simulate.TrajectorySpec(b["model"], b["R0"], b["V0"], protocol,
                                    adjoint=adjoint)  # fmt: skip
     sim = PlainSpec(spec) if method == "plain" else spec
     loss = losses.rdf_loss(

@@ -72,8 +72,8 @@ R0, L = simulate.fcc_lattice(n_cells, number_density)
 R0 = np.asarray(R0, np.float64)
 n = len(R0)
 species = np.zeros(n, np.int32)
-md_model = potentials.energy_model(pot, species=species, box=L)
 system = simulate.System.create(box=L, species=species, masses=frames.masses[0])
+md_model = potentials.energy_model(pot, system=system)  # bound to its system: it can run
 params = md_model.init_fn(jax.random.key(0), R0)
 print(n, "atoms in the simulated box;", {k: float(v[0, 0]) for k, v in params.items()})
 
@@ -95,7 +95,7 @@ protocol = simulate.Protocol(
     # all pairs for 108 atoms; for 256 a neighbor list, rebuilt between 0.1 ps segments
     skin=None if SMOKE else 0.2,
 )  # fmt: skip
-spec = simulate.TrajectorySpec(md_model, R0, V0, protocol, system,
+spec = simulate.TrajectorySpec(md_model, R0, V0, protocol,
                                adjoint=simulate.Checkpoint(segment_steps=25))  # fmt: skip
 
 # %% [markdown]

@@ -72,8 +72,8 @@ def _simulate(model_pot, params, frames, R0, box, reference, md, n_steps, config
     n = R0.shape[0]
     species = np.zeros(n, np.int32)
     masses = np.full(n, float(frames.masses[0]))
-    model = potentials.energy_model(model_pot, species=species, box=box)
     system = simulate.System.create(box=box, species=species, masses=masses)
+    model = potentials.energy_model(model_pot, system=system)
     protocol = simulate.Protocol(
         temperature=float(md.temperature), dt=float(md.dt), thermostat="langevin",
         friction=float(md.friction), equilibration_steps=int(n_steps["equilibration_steps"]),
@@ -82,7 +82,7 @@ def _simulate(model_pot, params, frames, R0, box, reference, md, n_steps, config
     )  # fmt: skip
     wd.log(f"{label} sampling: {protocol}")
     report = simulate.validate_by_simulation(
-        model, params, reference, R0, protocol, system=system,
+        model, params, reference, R0, protocol,
         nve_steps=int(n_steps.get("nve_steps", 0)), progress=config.progress, log=wd.log,
     )  # fmt: skip
     steps = n_steps["equilibration_steps"] + n_steps["production_steps"]

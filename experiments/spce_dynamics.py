@@ -129,7 +129,7 @@ def _stage_reference(frames, obs, config):
     }  # fmt: skip
 
 
-def _build(frames, config, amplitude=0.0):
+def _build(system, config, amplitude=0.0):
     cut = float(config.cutoff)
     gnn = potentials.build("gnn", config.model, cutoff=cut, n_species=1)
     lj = potentials.LennardJones(n_species=1, sigma=float(config.lj.sigma),
@@ -138,13 +138,12 @@ def _build(frames, config, amplitude=0.0):
     hf = potentials.HighFrequency(n_species=1, amplitude=amplitude,
                                   omega=float(config.hf.omega), cutoff=cut)  # fmt: skip
     full = potentials.sum_of(gnn=gnn, lj=lj, hf=hf)
-    species = np.zeros(frames.n_particles, np.int32)
-    model = potentials.energy_model(full, species=species, box=frames.box)
-    lj_model = potentials.energy_model(lj, species=species, box=frames.box)
+    model = potentials.energy_model(full, system=system)  # box, species, masses: one object
+    lj_model = potentials.energy_model(lj, system=system)
     return model, lj_model
 
 
-def _stage_rem(frames, lj_model, system, config, wd):
+def _stage_rem(frames, lj_model, config, wd):
     c = config.rem
     stride = max(1, frames.n_frames // int(c.reference_frames))
     X = np.asarray(frames.positions[::stride])
@@ -152,7 +151,7 @@ def _stage_rem(frames, lj_model, system, config, wd):
     protocol = _protocol(c, config, thermostat="langevin")
     wd.log(f"REM sampling: {protocol}")
     res = train.relative_entropy(
-        lj_model, p0, X, protocol, system=system, settings=train.REMSettings.from_config(c),
+        lj_model, p0, X, protocol, settings=train.REMSettings.from_config(c),
         progress=config.progress, log=wd.log,
     )  # fmt: skip
     sigma = float(np.asarray(res.params["sigma"]).ravel()[0])
@@ -196,24 +195,23 @@ def _protocol(section, config, **fixed) -> simulate.Protocol:
                                          seed=int(config.seed), **fixed)  # fmt: skip
 
 
-def _equilibrate(model, params, system, R0, config, n_steps, dt, tau):
+def _equilibrate(model, params, R0, config, n_steps, dt, tau):
     """A short Nose-Hoover run (A = 0): a CG start for the trajectory stages."""
     protocol = simulate.Protocol(
         temperature=float(config.temperature), dt=dt, tau=tau, production_steps=n_steps,
         record_every=n_steps // 10, skin=float(config.dynamics.skin), seed=config.seed + 1,
     )  # fmt: skip
-    out = simulate.sample(model, params, jnp.asarray(R0), protocol, system=system,
-                          progress=config.progress)  # fmt: skip
+    out = simulate.sample(model, params, jnp.asarray(R0), protocol, progress=config.progress)
     return out.state.position, out.state.momentum / out.state.mass
 
 
-def _stage_rdf_training(frames, model, system, params, ref, config, wd):
+def _stage_rdf_training(frames, model, params, ref, config, wd):
     c = config.rdf_train
     if int(c.n_updates) == 0:  # no RDF training: the force-matched GNN, the last AA frame
         wd.log("RDF training: n_updates = 0, skipped")
         return {"history": [], "params": _save_params(wd, "rdf_training", params),
                 "start_positions": np.asarray(frames.positions[-1])}  # fmt: skip
-    R, V = _equilibrate(model, params, system, frames.positions[-1], config,
+    R, V = _equilibrate(model, params, frames.positions[-1], config,
                         int(c.equilibration_steps), float(c.dt), float(c.tau))  # fmt: skip
     # The loss costs O(frames x pairs x bins): the AA histogram is merged into
     # bins `rebin` times wider (a shell-volume-weighted mean, exact for a histogram).
@@ -236,7 +234,7 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     adjoint = {"checkpoint": simulate.Checkpoint(segment_steps=segments),
                "backsolve": simulate.Backsolve(segment_steps=segments),
                "truncated": simulate.Truncated(segment_steps=segments)}[str(c.adjoint)]  # fmt: skip
-    spec = simulate.TrajectorySpec(model, R, V, protocol, system, adjoint=adjoint)
+    spec = simulate.TrajectorySpec(model, R, V, protocol, adjoint=adjoint)
     loss = losses.rdf_loss(r_t, g_t, simulate=spec, sigma=float(c.sigma),
                            start_frame=int(c.start_frame))  # fmt: skip
     # lr_decay: the learning rate is multiplied by it after every update. b1 = 0 (no
@@ -258,21 +256,21 @@ def _stage_rdf_training(frames, model, system, params, ref, config, wd):
     fit = train.fit_trajectory(trainer, params, n_updates, keep_best=bool(c.keep_best),
                                log=wd.log)  # fmt: skip
     params, R, history = fit.params, fit.end_positions, fit.history
-    box = np.diag(np.asarray(system.box))
+    box = np.diag(np.asarray(model.system.box))
     start = np.asarray(R) - np.floor(np.asarray(R) / box) * box  # wrapped into the box
     return {"history": history, "params": _save_params(wd, "rdf_training", params),
             "start_positions": start, "kept_update": fit.kept_update,
             "kept_loss": fit.kept_loss, "protocol": protocol.to_dict()}  # fmt: skip
 
 
-def _probe(model, system, ref, config, wd):
+def _probe(model, ref, config, wd):
     """The probe of the amplitude search, the omega scan and the validation: one
     protocol (``config.dynamics``) for all three."""
     d = config.dynamics
     protocol = _protocol(d, config)
     wd.log(f"dynamics sampling: {protocol}")
     return train.DynamicsProbe(
-        model, system, protocol, fit_window=tuple(d.fit_window), n_blocks=int(d.n_blocks),
+        model, protocol, fit_window=tuple(d.fit_window), n_blocks=int(d.n_blocks),
         reference_rdf=(ref["rdf_r"], ref["rdf_g"]), progress=config.progress, log=wd.log,
     )  # fmt: skip
 
@@ -438,8 +436,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     )
     wd.log(f"AA: D = {ref['D_AA_cm2_per_s']:.4g} +- {ref['D_AA_err_cm2_per_s']:.2g} cm^2/s "
            f"(fit {ref['fit_window_ps']} ps)")  # fmt: skip
-    model, lj_model = _build(frames, config)
-    stages["rem"] = rem = wd.stage("rem", lambda: _stage_rem(frames, lj_model, system, config, wd))
+    model, lj_model = _build(system, config)
+    stages["rem"] = rem = wd.stage("rem", lambda: _stage_rem(frames, lj_model, config, wd))
     stages["force_matching"] = fm = wd.stage(
         "force_matching", lambda: _stage_fm(frames, model, rem, config, wd)
     )
@@ -447,11 +445,11 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     p_fm = _load_params(wd, fm["params"], template)
     stages["rdf_training"] = rdf_t = wd.stage(
         "rdf_training",
-        lambda: _stage_rdf_training(frames, model, system, p_fm, ref, config, wd),
+        lambda: _stage_rdf_training(frames, model, p_fm, ref, config, wd),
     )
     params = _load_params(wd, rdf_t["params"], template)
     R0 = jnp.asarray(rdf_t["start_positions"], jnp.float32)
-    probe = _probe(model, system, ref, config, wd)
+    probe = _probe(model, ref, config, wd)
     cache_path = wd.sub("stages", "hf_evaluations.json")
     cache = _load_json(cache_path)
     save = lambda c: _write_json(cache_path, c)  # noqa: E731

@@ -75,9 +75,8 @@ def _train_and_validate(name, n_train, frames, val_idx, stride, reference, confi
     tag = f"{name}_{n_train}"
     train_frames = frames.select(np.arange(n_train) * stride)
     val_frames = frames.select(val_idx)
-    model = potentials.energy_model(
-        _potential(name, config), species=frames.species, box=frames.box
-    )
+    system = simulate.System.create(box=frames.box, species=frames.species, masses=frames.masses)
+    model = potentials.energy_model(_potential(name, config), system=system)
     try:
         params, _, metrics = train.fit_force_matching(
             model, train_frames, val_frames, _train_settings(name, config),
@@ -88,10 +87,9 @@ def _train_and_validate(name, n_train, frames, val_idx, stride, reference, confi
         return {"model": name, "n_train_frames": n_train, "error": str(e), "stable": False,
                 "val_force_rmse_kcal_per_mol_per_A": None}  # fmt: skip
     md = config.md
-    system = simulate.System.create(box=frames.box, species=frames.species, masses=frames.masses)
     protocol = simulate.Protocol.from_config(md, seed=int(config.seed))
     report = simulate.validate_by_simulation(
-        model, params, reference, frames.positions[val_idx[0]], protocol, system=system,
+        model, params, reference, frames.positions[val_idx[0]], protocol,
         nve_steps=int(md.nve_steps), progress=config.progress, log=wd.log,
     )  # fmt: skip
     out = {"model": name, "n_train_frames": n_train, **metrics, **report.summary()}
@@ -127,9 +125,8 @@ def _noise_floor(name, frames, train_idx, val_idx, config, wd):
             "train_force_rmse": float(fit.rmse),
             "n_params": int(np.size(fit.params["coefficients"])),
         }  # fmt: skip
-    model = potentials.energy_model(
-        _potential(name, config), species=frames.species, box=frames.box
-    )
+    system = simulate.System.create(box=frames.box, species=frames.species, masses=frames.masses)
+    model = potentials.energy_model(_potential(name, config), system=system)
     try:
         _, _, metrics = train.fit_force_matching(
             model, train_frames, val_frames, _train_settings(name, config),

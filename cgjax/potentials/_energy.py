@@ -34,6 +34,9 @@ class EnergyModel(NamedTuple):
       species: ``[N]`` int32 species.
       box: the box as given (nm), or ``None`` for free space.
       displacement_fn, shift_fn: the jax-md space.
+      system: the :class:`~cgjax.simulate.System` (masses in amu) the model was
+        built on (``energy_model(potential, system=...)``), or None: it then
+        cannot be simulated, only fitted and evaluated.
     """
 
     init_fn: Callable[..., Params]
@@ -43,6 +46,7 @@ class EnergyModel(NamedTuple):
     box: Any
     displacement_fn: Callable
     shift_fn: Callable
+    system: Any = None
 
     @property
     def cutoff(self) -> float | None:
@@ -70,22 +74,38 @@ class EnergyModel(NamedTuple):
         return lambda R, **kw: -jax.grad(e)(R, **kw)
 
 
-def energy_model(potential: Term, *, species: Any, box: Any = None) -> EnergyModel:
-    """Binds a potential to a system's species and box.
+def energy_model(
+    potential: Term, *, species: Any = None, box: Any = None, system: Any = None
+) -> EnergyModel:
+    """Binds a potential to a system: its species and box, and for dynamics its masses.
+
+    Give either ``system`` (a :class:`~cgjax.simulate.System`: species, box,
+    masses and space, built once; the model can then be sampled:
+    :func:`~cgjax.simulate.sample` and everything built on it take the model
+    alone) or ``species`` and ``box`` (enough to fit and evaluate forces).
 
     Args:
       potential: a :class:`~cgjax.potentials.Term` (or a sum of terms).
       species: ``[N]`` int species indices, each ``< potential`` ``n_species``.
       box: ``None`` (free space), scalar, ``[3]`` or ``[3, 3]`` (columns are the
         box vectors), in nm.
+      system: a :class:`~cgjax.simulate.System`, instead of ``species``/``box``.
 
     Returns:
       The :class:`EnergyModel`.
 
     Raises:
-      ValueError: on a species index out of range, or a box narrower than
-        twice the potential's cutoff.
+      ValueError: on a species index out of range, a box narrower than
+        twice the potential's cutoff, or both ``system`` and ``species``/``box``.
     """
+    if system is not None:
+        if species is not None or box is not None:
+            raise ValueError(
+                "energy_model: give system= or species=/box=, not both (the system holds them)"
+            )
+        species, box = system.species, system.box
+    elif species is None:
+        raise ValueError("energy_model needs species= (and box=) or system=")
     if not isinstance(potential, Term):
         raise ValueError(
             f"potential must be a cgjax potential term (flax module), got {type(potential)}"
@@ -93,7 +113,10 @@ def energy_model(potential: Term, *, species: Any, box: Any = None) -> EnergyMod
     species_np = check_species(species, potential.species_count())
     n = species_np.shape[0]
     check_box(box, potential.max_cutoff() or 0.0)
-    displacement_fn, shift_fn = make_space(box)
+    if system is not None:  # its space, not a second one
+        displacement_fn, shift_fn = system.displacement_fn, system.shift_fn
+    else:
+        displacement_fn, shift_fn = make_space(box)
     species_j = jnp.asarray(species_np)
     directed = potential.needs_directed_edges()
 
@@ -124,4 +147,5 @@ def energy_model(potential: Term, *, species: Any, box: Any = None) -> EnergyMod
         box=box,
         displacement_fn=displacement_fn,
         shift_fn=shift_fn,
+        system=system,
     )

@@ -1,6 +1,7 @@
 """Simulation: jax-md integrators in cgjax units and an overflow-safe trajectory runner."""
 
 from cgjax._neighbor_list import NeighborListFn
+from cgjax._system import System, fcc_lattice
 from cgjax.simulate._differentiable import (
     Adjoint,
     Backsolve,
@@ -21,7 +22,6 @@ from cgjax.simulate._integrators import (
 )
 from cgjax.simulate._protocol import THERMOSTATS, Protocol, Sample, sample
 from cgjax.simulate._runner import RunResult, SimulationError, Trajectory, init_replicas, run
-from cgjax.simulate._system import System, fcc_lattice
 from cgjax.simulate._validate import (
     Structure,
     ValidationReport,

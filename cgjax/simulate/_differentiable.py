@@ -40,10 +40,10 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from cgjax._space import wrap_traced
+from cgjax._system import System, system_of
 from cgjax._types import Params
 from cgjax.simulate._protocol import Protocol
 from cgjax.simulate._runner import SimulationError
-from cgjax.simulate._system import System
 
 __all__ = [
     "Adjoint",
@@ -403,7 +403,6 @@ def simulate_differentiable(
     protocol: Protocol,
     adjoint: Adjoint = Checkpoint(),
     *,
-    system: System,
     neighbor: Any = None,
     xi0: float = 0.0,
 ) -> DiffTrajectory:
@@ -432,9 +431,10 @@ def simulate_differentiable(
     ``jit`` the checks and neighbor-list reallocation are skipped.
 
     Args:
-      model: ``model.energy_fn(params) -> E(R, *, neighbor=None)`` (kJ/mol) and
-        ``model.neighbor_fn(skin=)``, e.g. an :class:`~cgjax.potentials.EnergyModel`;
-        forces are ``-grad E``.
+      model: an :class:`~cgjax.potentials.EnergyModel` built on its
+        :class:`System` (box, masses in amu): ``model.energy_fn(params) ->
+        E(R, *, neighbor=None)`` (kJ/mol; forces are ``-grad E``) and
+        ``model.neighbor_fn(skin=)``.
       params: the potential's parameters (the differentiated input).
       R0: ``[N, 3]`` starting positions (nm); unwrapped inside the solve.
       V0: ``[N, 3]`` starting velocities (nm/ps).
@@ -444,7 +444,6 @@ def simulate_differentiable(
         (``None``: all pairs, no list). ``equilibration_steps`` must be 0 here:
         :func:`sample` with an adjoint equilibrates first.
       adjoint: :class:`Checkpoint` (default), :class:`Backsolve` or :class:`Truncated`.
-      system: the :class:`System` (box and masses in amu).
       neighbor: a list allocated by ``model.neighbor_fn`` whose capacity the
         segments' lists take, e.g. the previous trajectory's
         ``DiffTrajectory.neighbor`` (not allocated again; an overflow still
@@ -470,6 +469,7 @@ def simulate_differentiable(
     """
     (dt, n_steps, record_every, ensemble, kT, tau, adjoint_name, segment_steps,
      window) = _settings(protocol, adjoint)  # fmt: skip
+    system = system_of(model, "simulate_differentiable")
     energy_fn_of_params = model.energy_fn
     neighbor_fn = None if protocol.skin is None else model.neighbor_fn(skin=protocol.skin)
     system.check_positions(R0, "R0")
@@ -584,11 +584,9 @@ class TrajectorySpec:
     distinct spec (by identity) once per call and shares the trajectory.
 
     Attributes:
-      model: ``energy_fn(params)`` (kJ/mol) and ``neighbor_fn(skin=)``, e.g.
-        an :class:`~cgjax.potentials.EnergyModel`.
+      model: an :class:`~cgjax.potentials.EnergyModel` built on its :class:`System`.
       R0, V0: ``[N, 3]`` start (nm, nm/ps).
       protocol: the :class:`~cgjax.simulate.Protocol` (no equilibration).
-      system: the :class:`System`.
       adjoint: :class:`Checkpoint`, :class:`Backsolve` or :class:`Truncated`.
       neighbor: a neighbor-list template (see :func:`simulate_differentiable`).
     """
@@ -597,9 +595,13 @@ class TrajectorySpec:
     R0: Any
     V0: Any
     protocol: Protocol
-    system: System
     adjoint: Adjoint = Checkpoint()
     neighbor: Any = None
+
+    @property
+    def system(self) -> System:
+        """The model's :class:`System` (its box serves the RDF loss)."""
+        return system_of(self.model, "TrajectorySpec")
 
     @property
     def dt(self) -> float:
@@ -616,10 +618,8 @@ class TrajectorySpec:
         return self.protocol.production_steps // self.protocol.record_every
 
     def __call__(self, params: Params) -> DiffTrajectory:
-        return simulate_differentiable(
-            self.model, params, self.R0, self.V0, self.protocol, self.adjoint,
-            system=self.system, neighbor=self.neighbor,
-        )  # fmt: skip
+        return simulate_differentiable(self.model, params, self.R0, self.V0, self.protocol,
+                                       self.adjoint, neighbor=self.neighbor)  # fmt: skip
 
 
 def maxwell_boltzmann(key: jax.Array, system: System, kT: float, dtype=jnp.float32) -> jax.Array:

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax_md import simulate
 
-from cgjax.simulate._system import System
+from cgjax._system import System
 
 # jax-md's kinetic energy asks for a float64 sum (util.high_precision_sum);
 # without jax_enable_x64 JAX warns on every trace and sums in float32, which

@@ -11,7 +11,8 @@ through it.
 
     >>> protocol = simulate.Protocol(temperature=300.0, dt=0.002, production_steps=5000,
     ...                              record_every=50, equilibration_steps=1000)
-    >>> out = simulate.sample(model, params, R0, protocol, system=system)
+    >>> model = potentials.energy_model(pot, system=system)   # box, species, masses
+    >>> out = simulate.sample(model, params, R0, protocol)
     >>> out.trajectory.positions.shape        # [100, N, 3] nm
 """
 
@@ -27,9 +28,9 @@ import jax
 import jax.numpy as jnp
 
 from cgjax import units
+from cgjax._system import System, system_of
 from cgjax.simulate._integrators import Simulator, nve, nvt_langevin, nvt_nose_hoover
 from cgjax.simulate._runner import SimulationError, Trajectory, run
-from cgjax.simulate._system import System
 
 __all__ = ["THERMOSTATS", "Protocol", "Sample", "sample"]
 
@@ -260,9 +261,10 @@ def _momenta(V: Any, system: System) -> Any:
     return V * jnp.asarray(system.masses, V.dtype)[:, None]
 
 
-def _sample_differentiable(model, params, start, p, system, adjoint, progress, log) -> Sample:
+def _sample_differentiable(model, params, start, p, adjoint, progress, log) -> Sample:
     from cgjax.simulate._differentiable import maxwell_boltzmann, simulate_differentiable
 
+    system = system_of(model, "sample")
     wall = {}
     template = None
     if isinstance(start, Sample):
@@ -278,15 +280,15 @@ def _sample_differentiable(model, params, start, p, system, adjoint, progress, l
             thermostat=p.equilibration_thermostat or p.thermostat,
             friction=p.equilibration_friction or p.friction,
         )  # fmt: skip
-        eq = sample(model, jax.lax.stop_gradient(params), start, eq_p, system=system,
-                    progress=progress, log=log)  # fmt: skip
+        eq = sample(model, jax.lax.stop_gradient(params), start, eq_p, progress=progress,
+                    log=log)  # fmt: skip
         R0, V0, xi0 = jax.lax.stop_gradient(_phase_point(eq, system))
         wall["equilibration"] = eq.wall_s["production"]
         template = None if p.skin is None else eq.neighbor
     t0 = time.perf_counter()
     prod = p.replace(equilibration_steps=0)
-    traj = simulate_differentiable(model, params, R0, V0, prod, adjoint, system=system,
-                                   neighbor=template, xi0=0.0 if xi0 is None else xi0)  # fmt: skip
+    traj = simulate_differentiable(model, params, R0, V0, prod, adjoint, neighbor=template,
+                                   xi0=0.0 if xi0 is None else xi0)  # fmt: skip
     wall["production"] = time.perf_counter() - t0
     last = (traj.positions[-1], traj.velocities[-1])
     if traj.thermostat is not None:
@@ -301,7 +303,6 @@ def sample(
     start: Any,
     protocol: Protocol,
     *,
-    system: System,
     adjoint: Any = None,
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
@@ -318,16 +319,16 @@ def sample(
     :class:`~cgjax.simulate.DiffTrajectory`, ``state`` is ``(R, V[, xi])``).
 
     Args:
-      model: anything with ``energy_fn(params) -> E(R, *, neighbor=None)``
-        (kJ/mol) and ``neighbor_fn(skin=...)``, e.g. an
-        :class:`~cgjax.potentials.EnergyModel` (a model with a different
-        parameterisation: ``model._replace(energy_fn=...)``).
+      model: an :class:`~cgjax.potentials.EnergyModel` built on its
+        :class:`~cgjax.simulate.System` (``energy_model(potential, system=...)``:
+        box, masses in amu): ``energy_fn(params) -> E(R, *, neighbor=None)``
+        (kJ/mol), ``neighbor_fn(skin=...)``, ``system``. A different
+        parameterisation: ``model._replace(energy_fn=...)``.
       params: the parameters, passed to the energy as a traced argument.
       start: ``[N, 3]`` positions (nm; velocities drawn at the protocol's
         temperature from its seed), or a previous :class:`Sample` of either
         kind to continue from (its phase point and neighbor list).
       protocol: the :class:`Protocol`.
-      system: the :class:`~cgjax.simulate.System` (box, masses in amu).
       adjoint: ``None`` or an adjoint object (above).
       progress: progress bars; log: messages of the runner.
 
@@ -343,7 +344,8 @@ def sample(
     if not isinstance(p, Protocol):
         raise TypeError(f"protocol must be a simulate.Protocol, got {type(p).__name__}")
     if adjoint is not None:
-        return _sample_differentiable(model, params, start, p, system, adjoint, progress, log)
+        return _sample_differentiable(model, params, start, p, adjoint, progress, log)
+    system = system_of(model, "sample")
     prod = _simulator(model.energy_fn, system, p, "production")
     eq = _simulator(model.energy_fn, system, p, "equilibration") if p.equilibration_steps else prod
     kw = {"params": params}

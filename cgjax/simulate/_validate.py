@@ -10,7 +10,7 @@ short NVE continuation at the production time step measures energy drift.
 >>> protocol = simulate.Protocol(temperature=300.0, dt=0.002, equilibration_steps=2500,
 ...                              production_steps=10000, record_every=100)
 >>> report = simulate.validate_by_simulation(model, params, ref, frames.positions[-1],
-...                                          protocol, system=system)
+...                                          protocol)
 >>> report.summary()["rdf_tae_A"], report.stable
 >>> report.plot("plots/structure.png")
 """
@@ -29,10 +29,10 @@ import numpy as np
 
 from cgjax import observables, units
 from cgjax._space import box_matrix
+from cgjax._system import system_of
 from cgjax.simulate._integrators import nve
 from cgjax.simulate._protocol import Protocol, sample
 from cgjax.simulate._runner import SimulationError, run
-from cgjax.simulate._system import System
 
 __all__ = [
     "Structure",
@@ -320,7 +320,6 @@ def validate_by_simulation(
     positions: Any,
     protocol: Protocol,
     *,
-    system: System,
     nve_steps: int = 5000,
     min_allowed_distance: float = 0.1,
     progress: bool | None = None,
@@ -338,16 +337,14 @@ def validate_by_simulation(
     bad arguments do.
 
     Args:
-      model: anything :func:`~cgjax.simulate.sample` takes (``energy_fn(params)``
-        in kJ/mol, ``neighbor_fn(skin=)``), e.g. an
-        :class:`~cgjax.potentials.EnergyModel`.
+      model: the :class:`~cgjax.potentials.EnergyModel` built on its
+        :class:`System` (box, species, masses in amu), as :func:`~cgjax.simulate.sample` takes.
       params: its parameters.
       reference: the reference :class:`Structure` (e.g. of the mapped AA
         frames); the CG structure is computed with the same settings.
       positions: ``[N, 3]`` starting positions (nm), e.g. a reference frame.
       protocol: the :class:`~cgjax.simulate.Protocol` (paper 000: 2 fs,
         Nose-Hoover); its production must hold at least two frames.
-      system: the :class:`System` (box, species, masses in amu).
       nve_steps: steps of the NVE continuation (``0`` skips it).
       min_allowed_distance: a pair closer than this (nm) counts as a collapse.
       progress, log: progress bars and messages.
@@ -362,6 +359,7 @@ def validate_by_simulation(
             f"protocol.production_steps ({protocol.production_steps}) must hold at least two "
             f"frames of record_every = {protocol.record_every} steps"
         )
+    system = system_of(model, "validate_by_simulation")
     temperature, dt, kT = protocol.temperature, protocol.dt, protocol.kT
     n = int(np.asarray(system.species).shape[0])
     report = ValidationReport(reference=reference, temperature_target=temperature, dt=dt,
@@ -369,8 +367,7 @@ def validate_by_simulation(
     say = log or (lambda msg: None)
     stage = "sampling"
     try:
-        out = sample(model, params, positions, protocol, system=system, progress=progress,
-                     log=log)  # fmt: skip
+        out = sample(model, params, positions, protocol, progress=progress, log=log)
         report.wall_s.update(out.wall_s)
         for name, steps in (("equilibration", protocol.equilibration_steps),
                             ("production", protocol.production_steps)):  # fmt: skip

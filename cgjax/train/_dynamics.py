@@ -92,8 +92,8 @@ class DynamicsProbe:
     between nearby parameters less noisy than the values themselves.
 
     Args:
-      model: the :class:`~cgjax.potentials.EnergyModel` (kJ/mol, nm).
-      system: the :class:`~cgjax.simulate.System` (box, masses in amu).
+      model: the :class:`~cgjax.potentials.EnergyModel` (kJ/mol, nm) built on
+        its :class:`~cgjax.simulate.System` (box, masses in amu).
       protocol: the :class:`~cgjax.simulate.Protocol`; a high-frequency term
         with ``omega`` = 1000 1/nm needs ``dt`` of about 1 fs (paper 004 uses 1 fs).
       fit_window: ``(t0, t1)`` (ps) of the Einstein fit.
@@ -109,7 +109,6 @@ class DynamicsProbe:
     def __init__(
         self,
         model: Any,
-        system: Any,
         protocol: Any,
         *,
         fit_window: tuple[float, float],
@@ -119,7 +118,10 @@ class DynamicsProbe:
         progress: bool | None = None,
         log: Callable[[str], None] | None = None,
     ):
-        self.model, self.system, self.protocol = model, system, protocol
+        from cgjax._system import system_of
+
+        self.model, self.protocol = model, protocol
+        self.system = system_of(model, "DynamicsProbe")
         self.fit_window = tuple(float(v) for v in fit_window)
         self.n_blocks = int(n_blocks)
         self._check_window(self.production_steps)
@@ -186,8 +188,8 @@ class DynamicsProbe:
             changes["seed"] = int(seed)
         protocol = self.protocol.replace(**changes) if changes else self.protocol
         n_prod = protocol.production_steps
-        out = simulate.sample(self.model, params, R0, protocol, system=self.system,
-                              progress=self.progress, log=self.log)  # fmt: skip
+        out = simulate.sample(self.model, params, R0, protocol, progress=self.progress,
+                              log=self.log)  # fmt: skip
         traj = out.trajectory
         dt_frame = self.dt * protocol.record_every
         if self._fits(n_prod):

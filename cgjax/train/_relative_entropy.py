@@ -156,7 +156,6 @@ def relative_entropy(
     reference_positions: Any,
     protocol: Any,
     *,
-    system: Any,
     trainable: Sequence[str] | None = None,
     settings: REMSettings = REMSettings(),
     R0: Any = None,
@@ -188,14 +187,14 @@ def relative_entropy(
     (``tests/train/test_relative_entropy.py``).
 
     Args:
-      model: the :class:`~cgjax.potentials.EnergyModel` (energies in kJ/mol).
+      model: the :class:`~cgjax.potentials.EnergyModel` (energies in kJ/mol)
+        built on its :class:`~cgjax.simulate.System` (box, masses in amu).
       params: the full parameters; the start of the trained subset.
       reference_positions: ``[T, N, 3]`` mapped AA frames (nm), Boltzmann
         samples at the protocol's temperature.
       protocol: the :class:`~cgjax.simulate.Protocol` of each CG sampling
         (equilibration discarded, then production frames; every sampling
         continues the previous one, so the first starts from ``R0``).
-      system: the :class:`~cgjax.simulate.System` (box, masses in amu).
       trainable: top-level term names (``"lj"`` of a sum) or leaf paths
         (``"lj/sigma"``) to optimise; ``None``: all parameters.
       settings: :class:`REMSettings` (iterations, update rule, reweighting).
@@ -218,7 +217,9 @@ def relative_entropy(
       §2.2 and eqs. 9-11 (LJ sigma, epsilon by REM).
     """
     from cgjax import simulate
+    from cgjax._system import system_of
 
+    system = system_of(model, "relative_entropy")
     X_aa = _checked_reference(reference_positions, system.n_particles)
     if not isinstance(protocol, simulate.Protocol):
         raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
@@ -233,7 +234,7 @@ def relative_entropy(
     derivatives = _Derivatives(theta_model, wrapped)
     R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, theta.dtype)
     R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), theta.dtype)
-    sampler = _Sampler(theta_model, R_start, protocol, system, progress)
+    sampler = _Sampler(theta_model, R_start, protocol, progress)
     rem = _Iterations(theta, names, wrapped, derivatives, sampler, 1.0 / protocol.kT, settings, log)
     converged = False
     for it in range(int(settings.n_iterations)):
@@ -308,16 +309,15 @@ class _Derivatives:
 class _Sampler:
     """CG samples at ``theta``: each sampling continues the previous one."""
 
-    def __init__(self, theta_model, R_start, protocol, system, progress):
+    def __init__(self, theta_model, R_start, protocol, progress):
         self.model, self.start, self.protocol = theta_model, R_start, protocol
-        self.system, self.progress, self.dtype = system, progress, R_start.dtype
+        self.progress, self.dtype = progress, R_start.dtype
 
     def __call__(self, th: Any) -> np.ndarray:
         from cgjax import simulate
 
         th = jnp.asarray(th, self.dtype)
-        out = simulate.sample(self.model, th, self.start, self.protocol, system=self.system,
-                              progress=self.progress)  # fmt: skip
+        out = simulate.sample(self.model, th, self.start, self.protocol, progress=self.progress)
         self.start = out
         return np.asarray(out.trajectory.positions)
 

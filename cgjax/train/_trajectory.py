@@ -73,7 +73,7 @@ def _spec_of(loss: Any) -> Any:
             f"{len(loss.terms)} terms with {len(specs)} distinct simulate objects"
         )
     spec = next(iter(specs.values()))
-    for name in ("model", "protocol", "system", "adjoint"):
+    for name in ("model", "protocol", "adjoint"):
         if not hasattr(spec, name):
             raise ValueError(
                 f"trajectory_matching: the terms' simulate must be a simulate.TrajectorySpec "

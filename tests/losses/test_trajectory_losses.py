@@ -23,10 +23,11 @@ def argon32():
         sigma=sigma, epsilon=119.8 * units.kB, cutoff=0.5, r_onset=0.5 - 0.2 * sigma,
         param_dtype=jnp.float64,
     )  # fmt: skip
-    model = potentials.energy_model(pot, species=species, box=L)
+    system = simulate.System.create(box=L, species=species, masses=mass)
+    model = potentials.energy_model(pot, system=system)
     R = jnp.asarray(R, jnp.float64)
     params = model.init_fn(jax.random.key(0), R)
-    return model, params, simulate.System.create(box=L, species=species, masses=mass), R
+    return model, params, system, R
 
 
 class CountingSimulate:
@@ -47,7 +48,7 @@ def setup():
     V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, KT, jnp.float64)
     protocol = simulate.Protocol(temperature=KT / units.kB, dt=0.001, production_steps=100,
                                  record_every=10, thermostat="nve", skin=None)  # fmt: skip
-    spec = simulate.TrajectorySpec(model, R, V0, protocol, system)
+    spec = simulate.TrajectorySpec(model, R, V0, protocol)
     frames = R[None] + 0.01 * jax.random.normal(jax.random.key(2), (2, *R.shape), R.dtype)
     ref = {**params, "epsilon": params["epsilon"] * 1.1}
     forces = losses.predict_forces(model, ref, frames)

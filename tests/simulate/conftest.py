@@ -24,8 +24,8 @@ def argon(n_cells: int, *, cutoff: float = 2.5 * SIGMA, dtype=jnp.float32):
         r_onset=cutoff - 0.2 * SIGMA,
         param_dtype=dtype,
     )
-    model = potentials.energy_model(pot, species=species, box=L)
+    system = simulate.System.create(box=L, species=species, masses=MASS)
+    model = potentials.energy_model(pot, system=system)  # bound to its system: it can run
     R = jnp.asarray(R, dtype)
     params = model.init_fn(jax.random.key(0), R)
-    system = simulate.System.create(box=L, species=species, masses=MASS)
     return model, params, system, R

@@ -24,7 +24,7 @@ def lj():
     return model, params, system, R, V0
 
 
-def _run(model, params, R, V, *, system, dt=DT, n_steps=100, record_every=10, ensemble="nve",
+def _run(model, params, R, V, *, dt=DT, n_steps=100, record_every=10, ensemble="nve",
          kT=KT, tau=0.5, adjoint="checkpoint", window=None, segment_steps=None, skin=None,
          remat=False, neighbor=None):  # fmt: skip
     """simulate_differentiable with its protocol and adjoint objects built from keywords."""
@@ -37,8 +37,7 @@ def _run(model, params, R, V, *, system, dt=DT, n_steps=100, record_every=10, en
         "backsolve": simulate.Backsolve(segment_steps=segment_steps),
         "truncated": simulate.Truncated(window=window, segment_steps=segment_steps),
     }[adjoint]
-    return simulate.simulate_differentiable(model, params, R, V, protocol, adj, system=system,
-                                            neighbor=neighbor)  # fmt: skip
+    return simulate.simulate_differentiable(model, params, R, V, protocol, adj, neighbor=neighbor)
 
 
 def _loss_fn(lj, **options):
@@ -46,7 +45,7 @@ def _loss_fn(lj, **options):
     model, _, system, R, V0 = lj
 
     def loss(params):
-        traj = _run(model, params, R, V0, system=system, **options)
+        traj = _run(model, params, R, V0, **options)
         g = observables.rdf_smooth(traj.positions, system.box, r_max=0.55, n_bins=20, sigma=0.02)
         return jnp.mean((g.g - 1.0) ** 2)
 
@@ -126,7 +125,7 @@ def test_truncated_cuts_gradient_before_window(lj):
 
 def test_nve_conserves_energy(lj):
     model, params, system, R, V0 = lj
-    traj = _run(model, params, R, V0, system=system, n_steps=400)
+    traj = _run(model, params, R, V0, n_steps=400)
     energy = model.energy_fn(params)
     pe = jax.vmap(energy)(traj.positions)
     ke = 0.5 * jnp.sum(system.mass_array(jnp.float64)[:, None] * traj.velocities**2, axis=(1, 2))
@@ -140,7 +139,7 @@ def test_nve_conserves_energy(lj):
 
 def test_nve_equals_jax_md(lj):
     model, params, system, R, V0 = lj
-    traj = _run(model, params, R, V0, system=system, n_steps=50, record_every=1)
+    traj = _run(model, params, R, V0, n_steps=50, record_every=1)
     energy = model.energy_fn(params)
     init, step = jmd_simulate.nve(energy, system.shift_fn, DT)
     m = system.mass_array(jnp.float64)
@@ -162,7 +161,7 @@ def test_nve_equals_jax_md(lj):
 
 def test_neighbor_list_segments_match_all_pairs(lj):
     model, params, system, R, V0 = lj
-    kw = dict(system=system, n_steps=100, record_every=10)
+    kw = dict(n_steps=100, record_every=10)
     ref = _run(model, params, R, V0, **kw)
     seg = _run(model, params, R, V0, skin=0.07, segment_steps=20, **kw)
     np.testing.assert_allclose(seg.positions, ref.positions, atol=1e-10)
@@ -200,11 +199,11 @@ def test_each_segment_builds_its_own_list():
     model32, params, _, _ = argon(2, cutoff=CUTOFF, dtype=jnp.float64)
     L = float(np.asarray(model32.box).reshape(-1)[0])  # 1.156 nm (a cube)
     pot = model32.potential
-    model = potentials.energy_model(pot, species=np.zeros(2, np.int32), box=L)
     system = simulate.System.create(box=L, species=np.zeros(2, np.int32), masses=MASS)
+    model = potentials.energy_model(pot, system=system)
     R = jnp.asarray([[0.3, 0.5, 0.5], [0.86, 0.5, 0.5]], jnp.float64)
     V = jnp.asarray([[2.0, 0.0, 0.0], [-2.0, 0.0, 0.0]], jnp.float64)
-    kw = dict(system=system, n_steps=40, record_every=10)
+    kw = dict(n_steps=40, record_every=10)
     ref = _run(model, params, R, V, **kw)
     seg = _run(model, params, R, V, skin=0.05, segment_steps=10, **kw)
     gap = ref.positions[:, 1, 0] - ref.positions[:, 0, 0]
@@ -220,7 +219,7 @@ def test_neighbor_list_overflow_is_reallocated(lj):
     model, params, system, R, V0 = lj
     # no head-room: the list allocated on the lattice overflows once the crystal melts
     tight = model.neighbor_fn(skin=0.07, capacity_multiplier=1.0).allocate(R)
-    kw = dict(system=system, n_steps=200, record_every=10)
+    kw = dict(n_steps=200, record_every=10)
     ref = _run(model, params, R, V0, **kw)
     traj = _run(model, params, R, V0, skin=0.07, neighbor=tight, segment_steps=10, **kw)
     assert traj.reallocations, "the test should provoke an overflow"
@@ -233,7 +232,7 @@ def test_exploding_trajectory_names_the_step(lj):
     R_bad = R.at[1].set(R[0])  # two atoms on top of each other: infinite force
 
     def loss(p):
-        traj = _run(model, p, R_bad, V0, system=system, dt=0.01, n_steps=100)
+        traj = _run(model, p, R_bad, V0, dt=0.01, n_steps=100)
         return jnp.sum(traj.positions**2)
 
     with pytest.raises(simulate.SimulationError, match=r"non-finite positions .* by step \d+") as e:
@@ -266,7 +265,7 @@ def test_protocol_and_adjoint_errors_are_named(lj):
     p = simulate.Protocol(temperature=94.4, dt=DT, production_steps=20, record_every=10, skin=None)
     def run(prot, adj=None):
         adj = simulate.Checkpoint() if adj is None else adj
-        return simulate.simulate_differentiable(model, params, R, V0, prot, adj, system=system)
+        return simulate.simulate_differentiable(model, params, R, V0, prot, adj)
 
     with pytest.raises(ValueError, match="deterministic: protocol.thermostat must be 'nve' or"):
         run(p.replace(thermostat="langevin"))
@@ -288,26 +287,26 @@ def test_sample_with_an_adjoint_equilibrates_then_differentiates(lj):
     model, params, system, R, _ = lj
     p = simulate.Protocol(temperature=94.4, dt=DT, equilibration_steps=20, production_steps=20,
                           record_every=10, thermostat="nve", skin=None, seed=5)  # fmt: skip
-    out = simulate.sample(model, params, R, p, system=system, adjoint=simulate.Checkpoint(),
+    out = simulate.sample(model, params, R, p, adjoint=simulate.Checkpoint(),
                           progress=False)  # fmt: skip
     eq = simulate.sample(model, params, R, p.replace(equilibration_steps=0, production_steps=20),
-                         system=system, progress=False)  # fmt: skip
+                         progress=False)  # fmt: skip
     V_eq = eq.state.momentum / eq.state.mass
-    direct = _run(model, params, eq.state.position, V_eq, system=system, n_steps=40,
+    direct = _run(model, params, eq.state.position, V_eq, n_steps=40,
                   record_every=10)  # fmt: skip
     np.testing.assert_allclose(out.trajectory.positions, direct.positions[:2], atol=1e-10)
-    more = simulate.sample(model, params, out, p.replace(equilibration_steps=0), system=system,
+    more = simulate.sample(model, params, out, p.replace(equilibration_steps=0),
                            adjoint=simulate.Checkpoint())  # fmt: skip
     np.testing.assert_allclose(more.trajectory.positions, direct.positions[2:], atol=1e-10)
     assert isinstance(out.trajectory, simulate.DiffTrajectory) and out.simulator is None
 
     def loss(q):
-        s = simulate.sample(model, q, R, p, system=system, adjoint=simulate.Checkpoint(),
+        s = simulate.sample(model, q, R, p, adjoint=simulate.Checkpoint(),
                             progress=False)  # fmt: skip
         return jnp.sum(s.trajectory.positions[-1] ** 2)
 
     def production_only(q):  # the equilibrated start held fixed
-        traj = _run(model, q, eq.state.position, V_eq, system=system, n_steps=20)
+        traj = _run(model, q, eq.state.position, V_eq, n_steps=20)
         return jnp.sum(traj.positions[-1] ** 2)
 
     # the gradient is the production's: the equilibration is not differentiated

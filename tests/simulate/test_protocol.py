@@ -80,8 +80,8 @@ def fluid():
     species = np.zeros(n, np.int32)
     lj = potentials.LennardJones(n_species=1, sigma=0.3405, epsilon=0.996, cutoff=0.7,
                                  r_onset=0.65)  # fmt: skip
-    model = potentials.energy_model(lj, species=species, box=box)
     system = simulate.System.create(box=box, species=species, masses=np.full(n, 39.948))
+    model = potentials.energy_model(lj, system=system)
     R = jnp.asarray(R, jnp.float32)
     return model, system, model.init_fn(jax.random.key(0), R), R
 
@@ -111,7 +111,7 @@ def test_sample_equals_the_stages_by_hand_and_continues(fluid):
     p = simulate.Protocol(temperature=T, dt=DT, equilibration_steps=100, production_steps=100,
                           record_every=20, equilibration_thermostat="langevin",
                           equilibration_friction=5.0, seed=4)  # fmt: skip
-    out = simulate.sample(model, params, R0, p, system=system, progress=False)
+    out = simulate.sample(model, params, R0, p, progress=False)
     ref = _by_hand(model, system, params, R0, 100, 100, 20, seed=4)
     np.testing.assert_array_equal(out.trajectory.positions, ref.trajectory.positions)
     np.testing.assert_array_equal(out.trajectory.time, ref.trajectory.time)
@@ -119,12 +119,11 @@ def test_sample_equals_the_stages_by_hand_and_continues(fluid):
     assert set(out.wall_s) == {"equilibration", "production"} and out.protocol is p
     # other parameters, the same compiled simulation (the parameters are traced)
     hotter = {**params, "epsilon": params["epsilon"] * 1.1}
-    again = simulate.sample(model, hotter, R0, p, system=system, progress=False)
+    again = simulate.sample(model, hotter, R0, p, progress=False)
     assert again.simulator is out.simulator
     assert np.max(np.abs(again.trajectory.positions - out.trajectory.positions)) > 1e-4
     # continuing a sample without equilibration equals one longer production
-    cont = simulate.sample(model, params, out, p.replace(equilibration_steps=0), system=system,
-                           progress=False)  # fmt: skip
+    cont = simulate.sample(model, params, out, p.replace(equilibration_steps=0), progress=False)
     longer = _by_hand(model, system, params, R0, 100, 200, 20, seed=4)
     np.testing.assert_allclose(cont.trajectory.unwrapped[-1] - cont.trajectory.unwrapped[0],
                                longer.trajectory.unwrapped[-1] - longer.trajectory.unwrapped[5],
@@ -139,7 +138,25 @@ def test_sample_names_the_stage_that_blew_up(fluid):
     p = simulate.Protocol(temperature=T, dt=DT, equilibration_steps=20, production_steps=20,
                           record_every=20)  # fmt: skip
     with pytest.raises(simulate.SimulationError) as err:
-        simulate.sample(model, params, jnp.asarray(R), p, system=system, progress=False)
+        simulate.sample(model, params, jnp.asarray(R), p, progress=False)
     assert err.value.stage == "equilibration"
     with pytest.raises(ValueError, match=r"start positions has 10 particles but the system"):
-        simulate.sample(model, params, R0[:10], p, system=system, progress=False)
+        simulate.sample(model, params, R0[:10], p, progress=False)
+
+
+def test_the_model_carries_its_system(fluid):
+    model, system, params, R0 = fluid
+    assert model.system is system and model.shift_fn is system.shift_fn  # one space, built once
+    np.testing.assert_array_equal(model.species, system.species)
+    p = simulate.Protocol(temperature=T, dt=DT, production_steps=20, record_every=20)
+    bare = potentials.energy_model(model.potential, species=system.species, box=system.box)
+    with pytest.raises(ValueError, match=r"sample simulates, so it needs a model built on a "
+                                         r"System \(masses, amu\)"):  # fmt: skip
+        simulate.sample(bare, params, R0, p, progress=False)
+    with pytest.raises(ValueError, match="give system= or species=/box=, not both"):
+        potentials.energy_model(model.potential, species=system.species, system=system)
+    # the same energies either way
+    nb = model.neighbor_fn(skin=0.1).allocate(R0)
+    e1 = model.energy_fn(params)(R0, neighbor=nb)
+    e2 = bare.energy_fn(params)(R0, neighbor=nb)
+    assert float(e1) == float(e2)

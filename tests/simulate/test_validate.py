@@ -27,12 +27,12 @@ def validate(argon, sigma, *, nve_steps=1000, R0=None):
     frames, ref, species, system = argon
     # The generator's NonbondedForce: cutoff 3.3 sigma, switched from 3.0 sigma.
     pot = potentials.LennardJones(sigma=sigma, epsilon=EPSILON, cutoff=1.12365, r_onset=1.0215)
-    model = potentials.energy_model(pot, species=species, box=frames.box)
+    model = potentials.energy_model(pot, system=system)
     R0 = jnp.asarray(frames.positions[-1] if R0 is None else R0)
     params = model.init_fn(jax.random.key(0), R0)
     protocol = simulate.Protocol(temperature=94.4, dt=0.004, equilibration_steps=500,
                                  production_steps=2500, record_every=25)  # fmt: skip
-    return simulate.validate_by_simulation(model, params, ref, R0, protocol, system=system,
+    return simulate.validate_by_simulation(model, params, ref, R0, protocol,
                                            nve_steps=nve_steps, progress=False)  # fmt: skip
 
 

@@ -27,8 +27,8 @@ def argon():
     species = np.zeros(n, np.int32)
     lj = potentials.LennardJones(n_species=1, sigma=0.3405, epsilon=0.996, cutoff=0.7,
                                  r_onset=0.65)  # fmt: skip
-    model = potentials.energy_model(lj, species=species, box=box)
     system = simulate.System.create(box=box, species=species, masses=np.full(n, 39.948))
+    model = potentials.energy_model(lj, system=system)
     R = jnp.asarray(R, jnp.float32)
     params = model.init_fn(jax.random.key(0), R)
     protocol = simulate.Protocol(
@@ -36,7 +36,7 @@ def argon():
         record_every=EVERY, equilibration_thermostat="langevin", equilibration_friction=10.0,
         seed=3,
     )  # fmt: skip
-    probe = train.DynamicsProbe(model, system, protocol, fit_window=(0.1, 0.3), n_blocks=2,
+    probe = train.DynamicsProbe(model, protocol, fit_window=(0.1, 0.3), n_blocks=2,
                                 rdf_grid=(0.85, 200), progress=False)  # fmt: skip
     return model, system, params, R, probe
 

@@ -46,8 +46,8 @@ def lj_fluid():
     species = np.zeros(n, np.int32)
     lj = potentials.LennardJones(n_species=1, sigma=SIGMA, epsilon=EPSILON, cutoff=0.85,
                                  r_onset=0.8)  # fmt: skip
-    model = potentials.energy_model(lj, species=species, box=box)
     system = simulate.System.create(box=box, species=species, masses=np.full(n, 39.948))
+    model = potentials.energy_model(lj, system=system)
     R = jnp.asarray(R, jnp.float32)
     p_true = model.init_fn(jax.random.key(0), R)
     nf = model.neighbor_fn(skin=0.1)
@@ -77,7 +77,7 @@ def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
     # the approach: 8 % and 20 % off, short samplings reused by reweighting
     start = {"sigma": p_true["sigma"] * 1.08, "epsilon": p_true["epsilon"] * 0.8}
     settings = train.REMSettings(n_iterations=8, ess_threshold=0.9, tol=1e-3)
-    res = train.relative_entropy(model, start, X, protocol, system=system, settings=settings)
+    res = train.relative_entropy(model, start, X, protocol, settings=settings)
     h = res.history
     assert h[0]["values"]["/sigma"] == pytest.approx(SIGMA * 1.08, rel=1e-5)
     # the first iterations resample; near the answer, samples are reused by reweighting
@@ -90,7 +90,7 @@ def test_recovers_lennard_jones_from_its_own_samples(lj_fluid):
     assert np.all(g1 < 1e-2 * g0)
     # the precision: the mean of 4 Newton roots, each on fresh 500-ps samples
     fine = train.relative_entropy(
-        model, res.params, X, protocol.replace(production_steps=25000, seed=1), system=system,
+        model, res.params, X, protocol.replace(production_steps=25000, seed=1),
         settings=train.REMSettings(n_iterations=1, average_last=4),
     )  # fmt: skip
     assert fine.n_samplings == 4
@@ -108,12 +108,12 @@ def test_bad_input_is_named(lj_fluid):
     model, system, p_true, X = lj_fluid
     protocol = simulate.Protocol(temperature=T, dt=DT, production_steps=100, record_every=10)
     with pytest.raises(ValueError, match="trainable 'lj'"):
-        train.relative_entropy(model, p_true, X, protocol, system=system, trainable=("lj",))
+        train.relative_entropy(model, p_true, X, protocol, trainable=("lj",))
     bad = X[:5].copy()
     bad[3, 7, 1] = np.nan
     with pytest.raises(ValueError, match="non-finite values \\(first in frame 3\\)"):
-        train.relative_entropy(model, p_true, bad, protocol, system=system)
+        train.relative_entropy(model, p_true, bad, protocol)
     with pytest.raises(ValueError, match=r"reference_positions must be \[T, 256, 3\]"):
-        train.relative_entropy(model, p_true, X[:, :10], protocol, system=system)
+        train.relative_entropy(model, p_true, X[:, :10], protocol)
     with pytest.raises(ValueError, match=r"REMSettings.ess_threshold must be in \(0, 1\]"):
         train.REMSettings(ess_threshold=0.0)

@@ -30,15 +30,15 @@ def setup():
     lj = potentials.LennardJones(sigma=sigma, epsilon=119.8 * units.kB, cutoff=0.5,
                                  r_onset=0.5 - 0.2 * sigma, param_dtype=jnp.float64)  # fmt: skip
     prior = potentials.SoftRepulsion(sigma=0.25, cutoff=0.5, param_dtype=jnp.float64)
-    model = potentials.energy_model(potentials.sum_of(lj=lj, prior=prior), species=species, box=L)
     system = simulate.System.create(box=L, species=species, masses=mass)
+    model = potentials.energy_model(potentials.sum_of(lj=lj, prior=prior), system=system)
     R = jnp.asarray(R, jnp.float64)
     params = model.init_fn(jax.random.key(0), R)
     V0 = simulate.maxwell_boltzmann(jax.random.key(1), system, KT, jnp.float64)
     protocol = simulate.Protocol(temperature=KT / units.kB, dt=0.002, production_steps=40,
                                  record_every=10, thermostat="nose_hoover", tau=0.1,
                                  skin=None)  # fmt: skip
-    spec = simulate.TrajectorySpec(model, R, V0, protocol, system)
+    spec = simulate.TrajectorySpec(model, R, V0, protocol)
     loss = losses.rdf_loss(CENTRES, np.full(N_BINS, 1.0), simulate=spec, sigma=0.02)
     return model, params, spec, loss
 
@@ -64,8 +64,7 @@ def test_updates_equal_the_steps_by_hand(setup):
     np.testing.assert_allclose(state1.positions, traj.positions[-1], atol=1e-12)
     np.testing.assert_allclose(state1.velocities, traj.velocities[-1], atol=1e-12)
     state2, m2 = trainer.update(state1)
-    nxt = simulate.TrajectorySpec(model, traj.positions[-1], traj.velocities[-1], spec.protocol,
-                                  spec.system)  # fmt: skip
+    nxt = simulate.TrajectorySpec(model, traj.positions[-1], traj.velocities[-1], spec.protocol)
     again = losses.rdf_loss(CENTRES, np.full(N_BINS, 1.0), simulate=nxt, sigma=0.02)
     assert m2["loss"] == pytest.approx(float(again(state1.params, None)), rel=1e-12)
     assert state2.update == 2

@@ -13,7 +13,7 @@ from cgjax._neighbor_list import neighbor_list_fn
 from cgjax._space import box_matrix, make_space
 from cgjax._validation import check_finite, check_positions, check_species
 
-__all__ = ["System", "fcc_lattice"]
+__all__ = ["System", "fcc_lattice", "system_of"]
 
 
 @struct.dataclass
@@ -107,3 +107,19 @@ def fcc_lattice(n_cells: int, number_density: float) -> tuple[np.ndarray, float]
     basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]) + 0.25
     cells = np.stack(np.meshgrid(*[np.arange(n_cells)] * 3, indexing="ij"), -1).reshape(-1, 1, 3)
     return ((cells + basis[None]) * a).reshape(-1, 3), L
+
+
+def system_of(model: Any, what: str) -> System:
+    """The :class:`System` a model was built on; ``what`` (the caller) names who needs it.
+
+    Raises:
+      ValueError: the model was built from species and box alone (no masses).
+    """
+    system = getattr(model, "system", None)
+    if system is None:
+        raise ValueError(
+            f"{what} simulates, so it needs a model built on a System (masses, amu): "
+            "potentials.energy_model(potential, system=simulate.System.create(box=..., "
+            "species=..., masses=...))"
+        )
+    return system

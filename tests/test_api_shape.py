@@ -17,7 +17,6 @@ api_shape = load_module(os.path.join(ROOT, "scripts", "api_shape.py"), "cgjax_ap
 #: Public functions with > 10 parameters or > 100 lines of code (issue 17), by name.
 ALLOWED_LARGE = {
     "cgjax.simulate._runner.run",
-    "cgjax.sweep._engine.sweep_force_matching",
 }
 #: Import cycles between cgjax's subpackages and top-level modules: none.
 ALLOWED_CYCLES: set[str] = set()

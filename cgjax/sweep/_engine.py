@@ -115,6 +115,40 @@ def _put(tree: Any, sharding: NamedSharding) -> Any:
     return jax.device_put(tree, sharding)
 
 
+def _init_members(model, single, tr, seeds, hyper, neighbor) -> train.TrainState:
+    """Member ``k``: ``model.init_fn(key(seed_k), R0)``, its hyperparameters in ``opt_state``."""
+    R0 = jnp.asarray(tr["positions"][0])
+    init_kw = {} if neighbor is None else {"neighbor": neighbor}
+
+    def init_member(seed, hp):
+        key = jax.random.key(seed)
+        state = single.init_fn(key, model.init_fn(key, R0, **init_kw))
+        opt = state.opt_state
+        hp = {k: jnp.asarray(v, opt.hyperparams[k].dtype) for k, v in hp.items()}
+        return state.replace(opt_state=opt._replace(hyperparams={**opt.hyperparams, **hp}))
+
+    hp_arrays = {k: np.asarray(v) for k, v in hyper.items()}
+    return jax.jit(jax.vmap(init_member))(np.asarray(seeds, np.uint32), hp_arrays)
+
+
+def _member_records(params, K, seeds, hyper, losses, val_curve, finite_until, keep_params):
+    """The first ``K`` members' dicts of :attr:`SweepResult.members`."""
+    last = val_curve[-1][1]
+    return [
+        {
+            "seed": seeds[k],
+            **{name: v[k] for name, v in hyper.items()},
+            "val_force_rmse": float(last["rmse"][k]),
+            "val_force_mae": float(last["mae"][k]),
+            "train_loss": losses[k].tolist(),
+            "val_curve": [[s, float(e["rmse"][k])] for s, e in val_curve],
+            "diverged_at_step": int(finite_until[k]) if finite_until[k] > 0 else None,
+            **({"params": jax.tree.map(lambda x, k=k: x[k], params)} if keep_params else {}),
+        }
+        for k in range(K)
+    ]
+
+
 def sweep_force_matching(
     model: Any,
     train_frames: Any,
@@ -192,33 +226,12 @@ def sweep_force_matching(
         hyper["clip_norm"] = [float(c.train.clip_norm) for c in padded]
     sharding = NamedSharding(mesh, P("member"))
 
-    optimizer = sweep_optimizer(n_steps, clip=clip)
-    single = train.force_matching(model, optimizer, batch_size=batch_size, neighbor=neighbor)
-    R0 = jnp.asarray(tr["positions"][0])
-    init_kw = {} if neighbor is None else {"neighbor": neighbor}
-
-    def init_member(seed, hp):
-        key = jax.random.key(seed)
-        state = single.init_fn(key, model.init_fn(key, R0, **init_kw))
-        opt = state.opt_state
-        hp = {k: jnp.asarray(v, opt.hyperparams[k].dtype) for k, v in hp.items()}
-        return state.replace(opt_state=opt._replace(hyperparams={**opt.hyperparams, **hp}))
-
-    hp_arrays = {k: np.asarray(v) for k, v in hyper.items()}
-    state = jax.jit(jax.vmap(init_member))(np.asarray(seeds, np.uint32), hp_arrays)
-    state = _put(state, sharding)
-
-    def vmapped(trainer: train.Trainer) -> train.Trainer:
-        return trainer._replace(
-            update_fn=jax.jit(jax.vmap(trainer.update_fn)),
-            eval_fn=jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, None))),
-            n_members=len(padded),
-            reallocate=None
-            if trainer.reallocate is None
-            else (lambda R: vmapped(trainer.reallocate(R))),
-        )
-
-    trainer = vmapped(single)
+    single = train.force_matching(
+        model, sweep_optimizer(n_steps, clip=clip), batch_size=batch_size, neighbor=neighbor
+    )
+    state = _put(_init_members(model, single, tr, seeds, hyper, neighbor), sharding)
+    # each member its own batch order, all one validation set
+    trainer = train.ensemble(single, len(padded), same_batches=False, same_val_batches=True)
     losses = np.full((len(padded), n_steps), np.nan)
     finite_until = np.full(len(padded), -1)
     val_curve: list[tuple[int, list[float]]] = []
@@ -244,23 +257,10 @@ def sweep_force_matching(
             err = train.evaluate(trainer, state.params, va)
             val_curve.append((done, err))
 
-    params = jax.device_get(state.params)
     leaf = jax.tree.leaves(state.params)[0]
-    members = []
-    last = val_curve[-1][1]
-    for k in range(K):
-        members.append(
-            {
-                "seed": seeds[k],
-                **{name: v[k] for name, v in hyper.items()},
-                "val_force_rmse": float(last["rmse"][k]),
-                "val_force_mae": float(last["mae"][k]),
-                "train_loss": losses[k].tolist(),
-                "val_curve": [[s, float(e["rmse"][k])] for s, e in val_curve],
-                "diverged_at_step": int(finite_until[k]) if finite_until[k] > 0 else None,
-                **({"params": jax.tree.map(lambda x, k=k: x[k], params)} if keep_params else {}),
-            }
-        )
+    members = _member_records(
+        jax.device_get(state.params), K, seeds, hyper, losses, val_curve, finite_until, keep_params
+    )
     return SweepResult(
         members=members,
         n_devices=n_dev,

@@ -42,7 +42,13 @@ def init_ensemble_params(model: Any, key: Any, R: Any, n_members: int, **kwargs)
     return jax.vmap(lambda k: model.init_fn(k, R, **kwargs))(keys)
 
 
-def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> Trainer:
+def ensemble(
+    trainer: Trainer,
+    n_members: int,
+    *,
+    same_batches: bool = True,
+    same_val_batches: bool | None = None,
+) -> Trainer:
     """``n_members`` copies of ``trainer`` updated together by one jitted vmap.
 
     Args:
@@ -52,6 +58,10 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
         (members differ only by their initialisation); ``False``: batches
         carry a leading member axis ``[K, B, N, 3]`` (e.g. K-fold splits from
         :func:`kfold_indices`).
+      same_val_batches: the same for evaluations; ``None``: as
+        ``same_batches``. ``same_batches=False, same_val_batches=True``: each
+        member trains on its own batches (e.g. its own seed's order) and all
+        validate on one set (a hyperparameter sweep).
 
     Returns:
       a :class:`Trainer` whose ``init_fn(key, stacked_params)`` gives a state
@@ -65,6 +75,8 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
     if K < 1:
         raise ValueError(f"n_members must be >= 1, got {n_members}")
     batch_axis = None if same_batches else 0
+    same_val = same_batches if same_val_batches is None else bool(same_val_batches)
+    val_axis = None if same_val else 0
 
     def init_fn(key: Any, params: Params) -> TrainState:
         leading = {np.shape(x)[0] if np.ndim(x) else None for x in jax.tree.leaves(params)}
@@ -78,10 +90,10 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
     def reallocate(positions: Any) -> Trainer:
         R = np.asarray(positions)
         return ensemble(trainer.reallocate(R.reshape((-1,) + R.shape[-2:])), K,
-                        same_batches=same_batches)  # fmt: skip
+                        same_batches=same_batches, same_val_batches=same_val)  # fmt: skip
 
     update_fn = jax.jit(jax.vmap(trainer.update_fn, in_axes=(0, batch_axis)))
-    eval_fn = jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, batch_axis)))
+    eval_fn = jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, val_axis)))
     return Trainer(
         init_fn=init_fn,
         update_fn=update_fn,
@@ -89,6 +101,7 @@ def ensemble(trainer: Trainer, n_members: int, *, same_batches: bool = True) -> 
         batch_size=trainer.batch_size,
         n_members=K,
         member_batches=not same_batches,
+        member_val_batches=not same_val,
         reallocate=None if trainer.reallocate is None else reallocate,
         neighbor=trainer.neighbor,
     )

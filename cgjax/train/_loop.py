@@ -144,19 +144,20 @@ def _evaluate(
     return {"mse": as_out(mse), "rmse": as_out(np.sqrt(mse)), "mae": as_out(mae)}, trainer
 
 
-def _member_sets(frames: Any, name: str, trainer: Trainer) -> Any:
-    """One checked dict, or ``K`` of them for a ``member_batches`` ensemble."""
-    if not trainer.member_batches:
+def _member_sets(frames: Any, name: str, trainer: Trainer, per_member: bool) -> Any:
+    """One checked dict, or ``K`` of them for an ensemble with one batch per member."""
+    option = "same_val_batches" if name == "val_frames" else "same_batches"
+    if not per_member:
         if isinstance(frames, list | tuple):
             raise ValueError(
                 f"{name} is a list of {len(frames)} data sets, but only an ensemble made "
-                "with same_batches=False takes one set per member"
+                f"with {option}=False takes one set per member"
             )
         return frame_arrays(frames, name)
     if not isinstance(frames, list | tuple) or len(frames) != trainer.n_members:
         raise ValueError(
             f"{name} must be a list of K = {trainer.n_members} data sets (one per member) "
-            "for an ensemble made with same_batches=False"
+            f"for an ensemble made with {option}=False"
         )
     return [frame_arrays(f, f"{name}[{k}]") for k, f in enumerate(frames)]
 
@@ -362,8 +363,8 @@ def fit(
         dicts of ``positions``/``forces`` ``[T, N, 3]`` arrays (nm, kJ/mol/nm);
         for an ensemble made with ``same_batches=False``, lists of ``K`` of
         them (member ``k`` trains and validates on its own sets, e.g. from
-        :func:`kfold_indices`). ``val_frames=None`` skips validation (and
-        early stopping).
+        :func:`kfold_indices`; ``val_frames`` follows ``same_val_batches``).
+        ``val_frames=None`` skips validation (and early stopping).
       schedule: a :class:`Schedule` (updates, evaluation and checkpoint
         intervals, early-stopping patience, batch-order seed).
       workdir: where metrics and checkpoints go; ``None`` writes nothing.
@@ -384,8 +385,13 @@ def fit(
     if not isinstance(schedule, Schedule):
         raise TypeError(f"schedule must be a train.Schedule, got {type(schedule).__name__}")
     n_steps, patience = schedule.n_steps, schedule.early_stopping_patience
-    train = _member_sets(train_frames, "train_frames", trainer)
-    val = None if val_frames is None else _member_sets(val_frames, "val_frames", trainer)
+    train = _member_sets(train_frames, "train_frames", trainer, trainer.member_batches)
+    per_member_val = trainer.member_batches
+    if trainer.member_val_batches is not None:
+        per_member_val = trainer.member_val_batches
+    val = None
+    if val_frames is not None:
+        val = _member_sets(val_frames, "val_frames", trainer, per_member_val)
     batch_of = _batches(trainer, train if isinstance(train, list) else [train], schedule.seed)
     mgr, metrics_path, state = _open_workdir(workdir, max_to_keep, state)
     # A state that has already been trained goes on from its own step.

@@ -63,7 +63,11 @@ class Trainer(NamedTuple):
       batch_size: frames per update.
       n_members: ``None`` for one model, ``K`` for a vmapped ensemble.
       member_batches: True when an ensemble takes one batch per member
-        (leading ``[K]`` axis, e.g. K-fold splits) in updates and evaluations.
+        (leading ``[K]`` axis, e.g. K-fold splits) in updates (and evaluations,
+        unless ``member_val_batches`` says otherwise).
+      member_val_batches: True when an ensemble's evaluations take one batch
+        per member, False when its members share one; ``None``: as
+        ``member_batches``.
       reallocate: ``None``, or ``reallocate(positions) -> Trainer`` for a
         trainer with a neighbor list: the same trainer with a list wide
         enough for ``positions`` ``[..., N, 3]`` and at least 25 % more
@@ -79,6 +83,7 @@ class Trainer(NamedTuple):
     batch_size: int
     n_members: int | None = None
     member_batches: bool = False
+    member_val_batches: bool | None = None
     reallocate: Callable[..., Any] | None = None
     neighbor: Any = None
 

@@ -154,6 +154,15 @@ def test_kfold_ensemble_trains_each_member_on_its_fold(setup, tmp_path):
     err = train.evaluate(alone, s.params, vas[k])
     assert records[-1]["val_force_rmse"][k] == pytest.approx(err["rmse"], rel=1e-10)
     assert len(set(np.round(records[-1]["val_force_rmse"], 8))) == K
+    # Own training folds, one shared validation set (the sweep engine's layout).
+    shared = train.ensemble(alone, K, same_batches=False, same_val_batches=True)
+    assert shared.member_batches and not shared.member_val_batches
+    with pytest.raises(ValueError, match="val_frames is a list.*same_val_batches=False"):
+        train.fit(shared, state, trs, vas, schedule, workdir=None, **kw)
+    out = train.fit(shared, state, trs, vas[0], schedule, workdir=None, log=records.append, **kw)
+    assert same(out.params, final.params)  # the same updates
+    err = train.evaluate(alone, s.params, vas[0])
+    assert records[-1]["val_force_rmse"][k] == pytest.approx(err["rmse"], rel=1e-10)
 
 
 def test_kfold_indices_partition():

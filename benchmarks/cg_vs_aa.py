@@ -37,6 +37,8 @@ from force_matching import MODELS  # noqa: E402
 
 from cgjax import datasets, potentials, reference, simulate, units  # noqa: E402
 
+QUIET = simulate.Monitor(progress=False)  # runs without progress bars
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUICK = os.path.join(HERE, "..", "docs", "results", "spce_dynamics_quick", "results.json")
 TEMPERATURE = 300.0
@@ -138,22 +140,22 @@ def cg_run(name, frames, model, params, *, skin: float):
     nb = nf.allocate(R)
     lang = simulate.nvt_langevin(e, system, dt=CG_DT, kT=kT, friction=10.0)
     eq = simulate.run(lang, lang.init_fn(jax.random.key(0), R, neighbor=nb), n_steps=1000,
-                      record_every=100, neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+                      record_every=100, neighbor_fn=nf, neighbor=nb, monitor=QUIET)  # fmt: skip
     sim = simulate.nvt_nose_hoover(e, system, dt=CG_DT, kT=kT, tau=0.2)
     state = sim.init_fn(jax.random.key(1), eq.state.position, neighbor=eq.neighbor)
     state = state.set(momentum=eq.state.momentum)
     chunk = 1000
     t0 = time.perf_counter()
-    warm = simulate.run(sim, state, n_steps=chunk, record_every=100, chunk_steps=chunk,
-                        neighbor_fn=nf, neighbor=eq.neighbor, progress=False)  # fmt: skip
+    warm = simulate.run(sim, state, n_steps=chunk, record_every=100, neighbor_fn=nf,
+                        neighbor=eq.neighbor, monitor=QUIET.replace(chunk_steps=chunk))  # fmt: skip
     first = time.perf_counter() - t0
     current = {"state": warm.state, "neighbor": warm.neighbor}
 
     def timed(n_steps):
         t0 = time.perf_counter()
         res = simulate.run(sim, current["state"], n_steps=n_steps, record_every=100,
-                           chunk_steps=chunk, neighbor_fn=nf, neighbor=current["neighbor"],
-                           progress=False)  # fmt: skip
+                           neighbor_fn=nf, neighbor=current["neighbor"],
+                           monitor=QUIET.replace(chunk_steps=chunk))  # fmt: skip
         jax.block_until_ready(res.state.position)
         sps = n_steps / (time.perf_counter() - t0)
         current.update(state=res.state, neighbor=res.neighbor)

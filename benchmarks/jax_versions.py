@@ -93,6 +93,8 @@ def _child(rounds_steps: int, checks_only: bool) -> None:
 
     from cgjax import datasets, simulate, units
 
+    quiet = simulate.Monitor(progress=False)
+
     out = {"jax": jax.__version__}
     model, params, system, R = cgjax_argon(6)
     e = model.energy_fn(params)
@@ -101,13 +103,13 @@ def _child(rounds_steps: int, checks_only: bool) -> None:
     kT = units.kT(TEMPERATURE)
     lang = simulate.nvt_langevin(e, system, dt=0.002, kT=kT, friction=5.0)
     eq = simulate.run(lang, lang.init_fn(jax.random.key(0), R, neighbor=nb), n_steps=2000,
-                      record_every=100, neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+                      record_every=100, neighbor_fn=nf, neighbor=nb, monitor=quiet)  # fmt: skip
     sim = simulate.nve(e, system, dt=0.002, kT=kT)
     st = sim.init_fn(jax.random.key(1), eq.state.position, neighbor=eq.neighbor)
     st = st.set(momentum=eq.state.momentum)
+    every_1000 = quiet.replace(chunk_steps=1000)
     run = lambda s, n, k: simulate.run(sim, s, n_steps=k, record_every=100,  # noqa: E731
-                                       chunk_steps=1000, neighbor_fn=nf, neighbor=n,
-                                       progress=False)  # fmt: skip
+                                       neighbor_fn=nf, neighbor=n, monitor=every_1000)  # fmt: skip
     warm = run(st, eq.neighbor, 1000)
     t0 = time.perf_counter()
     res = run(warm.state, warm.neighbor, 5 * rounds_steps)

@@ -71,7 +71,7 @@ def main():
         state,
         n_steps=chunk,
         record_every=100,
-        chunk_steps=chunk,
+        monitor=simulate.Monitor(chunk_steps=chunk),
         neighbor_fn=nf,
         neighbor=eq.neighbor,
     )
@@ -81,7 +81,7 @@ def main():
         warm.state,
         n_steps=args.steps,
         record_every=100,
-        chunk_steps=chunk,
+        monitor=simulate.Monitor(chunk_steps=chunk),
         neighbor_fn=nf,
         neighbor=warm.neighbor,
     )

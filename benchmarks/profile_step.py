@@ -39,6 +39,8 @@ from md_throughput import TEMPERATURE, cgjax_argon  # noqa: E402
 from cgjax import datasets, potentials, simulate, units  # noqa: E402
 from cgjax.potentials._graph import build_graph  # noqa: E402
 
+QUIET = simulate.Monitor(progress=False)  # runs without progress bars
+
 
 def _ms(f, *args, repeats=30, inner=1):
     jax.block_until_ready(f(*args))
@@ -99,9 +101,10 @@ def _profile(name, model, params, system, sim_fn, R, skin, trace_dir=None):
     rows.append(("step + update (+ rebuilds)", _ms(updating, state, nb, repeats=5) / n))
     rebuilds = int(updating(state, nb)[2])
     rows.append((f"  rebuilds: {rebuilds} per {n} steps, per step", t_rebuild * rebuilds / n))
+    every_1000 = QUIET.replace(chunk_steps=1000)
     run = lambda st, lst: simulate.run(sim, st, n_steps=1000, record_every=100,  # noqa: E731
-                                       chunk_steps=1000, neighbor_fn=nf, neighbor=lst,
-                                       progress=False).state.position  # fmt: skip
+                                       neighbor_fn=nf, neighbor=lst,
+                                       monitor=every_1000).state.position  # fmt: skip
     rows.append(("runner (simulate.run)", _ms(run, state, nb, repeats=3) / 1000))
     if trace_dir:
         jax.profiler.start_trace(os.path.join(trace_dir, name), create_perfetto_trace=True)

@@ -50,7 +50,8 @@ def _lj(scale: int, steps: int) -> dict:
     nb = nf.allocate(R)
     lang = simulate.nvt_langevin(e, system, dt=0.002, kT=2 * kT, friction=5.0)
     eq = simulate.run(lang, lang.init_fn(jax.random.key(0), R, neighbor=nb), n_steps=400,
-                      record_every=100, neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+                      record_every=100, neighbor_fn=nf, neighbor=nb,
+                      monitor=simulate.Monitor(progress=False))  # fmt: skip
     sim = simulate.nve(e, system, dt=0.002, kT=kT)
     state = sim.init_fn(jax.random.key(1), eq.state.position, neighbor=eq.neighbor)
     state = state.set(momentum=eq.state.momentum / np.sqrt(2.0))
@@ -96,13 +97,14 @@ def _timed(sim, state, nf, nb, steps: int) -> dict:
     from cgjax import simulate
 
     chunk = min(200, steps)
+    every_chunk = simulate.Monitor(chunk_steps=chunk, progress=False)
     t0 = time.perf_counter()
-    warm = simulate.run(sim, state, n_steps=chunk, record_every=chunk, chunk_steps=chunk,
-                        neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+    warm = simulate.run(sim, state, n_steps=chunk, record_every=chunk, neighbor_fn=nf,
+                        neighbor=nb, monitor=every_chunk)  # fmt: skip
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = simulate.run(sim, warm.state, n_steps=steps, record_every=chunk, chunk_steps=chunk,
-                       neighbor_fn=nf, neighbor=warm.neighbor, progress=False)  # fmt: skip
+    res = simulate.run(sim, warm.state, n_steps=steps, record_every=chunk, neighbor_fn=nf,
+                       neighbor=warm.neighbor, monitor=every_chunk)  # fmt: skip
     jax.block_until_ready(res.state.position)
     wall = time.perf_counter() - t0
     n = int(state.position.shape[0])

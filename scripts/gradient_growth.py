@@ -28,6 +28,8 @@ import trajectory_gradient as tg  # noqa: E402
 
 from cgjax import simulate  # noqa: E402
 
+QUIET = simulate.Monitor(progress=False)  # runs without progress bars
+
 args = argparse.Namespace(
     potential="lj", dt=0.002, skin=0.3, segment_steps=25, record_every=25, start=None
 )
@@ -48,7 +50,13 @@ def traj(R):
         jax.random.key(0), R, neighbor=nb, momenta=V0 * jnp.asarray(b["system"].masses)[:, None]
     )
     out = simulate.run(
-        sim, st, n_steps=10000, record_every=50, neighbor_fn=nf, neighbor=nb, progress=False
+        sim,
+        st,
+        n_steps=10000,
+        record_every=50,
+        neighbor_fn=nf,
+        neighbor=nb,
+        monitor=QUIET,
     )
     return out.trajectory.unwrapped
 

@@ -50,6 +50,8 @@ import numpy as np
 
 from cgjax import potentials, simulate, units
 
+QUIET = simulate.Monitor(progress=False)  # runs without progress bars
+
 SIGMA, EPS, MASS = 0.3405, 0.996, 39.948  # nm, kJ/mol, amu
 
 
@@ -71,15 +73,15 @@ def state_point(t_star, rho_star, dt, friction, cells, n_steps, record_every):
     hot = simulate.nvt_langevin(model.energy_fn(p), system, dt=min(dt, 0.004), kT=kT_hot,
                                 friction=5.0)  # fmt: skip
     out = simulate.run(hot, hot.init_fn(jax.random.key(2), R, neighbor=nb), n_steps=2000,
-                       record_every=100, neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+                       record_every=100, neighbor_fn=nf, neighbor=nb, monitor=QUIET)  # fmt: skip
     sim = simulate.nvt_langevin(model.energy_fn(p), system, dt=dt, kT=units.kB * T,
                                 friction=friction)  # fmt: skip
     state = sim.init_fn(jax.random.key(1), out.state.position, neighbor=out.neighbor)
     out = simulate.run(sim, state, n_steps=3000, record_every=100, neighbor_fn=nf,
-                       neighbor=out.neighbor, progress=False)  # fmt: skip
+                       neighbor=out.neighbor, monitor=QUIET)  # fmt: skip
     t_prod = time.time()
     out = simulate.run(sim, out.state, n_steps=n_steps, record_every=record_every,
-                       neighbor_fn=nf, neighbor=out.neighbor, progress=False)  # fmt: skip
+                       neighbor_fn=nf, neighbor=out.neighbor, monitor=QUIET)  # fmt: skip
     prod_s = time.time() - t_prod
 
     def features(R):  # (dU/dln sigma, dU/dln eps) at the true parameters

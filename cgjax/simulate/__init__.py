@@ -21,7 +21,14 @@ from cgjax.simulate._integrators import (
     nvt_nose_hoover,
 )
 from cgjax.simulate._protocol import THERMOSTATS, Protocol, Sample, sample
-from cgjax.simulate._runner import RunResult, SimulationError, Trajectory, init_replicas, run
+from cgjax.simulate._runner import (
+    Monitor,
+    RunResult,
+    SimulationError,
+    Trajectory,
+    init_replicas,
+    run,
+)
 from cgjax.simulate._validate import (
     Structure,
     ValidationReport,
@@ -38,6 +45,7 @@ __all__ = [
     "DiffTrajectory",
     "NeighborListFn",
     "Protocol",
+    "Monitor",
     "RunResult",
     "Sample",
     "SimulationError",

@@ -19,6 +19,7 @@ vmapped scan with one neighbor list each.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -34,7 +35,7 @@ from cgjax._neighbor_list import NeighborListFn
 from cgjax._validation import check_finite
 from cgjax.simulate._integrators import Simulator
 
-__all__ = ["RunResult", "SimulationError", "Trajectory", "init_replicas", "run"]
+__all__ = ["Monitor", "RunResult", "SimulationError", "Trajectory", "init_replicas", "run"]
 
 _REASONS = {
     1: "non-finite positions (NaN/inf)",
@@ -266,22 +267,115 @@ def init_replicas(sim: Simulator, key: jax.Array, R: Any, *, neighbor_fn=None):
     return states, nbrs
 
 
+@dataclasses.dataclass(frozen=True)
+class Monitor:
+    """What the host does between :func:`run`'s compiled chunks. Frozen; validated.
+
+    Every ``chunk_steps`` steps the host checks the chunk (NaN, a particle
+    moving too far in one step, runaway temperature, neighbor-list overflow),
+    updates the progress bar and logs reallocations.
+
+    Attributes:
+      chunk_steps: steps per compiled chunk; a multiple of ``record_every``;
+        ``None``: about 1000.
+      max_temperature_factor: stop when the instantaneous temperature exceeds
+        this multiple of the target ``kT / kB`` [-].
+      max_step_displacement: stop when a particle moves farther in one step
+        (nm); ``None``: ``skin / 2`` of the neighbor list, else no limit.
+      progress: show a progress bar; ``None``: when the run has > 5 chunks.
+      log: called with a line on each neighbor-list reallocation.
+
+    Raises:
+      ValueError: naming the field and the value.
+    """
+
+    chunk_steps: int | None = None
+    max_temperature_factor: float = 5.0
+    max_step_displacement: float | None = None
+    progress: bool | None = None
+    log: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        c = self.chunk_steps
+        if c is not None:
+            if isinstance(c, bool) or not float(c).is_integer() or int(c) < 1:
+                raise ValueError(
+                    f"Monitor.chunk_steps must be a positive integer or None, got {c!r}"
+                )
+            object.__setattr__(self, "chunk_steps", int(c))
+        if not float(self.max_temperature_factor) > 0:
+            raise ValueError(
+                f"Monitor.max_temperature_factor must be > 0, got {self.max_temperature_factor!r}"
+            )
+        d = self.max_step_displacement
+        if d is not None and not float(d) > 0:
+            raise ValueError(f"Monitor.max_step_displacement must be > 0 (nm) or None, got {d!r}")
+        if self.log is not None and not callable(self.log):
+            raise ValueError(f"Monitor.log must be callable or None, got {self.log!r}")
+
+    def replace(self, **changes: Any) -> Monitor:
+        """A copy with ``changes`` (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _overflow_error(retries, old, state, neighbor, frames, sim, step0, done, length, re, batched):
+    return SimulationError(
+        f"the neighbor list overflowed {retries} times in steps {step0 + done + 1}"
+        f"..{step0 + done + length} (capacity now {old}): particles are "
+        "collapsing or the cell list cannot hold them",
+        step=step0 + done,
+        reason="neighbor-list overflow",
+        last_good_state=state,
+        last_good_neighbor=neighbor,
+        trajectory=_assemble(frames, sim, step0, re, batched),
+    )
+
+
+def _failure_error(bad, state, neighbor, frames, sim, step0, done, re, batched):
+    rep = int(np.argmax(bad[:, 0] > 0))
+    code, step = int(bad[rep, 0]), int(bad[rep, 1])
+    reason = _REASONS[code]
+    where = f" (replica {rep})" if batched else ""
+    return SimulationError(
+        f"{sim.name} simulation stopped at step {step}{where}, t = "
+        f"{step * sim.dt:.4g} ps: {reason}. The last good state is from step "
+        f"{step0 + done}; try a smaller dt (now {sim.dt} ps) or check the potential.",
+        step=step,
+        reason=reason,
+        replica=rep if batched else None,
+        last_good_state=state,
+        last_good_neighbor=neighbor,
+        trajectory=_assemble(frames, sim, step0, re, batched),
+    )
+
+
+def _limits(monitor: Monitor, sim: Simulator, neighbor_fn, record_every: int):
+    """``(chunk_steps, max_move (nm), max_T (K))`` of a run."""
+    chunk_steps = monitor.chunk_steps
+    if chunk_steps is None:
+        chunk_steps = max(record_every, (1000 // record_every) * record_every)
+    if chunk_steps % record_every:
+        raise ValueError(f"chunk_steps ({chunk_steps}) must be a multiple of record_every")
+    max_move = monitor.max_step_displacement
+    if max_move is None:
+        # without a neighbor list no pair can be missed, so only NaN/T stop a run
+        max_move = 0.5 * neighbor_fn.skin if neighbor_fn is not None else np.inf
+    max_T = monitor.max_temperature_factor * sim.kT / units.kB
+    return chunk_steps, float(max_move), float(max_T)
+
+
 def run(
     sim: Simulator,
     state: Any,
     *,
     n_steps: int,
     record_every: int = 100,
-    chunk_steps: int | None = None,
     neighbor_fn: NeighborListFn | None = None,
     neighbor: Any = None,
     unwrapped: Any = None,
     step0: int = 0,
-    max_temperature_factor: float = 5.0,
-    max_step_displacement: float | None = None,
-    progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
     step_kwargs: dict | None = None,
+    monitor: Monitor = Monitor(),
 ) -> RunResult:
     """Runs ``n_steps`` steps, recording a frame every ``record_every`` steps.
 
@@ -291,23 +385,16 @@ def run(
         replica axis (from :func:`init_replicas`) runs the replicas vmapped.
       n_steps: number of steps; a multiple of ``record_every``.
       record_every: steps between recorded frames.
-      chunk_steps: steps per compiled chunk (checked between chunks); a
-        multiple of ``record_every``; default about 1000.
       neighbor_fn: the :class:`~cgjax.NeighborListFn`; required with ``neighbor``.
       neighbor: the current neighbor list (``None``: the energy uses all pairs).
-      unwrapped: unwrapped positions to continue from (default: the state's).
-      step0: global index of the first step (for messages and ``time``).
-      max_temperature_factor: stop when the instantaneous temperature exceeds
-        this multiple of the target ``kT / kB``.
-      max_step_displacement: stop when a particle moves farther in one step
-        (nm); default ``skin / 2`` of the neighbor list, else no limit.
-      progress: show a progress bar (default: when the run has > 5 chunks).
-      log: called with a line on each neighbor-list reallocation.
+      unwrapped: unwrapped positions (nm) to continue from (default: the state's).
+      step0: global index of the first step (for messages and ``time``, ps).
       step_kwargs: keyword arrays passed to every ``sim.step_fn`` call and so
         to the energy (e.g. ``{"params": params}`` for an energy
         ``E(R, *, params, neighbor)``). They are traced, not baked into the
         compiled chunk, so changing them (relative entropy iterations, the
         amplitude bisection) reuses one compilation. Shared by all replicas.
+      monitor: a :class:`Monitor`: chunk length, stop criteria, progress bar, log.
 
     Returns:
       :class:`RunResult`.
@@ -315,6 +402,7 @@ def run(
     Raises:
       SimulationError: on NaN, an oversized step or runaway temperature.
       ValueError: on bad arguments or non-finite starting positions.
+      TypeError: ``monitor`` is not a :class:`Monitor`.
     """
     if n_steps <= 0 or record_every <= 0 or n_steps % record_every:
         raise ValueError(
@@ -322,19 +410,14 @@ def run(
         )
     if (neighbor is None) != (neighbor_fn is None):
         raise ValueError("pass both neighbor_fn and neighbor, or neither")
+    if not isinstance(monitor, Monitor):
+        raise TypeError(f"monitor must be a simulate.Monitor, got {type(monitor).__name__}")
     batched = state.position.ndim == 3
     check_finite(state.position, "state.position")
-    if chunk_steps is None:
-        chunk_steps = max(record_every, (1000 // record_every) * record_every)
-    if chunk_steps % record_every:
-        raise ValueError(f"chunk_steps ({chunk_steps}) must be a multiple of record_every")
-    if max_step_displacement is None:
-        # without a neighbor list no pair can be missed, so only NaN/T stop a run
-        max_step_displacement = 0.5 * neighbor_fn.skin if neighbor_fn is not None else np.inf
-    max_T = max_temperature_factor * sim.kT / units.kB
+    chunk_steps, max_move, max_T = _limits(monitor, sim, neighbor_fn, record_every)
     if unwrapped is None:
         unwrapped = state.position
-    log = log or (lambda msg: None)
+    log = monitor.log or (lambda msg: None)
     step_kwargs = dict(step_kwargs or {})
     kw_names = tuple(sorted(step_kwargs))
 
@@ -342,22 +425,15 @@ def run(
     reallocations: list = []
     done = 0
     n_chunks = math.ceil(n_steps / chunk_steps)
-    show = progress if progress is not None else n_chunks > 5
+    show = monitor.progress if monitor.progress is not None else n_chunks > 5
     bar = tqdm(total=n_steps, disable=not show, unit="step", desc=sim.name, leave=False)
     t_run, steps_timed, retries = 0.0, 0, 0
     try:
         while done < n_steps:
             length = min(chunk_steps, n_steps - done)
-            fn = _chunk_fn(
-                sim,
-                neighbor_fn,
-                record_every=record_every,
-                n_records=length // record_every,
-                max_move=float(max_step_displacement),
-                max_T=float(max_T),
-                batched=batched,
-                kw_names=kw_names,
-            )
+            fn = _chunk_fn(sim, neighbor_fn, record_every=record_every,
+                           n_records=length // record_every, max_move=max_move, max_T=max_T,
+                           batched=batched, kw_names=kw_names)  # fmt: skip
             t0 = time.perf_counter()
             (new_state, new_nbrs, new_unwrapped, _, bad), out = fn(
                 state, neighbor, unwrapped, jnp.asarray(step0 + done, jnp.int32), step_kwargs
@@ -370,16 +446,8 @@ def run(
                 old = neighbor.idx.shape[-1]
                 retries += 1
                 if retries > _MAX_REALLOCATIONS:
-                    raise SimulationError(
-                        f"the neighbor list overflowed {retries} times in steps {step0 + done + 1}"
-                        f"..{step0 + done + length} (capacity now {old}): particles are "
-                        "collapsing or the cell list cannot hold them",
-                        step=step0 + done,
-                        reason="neighbor-list overflow",
-                        last_good_state=state,
-                        last_good_neighbor=neighbor,
-                        trajectory=_assemble(frames, sim, step0, record_every, batched),
-                    )
+                    raise _overflow_error(retries, old, state, neighbor, frames, sim, step0,
+                                          done, length, record_every, batched)  # fmt: skip
                 neighbor = neighbor_fn.allocate(state.position, at_least=neighbor)
                 reallocations.append((step0 + done, int(old), int(neighbor.idx.shape[-1])))
                 log(
@@ -388,21 +456,8 @@ def run(
                 )
                 continue
             if np.any(bad[:, 0] > 0):
-                rep = int(np.argmax(bad[:, 0] > 0))
-                code, step = int(bad[rep, 0]), int(bad[rep, 1])
-                reason = _REASONS[code]
-                where = f" (replica {rep})" if batched else ""
-                raise SimulationError(
-                    f"{sim.name} simulation stopped at step {step}{where}, t = "
-                    f"{step * sim.dt:.4g} ps: {reason}. The last good state is from step "
-                    f"{step0 + done}; try a smaller dt (now {sim.dt} ps) or check the potential.",
-                    step=step,
-                    reason=reason,
-                    replica=rep if batched else None,
-                    last_good_state=state,
-                    last_good_neighbor=neighbor,
-                    trajectory=_assemble(frames, sim, step0, record_every, batched),
-                )
+                raise _failure_error(bad, state, neighbor, frames, sim, step0, done,
+                                     record_every, batched)  # fmt: skip
             jax.block_until_ready(new_state.position)
             elapsed = time.perf_counter() - t0
             if done > 0:  # the first chunk includes compilation

@@ -32,7 +32,7 @@ from cgjax._space import box_matrix
 from cgjax._system import system_of
 from cgjax.simulate._integrators import nve
 from cgjax.simulate._protocol import Protocol, sample
-from cgjax.simulate._runner import SimulationError, run
+from cgjax.simulate._runner import Monitor, SimulationError, run
 
 __all__ = [
     "Structure",
@@ -401,7 +401,7 @@ def validate_by_simulation(
             every = max(1, min(protocol.record_every, int(nve_steps) // 20))
             res = run(nve_sim, s, n_steps=int(nve_steps), record_every=every,
                       neighbor=out.neighbor, neighbor_fn=model.neighbor_fn(skin=protocol.skin),
-                      progress=progress, log=log)  # fmt: skip
+                      monitor=Monitor(progress=progress, log=log))  # fmt: skip
             report.wall_s[stage] = time.perf_counter() - t0
             report.simulated_ps[stage] = int(nve_steps) * dt
             t = np.asarray(res.trajectory.time, np.float64)

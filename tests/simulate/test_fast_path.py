@@ -23,6 +23,8 @@ from jax_md import partition, space
 from cgjax import datasets, potentials, simulate, units
 from cgjax.potentials._graph import build_graph
 
+QUIET = simulate.Monitor(progress=False)  # runs without progress bars
+
 N_STEPS = 1000
 
 
@@ -69,7 +71,7 @@ def _fast_path(model, params, system, R0, V0, dt, ensemble, kT, tau):
     state = sim.init_fn(jax.random.key(0), R0, neighbor=nb)
     state = state.set(momentum=V0 * state.mass)
     res = simulate.run(sim, state, n_steps=N_STEPS, record_every=N_STEPS // 4,
-                       neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+                       neighbor_fn=nf, neighbor=nb, monitor=QUIET)  # fmt: skip
     return np.asarray(res.state.position)
 
 

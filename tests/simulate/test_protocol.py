@@ -98,7 +98,8 @@ def _by_hand(model, system, params, R0, n_eq, n_prod, every, seed):
     lang = simulate.nvt_langevin(energy, system, dt=DT, kT=units.kB * T, friction=5.0)
     nh = simulate.nvt_nose_hoover(energy, system, dt=DT, kT=units.kB * T, tau=0.5)
     key = jax.random.key(seed)
-    common = dict(record_every=every, neighbor_fn=nf, progress=False, step_kwargs=kw)
+    common = dict(record_every=every, neighbor_fn=nf, monitor=simulate.Monitor(progress=False),
+                  step_kwargs=kw)  # fmt: skip
     eq = simulate.run(lang, lang.init_fn(key, R0, neighbor=nb, **kw), n_steps=n_eq,
                       neighbor=nb, **common)  # fmt: skip
     state = nh.init_fn(key, eq.state.position, neighbor=eq.neighbor, momenta=eq.state.momentum,

@@ -24,7 +24,13 @@ def test_records_frames_and_unwrapped_positions(small):
     sim = simulate.nvt_langevin(model.energy_fn(params), system, dt=0.004, kT=4 * KT, friction=1.0)
     state = sim.init_fn(jax.random.key(0), R, neighbor=nbrs)
     res = simulate.run(
-        sim, state, n_steps=600, record_every=20, chunk_steps=200, neighbor_fn=nf, neighbor=nbrs
+        sim,
+        state,
+        n_steps=600,
+        record_every=20,
+        monitor=simulate.Monitor(chunk_steps=200),
+        neighbor_fn=nf,
+        neighbor=nbrs,
     )
     traj = res.trajectory
     assert traj.positions.shape == (30, 108, 3) and traj.unwrapped.shape == (30, 108, 3)
@@ -62,10 +68,9 @@ def test_overflow_reallocates_and_reruns(small):
                 state,
                 n_steps=300,
                 record_every=10,
-                chunk_steps=100,
+                monitor=simulate.Monitor(chunk_steps=100, log=logs.append),
                 neighbor_fn=nf,
                 neighbor=nbrs,
-                log=logs.append,
             ),
             logs,
         )
@@ -112,7 +117,13 @@ def test_explosion_stops_with_the_step(small):
     state = sim.init_fn(jax.random.key(0), R, neighbor=nbrs)
     with pytest.raises(simulate.SimulationError, match=r"stopped at step \d+") as info:
         simulate.run(
-            sim, state, n_steps=200, record_every=10, chunk_steps=50, neighbor_fn=nf, neighbor=nbrs
+            sim,
+            state,
+            n_steps=200,
+            record_every=10,
+            monitor=simulate.Monitor(chunk_steps=50),
+            neighbor_fn=nf,
+            neighbor=nbrs,
         )
     err = info.value
     assert 1 <= err.step <= 200
@@ -139,6 +150,17 @@ def test_bad_inputs_are_named(small):
     state = sim.init_fn(jax.random.key(0), R)
     with pytest.raises(ValueError, match="multiple of record_every"):
         simulate.run(sim, state, n_steps=105, record_every=10)
+    with pytest.raises(ValueError, match=r"chunk_steps \(15\) must be a multiple of record_every"):
+        simulate.run(sim, state, n_steps=100, record_every=10,
+                     monitor=simulate.Monitor(chunk_steps=15))  # fmt: skip
+    with pytest.raises(TypeError, match="monitor must be a simulate.Monitor"):
+        simulate.run(sim, state, n_steps=100, record_every=10, monitor={"progress": False})
+    with pytest.raises(ValueError, match="Monitor.chunk_steps must be a positive integer"):
+        simulate.Monitor(chunk_steps=0)
+    with pytest.raises(ValueError, match=r"Monitor.max_step_displacement must be > 0 \(nm\)"):
+        simulate.Monitor(max_step_displacement=-0.1)
+    with pytest.raises(ValueError, match="Monitor.max_temperature_factor must be > 0"):
+        simulate.Monitor(max_temperature_factor=0.0)
 
 
 def test_brownian_free_particles_diffuse_at_kT_over_m_gamma():

@@ -53,7 +53,8 @@ def _by_hand(model, system, params, R0, carry_momenta):
 
     lang = simulate.nvt_langevin(energy, system, dt=DT, kT=units.kB * T, friction=10.0)
     nh = simulate.nvt_nose_hoover(energy, system, dt=DT, kT=units.kB * T, tau=0.2)
-    common = dict(record_every=EVERY, neighbor_fn=nf, progress=False, step_kwargs=kw)
+    common = dict(record_every=EVERY, neighbor_fn=nf, monitor=simulate.Monitor(progress=False),
+                  step_kwargs=kw)  # fmt: skip
     state = lang.init_fn(key, R0, neighbor=nb, **kw)
     eq = simulate.run(lang, state, n_steps=EQ, neighbor=nb, **common)
     momenta = {"momenta": eq.state.momentum} if carry_momenta else {}

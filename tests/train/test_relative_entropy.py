@@ -33,6 +33,8 @@ import pytest
 
 from cgjax import potentials, simulate, train, units
 
+QUIET = simulate.Monitor(progress=False)  # runs without progress bars
+
 SIGMA, EPSILON, T = 0.3405, 0.996, 94.4  # argon (nm, kJ/mol, K)
 DT, FRICTION = 0.02, 1.0  # ps, 1/ps
 
@@ -56,14 +58,14 @@ def lj_fluid():
     hot = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=0.004, kT=4 * units.kB * T,
                                 friction=5.0)  # fmt: skip
     out = simulate.run(hot, hot.init_fn(jax.random.key(2), R, neighbor=nb), n_steps=2000,
-                       record_every=100, neighbor_fn=nf, neighbor=nb, progress=False)  # fmt: skip
+                       record_every=100, neighbor_fn=nf, neighbor=nb, monitor=QUIET)  # fmt: skip
     sim = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=DT, kT=units.kB * T,
                                 friction=FRICTION)  # fmt: skip
     state = sim.init_fn(jax.random.key(1), out.state.position, neighbor=out.neighbor)
     out = simulate.run(sim, state, n_steps=1000, record_every=100, neighbor_fn=nf,
-                       neighbor=out.neighbor, progress=False)  # fmt: skip
+                       neighbor=out.neighbor, monitor=QUIET)  # fmt: skip
     out = simulate.run(sim, out.state, n_steps=100000, record_every=50, neighbor_fn=nf,
-                       neighbor=out.neighbor, progress=False)  # fmt: skip
+                       neighbor=out.neighbor, monitor=QUIET)  # fmt: skip
     assert abs(out.trajectory.temperature.mean() / T - 1) < 0.01  # the 20 fs step holds T
     return model, system, p_true, np.asarray(out.trajectory.positions)
 

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from cgjax import units
 from cgjax._system import System, system_of
 from cgjax.simulate._integrators import Simulator, nve, nvt_langevin, nvt_nose_hoover
-from cgjax.simulate._runner import SimulationError, Trajectory, run
+from cgjax.simulate._runner import Monitor, SimulationError, Trajectory, run
 
 __all__ = ["THERMOSTATS", "Protocol", "Sample", "sample"]
 
@@ -362,8 +362,8 @@ def sample(
         system.check_positions(R0, "start positions")
         neighbor = None if neighbor_fn is None else neighbor_fn.allocate(R0)
         state = first.init_fn(key, R0, neighbor=neighbor, **kw)
-    common = dict(record_every=p.record_every, neighbor_fn=neighbor_fn, progress=progress,
-                  log=log, step_kwargs=kw)  # fmt: skip
+    common = dict(record_every=p.record_every, neighbor_fn=neighbor_fn,
+                  monitor=Monitor(progress=progress, log=log), step_kwargs=kw)  # fmt: skip
     wall = {}
     stage = "equilibration"
     try:

@@ -399,8 +399,9 @@ def validate_by_simulation(
                                 neighbor=out.neighbor)  # fmt: skip
             s = s.set(momentum=out.state.momentum)
             every = max(1, min(protocol.record_every, int(nve_steps) // 20))
+            nf = None if protocol.skin is None else model.neighbor_fn(skin=protocol.skin)
             res = run(nve_sim, s, n_steps=int(nve_steps), record_every=every,
-                      neighbor=out.neighbor, neighbor_fn=model.neighbor_fn(skin=protocol.skin),
+                      neighbor=out.neighbor, neighbor_fn=nf,
                       monitor=Monitor(progress=progress, log=log))  # fmt: skip
             report.wall_s[stage] = time.perf_counter() - t0
             report.simulated_ps[stage] = int(nve_steps) * dt

@@ -489,7 +489,7 @@ def neighbor_list_fn(
     format: str = "sparse",
     cell_list: bool | None = None,
 ) -> NeighborListFn:
-    """A neighbor-list function for a box in real coordinates.
+    """A neighbor-list function for a box in real coordinates (the same object for equal settings).
 
     Args:
       box: the periodic box (nm: scalar, ``[3]`` or ``[3, 3]``), or ``None`` for
@@ -517,7 +517,14 @@ def neighbor_list_fn(
       ValueError: if the box is narrower than ``2 * (cutoff + skin)``, or on an
         unknown format.
     """
-    return NeighborListFn(
+    key = (
+        None if box is None else np.asarray(box_matrix(box), np.float64).tobytes(),
+        float(cutoff), float(skin), float(capacity_multiplier), format, cell_list,
+    )  # fmt: skip
+    hit = _FN_CACHE.get(key)
+    if hit is not None:
+        return hit
+    fn = NeighborListFn(
         box,
         cutoff,
         skin=skin,
@@ -525,6 +532,16 @@ def neighbor_list_fn(
         capacity_multiplier=capacity_multiplier,
         cell_list=cell_list,
     )
+    if len(_FN_CACHE) >= 64:
+        _FN_CACHE.pop(next(iter(_FN_CACHE)))
+    _FN_CACHE[key] = fn
+    return fn
+
+
+#: One NeighborListFn per setting: the compiled simulations are cached by it (the
+#: runner's chunks, the differentiable segments), so an equal setting must give
+#: the same object or every call (a probe evaluation, an RDF update) recompiles.
+_FN_CACHE: dict = {}
 
 
 def allocate_neighbor_list(model: Any, positions: Any, **kwargs: Any) -> Any:

@@ -170,9 +170,11 @@ def test_neighbor_list_segments_match_all_pairs(lj):
     # trajectory and reuses the compiled segments: no new trace of any of them.
     compiled = list(_differentiable._SEGMENT_CACHE.values())
     sizes = [f._cache_size() for f in compiled]
+    n_segments = len(compiled)
     again = _run(model, params, R, V0, skin=0.07, neighbor=seg.neighbor, segment_steps=20, **kw)
     np.testing.assert_allclose(again.positions, seg.positions, atol=1e-12)
     assert [f._cache_size() for f in compiled] == sizes
+    assert len(_differentiable._SEGMENT_CACHE) == n_segments  # no new segment function
     with pytest.raises(ValueError, match="neighbor= needs a neighbor list, but protocol.skin"):
         _run(model, params, R, V0, neighbor=seg.neighbor, **kw)
     loss = _loss_fn(lj, skin=0.07, segment_steps=20)

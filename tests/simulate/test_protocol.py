@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from cgjax import potentials, simulate, units
+from cgjax.simulate import _runner
 
 T, DT = 120.0, 0.004  # K, ps
 
@@ -118,10 +119,13 @@ def test_sample_equals_the_stages_by_hand_and_continues(fluid):
     np.testing.assert_array_equal(out.trajectory.time, ref.trajectory.time)
     assert out.trajectory.positions.shape == (5, 108, 3)
     assert set(out.wall_s) == {"equilibration", "production"} and out.protocol is p
-    # other parameters, the same compiled simulation (the parameters are traced)
+    # other parameters, the same compiled simulation (the parameters are traced, and
+    # equal settings give the same neighbor-list function, by which chunks are cached)
     hotter = {**params, "epsilon": params["epsilon"] * 1.1}
+    n_compiled = len(_runner._CHUNK_CACHE)
     again = simulate.sample(model, hotter, R0, p, progress=False)
     assert again.simulator is out.simulator
+    assert len(_runner._CHUNK_CACHE) == n_compiled
     assert np.max(np.abs(again.trajectory.positions - out.trajectory.positions)) > 1e-4
     # continuing a sample without equilibration equals one longer production
     cont = simulate.sample(model, params, out, p.replace(equilibration_steps=0), progress=False)

@@ -172,11 +172,11 @@ class Protocol:
             return "NVE"
 
         eq = ""
-        if self.equilibration_steps:
-            how = thermo(
-                self.equilibration_thermostat or self.thermostat,
-                self.equilibration_friction or self.friction,
-            )
+        if self.equilibration_steps and self.equilibration_thermostat is None:
+            eq = f"{self.equilibration_steps} steps to equilibrate, then "
+        elif self.equilibration_steps:
+            how = thermo(self.equilibration_thermostat,
+                         self.equilibration_friction or self.friction)  # fmt: skip
             eq = f"{self.equilibration_steps} steps {how}, then "
         return (
             f"{self.temperature:g} K, dt {self.dt:g} ps: {eq}{self.production_steps} steps "

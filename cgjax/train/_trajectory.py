@@ -102,8 +102,10 @@ def trajectory_matching(
 
     Raises:
       ValueError: a loss with terms that are not trajectory terms of one spec.
+      TrainingDiverged: (from ``update``) a non-finite loss or gradient.
     """
-    from cgjax.train._force_matching import _freeze
+    from cgjax.train._force_matching import _freeze, tree_all_finite
+    from cgjax.train._state import TrainingDiverged
 
     spec = _spec_of(loss)
     terms = loss.terms
@@ -130,6 +132,13 @@ def trajectory_matching(
         start = dataclasses.replace(spec, R0=state.positions, V0=state.velocities,
                                     neighbor=state.neighbor)  # fmt: skip
         (v, ((R, V), neighbor)), grads = grad_fn(state.params, start)
+        if not (np.isfinite(float(v)) and bool(tree_all_finite(grads))):
+            raise TrainingDiverged(
+                f"trajectory matching, update {state.update + 1}: the loss ({float(v)}) or its "
+                "gradient is not finite; the state before it is unchanged (lower the learning "
+                "rate or check the loss weights)",
+                step=state.update + 1,
+            )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": float(v), "grad_norm": float(optax.tree.norm(trained(grads))),

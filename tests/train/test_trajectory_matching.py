@@ -91,5 +91,8 @@ def test_a_loss_without_one_trajectory_spec_is_refused(setup):
     fm = losses.force_matching_loss(model)
     with pytest.raises(ValueError, match="needs a Loss whose terms are all trajectory terms"):
         train.trajectory_matching(fm + loss, optax.adam(1e-3))
+    broken = train.trajectory_matching(loss * float("nan"), optax.adam(1e-3))
+    with pytest.raises(train.TrainingDiverged, match=r"update 1: the loss \(nan\) or its"):
+        broken.update(broken.init(setup[1]))
     with pytest.raises(ValueError, match="n_updates must be >= 1"):
         train.fit_trajectory(train.trajectory_matching(loss, optax.adam(1e-3)), {}, 0)

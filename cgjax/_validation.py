@@ -13,7 +13,13 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["check_finite", "check_positions", "check_species", "is_concrete"]
+__all__ = [
+    "check_finite",
+    "check_positions",
+    "check_species",
+    "is_concrete",
+    "settings_from_config",
+]
 
 
 def is_concrete(x: Any) -> bool:
@@ -69,3 +75,31 @@ def check_species(species: Any, n_species: int | None, name: str = "species") ->
             f"n_species = {n_species} species (indices 0..{n_species - 1})"
         )
     return s.astype(np.int32)
+
+
+def settings_from_config(cls: type, section: Any, fixed: dict) -> Any:
+    """A frozen settings dataclass ``cls`` from a config section plus ``fixed`` fields.
+
+    The section's keys that name a field are used; its other keys belong to the
+    stage and are ignored. ``fixed`` supplies fields the section does not hold;
+    a field given in both, or a ``fixed`` name that is no field, is an error,
+    so a config cannot silently disagree with the code.
+
+    Raises:
+      ValueError: naming ``cls`` and the fields.
+    """
+    import dataclasses
+
+    items = dict(section.items()) if hasattr(section, "items") else dict(vars(section))
+    names = {f.name for f in dataclasses.fields(cls)}
+    both = sorted(names & set(items) & set(fixed))
+    if both:
+        raise ValueError(
+            f"{cls.__name__}.from_config: {both} set both in the config section and by the caller"
+        )
+    unknown = sorted(set(fixed) - names)
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__}.from_config: unknown fields {unknown}; fields: {sorted(names)}"
+        )
+    return cls(**{k: v for k, v in items.items() if k in names}, **fixed)

@@ -44,19 +44,4 @@ def base() -> ml_collections.ConfigDict:
 
 
 def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
-    c = base()
-    if preset == "quick":
-        return c
-    if preset == "smoke":
-        # the RDF training through the adjoint and the omega scan are covered by
-        # the SPC/E smoke test; here they are left out to save their compiles
-        c = _SPCE.smoke(c)
-        c.rdf_train.n_updates = 0
-        c.omega_scan.enabled = False
-        # at ~100 K, A = 0.5 releases enough heat on switching U_HF on to trip the
-        # runaway-temperature stop (5 T) within 3 steps; 0.1 stays below it
-        c.hf.bracket = (0.0, 0.1)
-        return c
-    if preset == "full":
-        return _SPCE.full(c)
-    raise ValueError(f"unknown preset {preset!r}; presets: smoke, quick, full")
+    return _SPCE.liquid_preset(base(), preset)

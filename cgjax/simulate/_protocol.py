@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from cgjax import units
 from cgjax._system import System, system_of
+from cgjax._validation import settings_from_config
 from cgjax.simulate._integrators import Simulator, nve, nvt_langevin, nvt_nose_hoover
 from cgjax.simulate._runner import Monitor, SimulationError, Trajectory, run
 
@@ -144,20 +145,7 @@ class Protocol:
         not hold (e.g. ``temperature`` from the top level); a field given in both
         is an error, so a config cannot silently disagree with the code.
         """
-        items = dict(section.items()) if hasattr(section, "items") else dict(vars(section))
-        names = {f.name for f in dataclasses.fields(cls)}
-        both = sorted(names & set(items) & set(fixed))
-        if both:
-            raise ValueError(
-                f"Protocol.from_config: {both} set both in the config section and by the caller"
-            )
-        unknown = sorted(set(fixed) - names)
-        if unknown:
-            raise ValueError(
-                f"Protocol.from_config: unknown fields {unknown}; fields: {sorted(names)}"
-            )
-        kw = {k: v for k, v in items.items() if k in names}
-        return cls(**kw, **fixed)
+        return settings_from_config(cls, section, fixed)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready fields (units as in the attributes)."""

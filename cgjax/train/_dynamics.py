@@ -25,6 +25,7 @@ import numpy as np
 
 from cgjax import units
 from cgjax._types import Params
+from cgjax._validation import settings_from_config
 from cgjax.train._bisection import BisectionResult, BracketError, bisect
 
 __all__ = [
@@ -365,10 +366,9 @@ class AmplitudeSearch:
 
     @classmethod
     def from_config(cls, section: Any, **fixed: Any) -> AmplitudeSearch:
-        """The section's keys that name a field (others ignored), plus ``fixed``."""
-        items = dict(section.items()) if hasattr(section, "items") else dict(section)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in items.items() if k in names}, **fixed)
+        """The section's keys that name a field (others ignored), plus ``fixed``
+        (a field in both is an error)."""
+        return settings_from_config(cls, section, fixed)
 
 
 class _Evaluations:

@@ -19,6 +19,7 @@ import optax
 
 from cgjax import units
 from cgjax._neighbor_list import allocate_neighbor_list
+from cgjax._validation import settings_from_config
 from cgjax.train._ensemble import ensemble, init_ensemble_params
 from cgjax.train._force_matching import force_matching
 from cgjax.train._loop import Schedule, evaluate, fit, frame_arrays
@@ -96,14 +97,7 @@ class FMSettings:
         ``fixed`` supplies fields the section does not hold (e.g. ``seed``); a
         field given in both is an error.
         """
-        items = dict(section.items()) if hasattr(section, "items") else dict(vars(section))
-        names = {f.name for f in dataclasses.fields(cls)}
-        both = sorted(names & set(items) & set(fixed))
-        if both:
-            raise ValueError(
-                f"FMSettings.from_config: {both} set both in the config section and by the caller"
-            )
-        return cls(**{k: v for k, v in items.items() if k in names}, **fixed)
+        return settings_from_config(cls, section, fixed)
 
     def schedule(self) -> Schedule:
         """The :class:`~cgjax.train.Schedule` of :func:`~cgjax.train.fit`."""

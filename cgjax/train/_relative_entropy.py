@@ -30,6 +30,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from cgjax._types import Params
+from cgjax._validation import settings_from_config
 
 __all__ = ["REMResult", "REMSettings", "relative_entropy"]
 
@@ -144,10 +145,9 @@ class REMSettings:
 
     @classmethod
     def from_config(cls, section: Any, **fixed: Any) -> REMSettings:
-        """The section's keys that name a field (others ignored), plus ``fixed``."""
-        items = dict(section.items()) if hasattr(section, "items") else dict(section)
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in items.items() if k in names}, **fixed)
+        """The section's keys that name a field (others ignored), plus ``fixed``
+        (a field in both is an error)."""
+        return settings_from_config(cls, section, fixed)
 
 
 def relative_entropy(

@@ -253,8 +253,8 @@ def _stage_rdf_training(frames, model, params, ref, config, wd):
     # Each loss is one short noisy trajectory, and Adam can overshoot: with keep_best
     # the parameters with the lowest loss are kept; the later stages start from the
     # end of their trajectory, not the last one.
-    fit = train.fit_trajectory(trainer, params, n_updates, keep_best=bool(c.keep_best),
-                               log=wd.log)  # fmt: skip
+    fit = train.fit_sampling(trainer, params, n_updates, keep_best=bool(c.keep_best),
+                             log=wd.log)  # fmt: skip
     params, R, history = fit.params, fit.end_positions, fit.history
     box = np.diag(np.asarray(model.system.box))
     start = np.asarray(R) - np.floor(np.asarray(R) / box) * box  # wrapped into the box

@@ -13,7 +13,11 @@ Force matching from a config section, resumable (the experiments' stage):
 workdir=...)``.
 
 Trajectory matching (RDF and MSD losses through diffrax, paper 004):
-``train.fit_trajectory(train.trajectory_matching(loss, optax.adam(3e-3)), params, 40)``.
+``train.fit_sampling(train.trajectory_matching(loss, optax.adam(3e-3)), params, 40,
+keep_best=True)``. Relative entropy minimisation is a trainer of the same shape
+(``train.relative_entropy_trainer``; ``train.relative_entropy`` drives it): both
+sample the model themselves, so :func:`fit_sampling` drives them, while
+:func:`fit` drives trainers of stored frames.
 
 Ensembles: ``train.ensemble(trainer, 5)`` with
 ``train.init_ensemble_params(model, key, R0, 5)``; ``train.model_deviation``
@@ -53,15 +57,16 @@ from cgjax.train._loop import (
 )
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
-from cgjax.train._relative_entropy import REMResult, REMSettings, relative_entropy
-from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
-from cgjax.train._trajectory import (
-    TrajectoryFit,
-    TrajectoryState,
-    TrajectoryTrainer,
-    fit_trajectory,
-    trajectory_matching,
+from cgjax.train._relative_entropy import (
+    REMResult,
+    REMSettings,
+    REMState,
+    relative_entropy,
+    relative_entropy_trainer,
 )
+from cgjax.train._sampling import SamplingFit, SamplingTrainer, fit_sampling
+from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
+from cgjax.train._trajectory import TrajectoryState, trajectory_matching
 
 __all__ = [
     "PAPER_AMPLITUDE_BRACKET",
@@ -75,14 +80,15 @@ __all__ = [
     "MSCGFit",
     "REMResult",
     "REMSettings",
+    "REMState",
     "RepulsionPrior",
+    "SamplingFit",
+    "SamplingTrainer",
     "Schedule",
     "TrainState",
     "Trainer",
     "TrainingDiverged",
-    "TrajectoryFit",
     "TrajectoryState",
-    "TrajectoryTrainer",
     "bisect",
     "ensemble",
     "ensemble_energy_fn",
@@ -91,7 +97,7 @@ __all__ = [
     "exponential_repulsion_from_data",
     "fit",
     "fit_force_matching",
-    "fit_trajectory",
+    "fit_sampling",
     "fit_spline_pair",
     "force_matching",
     "frame_arrays",
@@ -104,6 +110,7 @@ __all__ = [
     "rdf_tae_A",
     "record_validation",
     "relative_entropy",
+    "relative_entropy_trainer",
     "restore_latest",
     "set_high_frequency",
     "trajectory_matching",

@@ -31,8 +31,9 @@ from jax.flatten_util import ravel_pytree
 
 from cgjax._types import Params
 from cgjax._validation import settings_from_config
+from cgjax.train._state import TrainingDiverged
 
-__all__ = ["REMResult", "REMSettings", "relative_entropy"]
+__all__ = ["REMResult", "REMSettings", "REMState", "relative_entropy", "relative_entropy_trainer"]
 
 
 class REMResult(NamedTuple):
@@ -150,6 +151,163 @@ class REMSettings:
         return settings_from_config(cls, section, fixed)
 
 
+class REMState(NamedTuple):
+    """Where relative entropy minimisation stands (host-side: the samples are numpy arrays).
+
+    Attributes:
+      params: the full parameters, the trained subset at ``theta``.
+      theta: the trained parameters as one flat vector.
+      opt_state: the optax state (``None`` for Newton-Raphson).
+      samples: ``[F, N, 3]`` CG samples in use (nm), ``None`` before the first sampling.
+      U_sampled: ``[F]`` their energies at the parameters they were sampled with (kJ/mol).
+      start: where the next sampling starts: ``[N, 3]`` positions (nm) or the
+        previous :class:`~cgjax.simulate.Sample` (it continues that simulation).
+      n_samplings: how many times the model was simulated.
+      fresh_roots: ``theta`` after each update made on fresh samples.
+      update: updates done.
+      always_resample: sample afresh in every update (for ``average_last``).
+      context: the trainer's compiled pieces for these parameters (not data).
+    """
+
+    params: Params
+    theta: Any
+    opt_state: Any
+    samples: np.ndarray | None
+    U_sampled: np.ndarray | None
+    start: Any
+    n_samplings: int
+    fresh_roots: tuple
+    update: int
+    always_resample: bool
+    context: Any
+
+
+class _Context(NamedTuple):
+    """What one REM run compiles once: the trained subset's layout, ``U`` and its
+    derivatives per frame, and the reference frames."""
+
+    names: list[str]
+    merge: Callable
+    unravel: Callable
+    theta_model: Any
+    derivatives: Any
+    reference: np.ndarray
+    protocol: Any
+
+
+def relative_entropy_trainer(
+    model: Any,
+    reference_positions: Any,
+    protocol: Any,
+    *,
+    trainable: Sequence[str] | None = None,
+    settings: REMSettings = REMSettings(),
+    R0: Any = None,
+    progress: bool | None = False,
+) -> Any:
+    """Relative entropy minimisation as an ``(init, update)`` trainer.
+
+    Each update estimates ``dS/dlambda = beta (<dU/dlambda>_AA - <dU/dlambda>_CG)``
+    (and, for the default Newton-Raphson update, the Hessian in the module
+    docstring) over the trained parameters ``lambda`` only; the others stay
+    fixed. CG averages come from NVT samples (:func:`cgjax.simulate.sample`
+    with ``protocol``; one compilation for all updates: the parameters are a
+    traced argument), reweighted to the current parameters while their
+    effective sample size fraction ``(sum w)^2 / (n sum w^2)`` is at least
+    ``settings.ess_threshold``; below it the model is sampled again,
+    continuing the previous simulation. :func:`relative_entropy` drives it
+    (with :func:`~cgjax.train.fit_sampling`) and averages the last roots.
+
+    Args:
+      model: the :class:`~cgjax.potentials.EnergyModel` (energies in kJ/mol)
+        built on its :class:`~cgjax.simulate.System` (box, masses in amu).
+      reference_positions: ``[T, N, 3]`` mapped AA frames (nm), Boltzmann
+        samples at the protocol's temperature.
+      protocol: the :class:`~cgjax.simulate.Protocol` of each CG sampling.
+      trainable: top-level term names (``"lj"`` of a sum) or leaf paths
+        (``"lj/sigma"``) to optimise; ``None``: all parameters.
+      settings: :class:`REMSettings` (update rule, reweighting, ``tol``).
+      R0: ``[N, 3]`` start of the CG simulation (nm); default the last reference frame.
+      progress: progress bars of the MD runs.
+
+    Returns:
+      a :class:`~cgjax.train.SamplingTrainer`: ``init(params) -> REMState``;
+      ``update``'s metrics: ``values`` (the trained leaves by name, before the
+      update), ``gradient`` (dS/dlambda), ``ess`` (effective sample size
+      fraction of the CG samples used), ``resampled``, ``n_cg_frames``,
+      ``relative_change`` (the largest relative parameter change), ``converged``
+      (it is below ``settings.tol``), ``loss`` (None: S_rel is not computed), ``wall_s``.
+
+    Raises:
+      TypeError: ``protocol`` is not a :class:`~cgjax.simulate.Protocol`.
+      ValueError: bad reference frames; (from ``init``) an unknown trainable path.
+      TrainingDiverged: (from ``update``) non-finite parameters.
+    """
+    from cgjax import simulate
+    from cgjax._system import system_of
+    from cgjax.train._sampling import SamplingTrainer
+
+    system = system_of(model, "relative_entropy")
+    X_aa = _checked_reference(reference_positions, system.n_particles)
+    if not isinstance(protocol, simulate.Protocol):
+        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
+    wrapped = np.asarray([_wrap(x, system.box) for x in X_aa])
+    beta = 1.0 / protocol.kT
+
+    def init(params: Params) -> REMState:
+        subset, merge = _split(params, trainable)
+        theta, unravel = ravel_pytree(subset)
+        # The CG model is sampled with the flat trained vector as its parameters
+        # (one compilation for every update).
+        theta_model = model._replace(
+            energy_fn=lambda th: model.energy_fn(merge(params, unravel(th)))
+        )
+        ctx = _Context(_leaf_names(subset), merge, unravel, theta_model,
+                       _Derivatives(theta_model, wrapped), wrapped, protocol)  # fmt: skip
+        R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, theta.dtype)
+        R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), theta.dtype)
+        opt_state = None if settings.optimizer is None else settings.optimizer.init(theta)
+        return REMState(params, theta, opt_state, None, None, R_start, 0, (), 0, False, ctx)
+
+    def update(state: REMState) -> tuple[REMState, dict]:
+        t0 = time.perf_counter()
+        ctx = state.context
+        _, g_aa, H_aa = ctx.derivatives(state.theta, ctx.reference)
+        state, (w, g_cg, H_cg, ess, resampled) = _cg_averages(state, settings, beta, progress)
+        mean_cg = w @ g_cg
+        grad = beta * (g_aa.mean(0) - mean_cg)
+        d = g_cg - mean_cg
+        cov = (w[:, None] * d).T @ d
+        hess = beta * (H_aa.mean(0) - np.einsum("f,fij->ij", w, H_cg)) + beta**2 * cov
+        th = np.asarray(state.theta, np.float64)
+        step, opt_state = _step(settings, state, grad, hess, th)
+        rel = float(np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12)))
+        theta = jnp.asarray(th + step, state.theta.dtype)
+        n = state.update
+        if not np.all(np.isfinite(np.asarray(theta))):
+            raise TrainingDiverged(
+                f"relative_entropy: update {n + 1} produced non-finite parameters {ctx.names}",
+                step=n + 1,
+            )
+        roots = state.fresh_roots + ((np.asarray(theta, np.float64),) if resampled else ())
+        summary = (", ".join(f"{k} {v:.5g}" for k, v in zip(ctx.names, th, strict=True))
+                   + f" | dS/dl {np.array2string(grad, precision=3)} | ESS {ess:.2f}"
+                   + (" (sampled)" if resampled else " (reweighted)"))  # fmt: skip
+        metrics = dict(
+            values=dict(zip(ctx.names, th.tolist(), strict=True)),
+            gradient=dict(zip(ctx.names, grad.tolist(), strict=True)), ess=ess,
+            resampled=resampled, n_cg_frames=int(len(state.samples)), relative_change=rel,
+            converged=bool(settings.tol > 0 and rel < settings.tol), loss=None,
+            wall_s=time.perf_counter() - t0, summary=summary,
+        )  # fmt: skip
+        params = ctx.merge(state.params, ctx.unravel(theta))
+        new = state._replace(params=params, theta=theta, opt_state=opt_state,
+                             fresh_roots=roots, update=n + 1)  # fmt: skip
+        return new, metrics
+
+    return SamplingTrainer(init, update, "REM", REMState, has_loss=False)
+
+
 def relative_entropy(
     model: Any,
     params: Params,
@@ -164,14 +322,11 @@ def relative_entropy(
 ) -> REMResult:
     """Minimises the relative entropy of the CG model to the reference in a parameter subset.
 
-    Each iteration estimates ``dS/dlambda = beta (<dU/dlambda>_AA - <dU/dlambda>_CG)``
-    (and, for the default Newton-Raphson update, the Hessian above) over the
-    trained parameters ``lambda`` only; the others stay fixed. CG averages come
-    from NVT samples (jax-md Langevin or Nose-Hoover through
-    :func:`cgjax.simulate.run`, one compilation for all iterations: the
-    parameters are a traced argument), reweighted to the current parameters
-    while their effective sample size fraction ``(sum w)^2 / (n sum w^2)`` is at
-    least ``ess_threshold``.
+    :func:`relative_entropy_trainer` driven by :func:`~cgjax.train.fit_sampling`
+    for ``settings.n_iterations`` updates (fewer when the relative change
+    falls below ``settings.tol``), then ``settings.average_last - 1`` more on
+    fresh samples, returning the mean of the last ``average_last`` roots
+    computed on fresh samples.
 
     Statistical error: near the minimum the result is a maximum-likelihood
     estimate, with covariance ``(1/n_ref + 1/n_CG) Cov(dU/dlambda)^-1 / beta^2``
@@ -187,21 +342,11 @@ def relative_entropy(
     (``tests/train/test_relative_entropy.py``).
 
     Args:
-      model: the :class:`~cgjax.potentials.EnergyModel` (energies in kJ/mol)
-        built on its :class:`~cgjax.simulate.System` (box, masses in amu).
+      model, reference_positions, protocol, trainable, settings, R0, progress:
+        as :func:`relative_entropy_trainer` (every sampling continues the
+        previous one, so the first starts from ``R0``).
       params: the full parameters; the start of the trained subset.
-      reference_positions: ``[T, N, 3]`` mapped AA frames (nm), Boltzmann
-        samples at the protocol's temperature.
-      protocol: the :class:`~cgjax.simulate.Protocol` of each CG sampling
-        (equilibration discarded, then production frames; every sampling
-        continues the previous one, so the first starts from ``R0``).
-      trainable: top-level term names (``"lj"`` of a sum) or leaf paths
-        (``"lj/sigma"``) to optimise; ``None``: all parameters.
-      settings: :class:`REMSettings` (iterations, update rule, reweighting).
-      R0: ``[N, 3]`` start of the CG simulation (nm); default the last
-        reference frame.
-      progress: progress bars of the MD runs.
-      log: called with one line per iteration.
+      log: called with one line per update.
 
     Returns:
       :class:`REMResult`.
@@ -210,51 +355,39 @@ def relative_entropy(
       ValueError: bad arguments (unknown trainable path, shapes, non-finite
         reference frames).
       SimulationError: when a CG sampling run blows up (from :func:`cgjax.simulate.run`).
+      TrainingDiverged: an update produced non-finite parameters.
 
     References:
       M. S. Shell, J. Chem. Phys. 129, 144108 (2008); A. Chaimovich and M. S.
       Shell, J. Chem. Phys. 134, 094112 (2011) (Newton-Raphson REM); paper 004
       §2.2 and eqs. 9-11 (LJ sigma, epsilon by REM).
     """
-    from cgjax import simulate
-    from cgjax._system import system_of
+    from cgjax.train._sampling import fit_sampling
 
-    system = system_of(model, "relative_entropy")
-    X_aa = _checked_reference(reference_positions, system.n_particles)
-    if not isinstance(protocol, simulate.Protocol):
-        raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
     log = log or (lambda msg: None)
-    subset, merge = _split(params, trainable)
-    theta, unravel = ravel_pytree(subset)
-    names = _leaf_names(subset)
-    # The CG model is sampled with the flat trained vector as its parameters
-    # (one compilation for every iteration).
-    theta_model = model._replace(energy_fn=lambda th: model.energy_fn(merge(params, unravel(th))))
-    wrapped = np.asarray([_wrap(x, system.box) for x in X_aa])
-    derivatives = _Derivatives(theta_model, wrapped)
-    R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, theta.dtype)
-    R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), theta.dtype)
-    sampler = _Sampler(theta_model, R_start, protocol, progress)
-    rem = _Iterations(theta, names, wrapped, derivatives, sampler, 1.0 / protocol.kT, settings, log)
-    converged = False
-    for it in range(int(settings.n_iterations)):
-        rel = rem.iteration(it, False)
-        if settings.tol > 0 and rel < settings.tol:
-            converged = True
-            break
-    n_done = len(rem.history)
+    trainer = relative_entropy_trainer(model, reference_positions, protocol, trainable=trainable,
+                                       settings=settings, R0=R0, progress=progress)  # fmt: skip
+    state, history, converged = trainer.init(params), [], False
+    if int(settings.n_iterations) > 0:
+        fit = fit_sampling(trainer, state, int(settings.n_iterations), log=log)
+        state, history, converged = fit.state, fit.history, fit.converged
     average_last = int(settings.average_last)
-    for k in range(max(0, average_last - 1)):
-        rem.iteration(n_done + k, True)
     if average_last > 1:
-        # the Newton roots computed on fresh samples (the last resampled iterations)
-        roots = rem.fresh_roots[-average_last:]
-        rem.theta = jnp.asarray(np.mean(roots, 0), theta.dtype)
-        values = zip(names, np.asarray(rem.theta), strict=True)
-        log(f"REM: mean of the last {len(roots)} fresh-sample roots: "
-            + ", ".join(f"{k} {v:.5g}" for k, v in values))  # fmt: skip
-    out_params = merge(params, unravel(rem.theta))
-    return REMResult(out_params, rem.history, converged, rem.n_samplings)
+        more = fit_sampling(trainer, state._replace(always_resample=True), average_last - 1,
+                            log=log)  # fmt: skip
+        state, history = more.state, history + more.history
+        # the Newton roots computed on fresh samples (the last resampled updates)
+        roots = state.fresh_roots[-average_last:]
+        theta = jnp.asarray(np.mean(roots, 0), state.theta.dtype)
+        names = state.context.names
+        log(
+            f"REM: mean of the last {len(roots)} fresh-sample roots: "
+            + ", ".join(f"{k} {v:.5g}" for k, v in zip(names, np.asarray(theta), strict=True))
+        )
+        state = state._replace(
+            theta=theta, params=state.context.merge(params, state.context.unravel(theta))
+        )
+    return REMResult(state.params, history, converged, state.n_samplings)
 
 
 def _checked_reference(reference_positions: Any, n_particles: int) -> np.ndarray:
@@ -306,98 +439,41 @@ class _Derivatives:
         raise RuntimeError("relative_entropy: the frame neighbor list kept overflowing")
 
 
-class _Sampler:
-    """CG samples at ``theta``: each sampling continues the previous one."""
+def _cg_averages(state: REMState, settings: REMSettings, beta: float, progress: Any):
+    """``(state, (w, dU/dl, d2U/dl2, ess, resampled))`` over the CG samples: reweighted
+    to ``state.theta``, or sampled afresh (continuing the last simulation) below the ESS."""
+    from cgjax import simulate
 
-    def __init__(self, theta_model, R_start, protocol, progress):
-        self.model, self.start, self.protocol = theta_model, R_start, protocol
-        self.progress, self.dtype = progress, R_start.dtype
+    ctx = state.context
+    ess = 0.0
+    if state.samples is not None:
+        U_now, g_cg, H_cg = ctx.derivatives(state.theta, state.samples)
+        logw = -beta * (U_now - state.U_sampled)
+        w = np.exp(logw - logw.max())
+        w /= w.sum()
+        ess = float(1.0 / (len(w) * np.sum(w * w)))
+        if ess >= settings.ess_threshold and not state.always_resample:
+            return state, (w, g_cg, H_cg, ess, False)
+    th = jnp.asarray(state.theta)
+    out = simulate.sample(ctx.theta_model, th, state.start, ctx.protocol, progress=progress)
+    X_cg = np.asarray(out.trajectory.positions)
+    U_now, g_cg, H_cg = ctx.derivatives(state.theta, X_cg)
+    state = state._replace(samples=X_cg, U_sampled=U_now, start=out,
+                           n_samplings=state.n_samplings + 1)  # fmt: skip
+    return state, (np.full(len(U_now), 1.0 / len(U_now)), g_cg, H_cg, 1.0, True)
 
-    def __call__(self, th: Any) -> np.ndarray:
-        from cgjax import simulate
 
-        th = jnp.asarray(th, self.dtype)
-        out = simulate.sample(self.model, th, self.start, self.protocol, progress=self.progress)
-        self.start = out
-        return np.asarray(out.trajectory.positions)
-
-
-class _Iterations:
-    """The state of one REM run and its iteration (reweight or resample, then step)."""
-
-    def __init__(self, theta, names, X_aa, derivatives, sampler, beta, settings, log):
-        self.theta, self.names, self.X_aa = theta, names, X_aa
-        self.derivatives, self.sampler, self.beta = derivatives, sampler, beta
-        self.settings, self.log = settings, log
-        self.optimizer = settings.optimizer
-        self.opt_state = None if self.optimizer is None else self.optimizer.init(theta)
-        self.history: list[dict] = []
-        self.X_cg, self.U_sampled, self.n_samplings = None, None, 0
-        self.fresh_roots: list[np.ndarray] = []
-
-    def _cg_averages(self, force_resample: bool):
-        """Weights, ``dU/dl`` and ``d2U/dl2`` of the CG samples; resampled below the ESS."""
-        ess = 0.0
-        if self.X_cg is not None:
-            U_now, g_cg, H_cg = self.derivatives(self.theta, self.X_cg)
-            logw = -self.beta * (U_now - self.U_sampled)
-            w = np.exp(logw - logw.max())
-            w /= w.sum()
-            ess = float(1.0 / (len(w) * np.sum(w * w)))
-        if self.X_cg is None or ess < self.settings.ess_threshold or force_resample:
-            self.X_cg = self.sampler(np.asarray(self.theta))
-            self.n_samplings += 1
-            U_now, g_cg, H_cg = self.derivatives(self.theta, self.X_cg)
-            self.U_sampled = U_now
-            return np.full(len(U_now), 1.0 / len(U_now)), g_cg, H_cg, 1.0, True
-        return w, g_cg, H_cg, ess, False
-
-    def _step(self, grad: np.ndarray, hess: np.ndarray, th: np.ndarray) -> np.ndarray:
-        if self.optimizer is None:
-            step = _newton_step(grad, hess)
-            scale = np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12))
-            scale /= float(self.settings.max_relative_step)
-            return step / scale if scale > 1.0 else step
-        updates, self.opt_state = self.optimizer.update(
-            jnp.asarray(grad, self.theta.dtype), self.opt_state, self.theta
-        )
-        return np.asarray(updates, np.float64)
-
-    def iteration(self, it: int, force_resample: bool) -> float:
-        """One update; returns the largest relative parameter change."""
-        t0 = time.perf_counter()
-        beta = self.beta
-        _, g_aa, H_aa = self.derivatives(self.theta, self.X_aa)
-        w, g_cg, H_cg, ess, resampled = self._cg_averages(force_resample)
-        mean_cg = w @ g_cg
-        grad = beta * (g_aa.mean(0) - mean_cg)
-        d = g_cg - mean_cg
-        cov = (w[:, None] * d).T @ d
-        hess = beta * (H_aa.mean(0) - np.einsum("f,fij->ij", w, H_cg)) + beta**2 * cov
-        th = np.asarray(self.theta, np.float64)
-        step = self._step(grad, hess, th)
-        names = self.names
-        self.history.append(dict(
-            iteration=it, values=dict(zip(names, th.tolist(), strict=True)),
-            gradient=dict(zip(names, grad.tolist(), strict=True)), ess=ess,
-            resampled=resampled, n_cg_frames=int(len(self.X_cg)),
-            wall_s=time.perf_counter() - t0,
-        ))  # fmt: skip
-        rel = np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12))
-        self.theta = jnp.asarray(th + step, self.theta.dtype)
-        self.log(
-            f"REM {it}: "
-            + ", ".join(f"{k} {v:.5g}" for k, v in zip(names, th, strict=True))
-            + f" | dS/dl {np.array2string(grad, precision=3)} | ESS {ess:.2f}"
-            + (" (sampled)" if resampled else " (reweighted)")
-        )
-        if not np.all(np.isfinite(np.asarray(self.theta))):
-            raise FloatingPointError(
-                f"relative_entropy: iteration {it} produced non-finite parameters {names}"
-            )
-        if resampled:
-            self.fresh_roots.append(np.asarray(self.theta, np.float64))
-        return rel
+def _step(settings: REMSettings, state: REMState, grad, hess, th) -> tuple[np.ndarray, Any]:
+    """The parameter change and the new optimizer state."""
+    if settings.optimizer is None:
+        step = _newton_step(grad, hess)
+        scale = np.max(np.abs(step) / np.maximum(np.abs(th), 1e-12))
+        scale /= float(settings.max_relative_step)
+        return (step / scale if scale > 1.0 else step), None
+    updates, opt_state = settings.optimizer.update(
+        jnp.asarray(grad, state.theta.dtype), state.opt_state, state.theta
+    )
+    return np.asarray(updates, np.float64), opt_state
 
 
 def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 A trainer is an ``(init, update)`` pair, as an optax transformation is: the
 :class:`~cgjax.losses.Loss` says *what* (RDF and MSD terms sharing one
 :class:`~cgjax.simulate.TrajectorySpec`: model, protocol, adjoint), the optax
-optimizer *how to step*; :func:`fit_trajectory` drives the updates, logs them
-and keeps the best parameters.
+optimizer *how to step*; :func:`cgjax.train.fit_sampling` drives the updates
+(as it drives relative entropy minimisation), logs them and keeps the best
+parameters.
 
 Each update simulates from where the previous trajectory ended (its last
 positions and velocities; a Nose-Hoover friction restarts at 0), so the
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -24,9 +24,9 @@ import numpy as np
 import optax
 
 from cgjax._types import Params
+from cgjax.train._sampling import SamplingTrainer
 
-__all__ = ["TrajectoryFit", "TrajectoryState", "TrajectoryTrainer", "fit_trajectory",
-           "trajectory_matching"]  # fmt: skip
+__all__ = ["TrajectoryState", "trajectory_matching"]
 
 
 class TrajectoryState(NamedTuple):
@@ -46,17 +46,6 @@ class TrajectoryState(NamedTuple):
     velocities: Any
     neighbor: Any
     update: int
-
-
-class TrajectoryTrainer(NamedTuple):
-    """``init(params) -> state``; ``update(state) -> (state, metrics)``.
-
-    ``metrics``: ``loss`` (of the parameters *before* the update, measured on
-    this update's trajectory), ``grad_norm``, ``wall_s``, ``end_positions`` (nm).
-    """
-
-    init: Callable[[Params], TrajectoryState]
-    update: Callable[[TrajectoryState], tuple[TrajectoryState, dict]]
 
 
 def _spec_of(loss: Any) -> Any:
@@ -84,7 +73,7 @@ def _spec_of(loss: Any) -> Any:
 
 def trajectory_matching(
     loss: Any, optimizer: optax.GradientTransformation, *, frozen: tuple[str, ...] = ()
-) -> TrajectoryTrainer:
+) -> SamplingTrainer:
     """Gradient steps on a loss of one differentiable trajectory per update.
 
     Args:
@@ -98,7 +87,10 @@ def trajectory_matching(
         left unchanged; ``grad_norm`` is the norm over the others.
 
     Returns:
-      a :class:`TrajectoryTrainer`.
+      a :class:`~cgjax.train.SamplingTrainer` (drive it with
+      :func:`~cgjax.train.fit_sampling`); ``update``'s metrics: ``loss`` (of the
+      parameters *before* the update, measured on this update's trajectory),
+      ``grad_norm``, ``wall_s``, ``end_positions`` (nm).
 
     Raises:
       ValueError: a loss with terms that are not trajectory terms of one spec.
@@ -141,80 +133,10 @@ def trajectory_matching(
             )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": float(v), "grad_norm": float(optax.tree.norm(trained(grads))),
-                   "wall_s": time.perf_counter() - t0, "end_positions": R}  # fmt: skip
+        norm = float(optax.tree.norm(trained(grads)))
+        metrics = {"loss": float(v), "grad_norm": norm, "wall_s": time.perf_counter() - t0,
+                   "end_positions": R,
+                   "summary": f"loss {float(v):.4g}, |grad| {norm:.3g}"}  # fmt: skip
         return TrajectoryState(params, opt_state, R, V, neighbor, state.update + 1), metrics
 
-    return TrajectoryTrainer(init, update)
-
-
-class TrajectoryFit(NamedTuple):
-    """What :func:`fit_trajectory` returns.
-
-    Attributes:
-      params: the kept parameters (the best measured with ``keep_best``, else the last).
-      history: one dict per update: ``update``, ``loss``, ``grad_norm``, ``wall_s``.
-      kept_update: the update whose loss measured the kept parameters (None: the last).
-      kept_loss: that loss.
-      end_positions: ``[N, 3]`` end of the trajectory that measured them (nm).
-      state: the final :class:`TrajectoryState`.
-    """
-
-    params: Params
-    history: list
-    kept_update: int | None
-    kept_loss: float | None
-    end_positions: Any
-    state: TrajectoryState
-
-
-def fit_trajectory(
-    trainer: TrajectoryTrainer,
-    params: Params,
-    n_updates: int,
-    *,
-    keep_best: bool = True,
-    log: Callable[[str], None] | None = None,
-) -> TrajectoryFit:
-    """Runs ``n_updates`` updates of a trajectory trainer, logging each with the time left.
-
-    Each loss is one short, noisy trajectory and Adam can overshoot, so with
-    ``keep_best`` the parameters with the lowest measured loss are kept (the
-    parameters after the last update are never measured); the later stages
-    should start from the end of *their* trajectory, returned as ``end_positions``.
-
-    Args:
-      trainer: from :func:`trajectory_matching`.
-      params: the start.
-      n_updates: updates to run (>= 1).
-      keep_best: keep the best measured parameters, not the last.
-      log: one line per update.
-
-    Returns:
-      :class:`TrajectoryFit`.
-    """
-    if int(n_updates) < 1:
-        raise ValueError(f"n_updates must be >= 1, got {n_updates}")
-    log = log or (lambda msg: None)
-    state = trainer.init(params)
-    history: list[dict] = []
-    best = (np.inf, params, -1, state.positions)
-    t_start = time.perf_counter()
-    for it in range(int(n_updates)):
-        before = state.params
-        state, m = trainer.update(state)
-        if m["loss"] < best[0]:  # the loss measures the parameters before this update
-            best = (m["loss"], before, it, m["end_positions"])
-        history.append({"update": it, "loss": m["loss"], "grad_norm": m["grad_norm"],
-                        "wall_s": m["wall_s"]})  # fmt: skip
-        left = ""
-        if it >= 1:  # the first update's time is mostly compilation
-            per = (time.perf_counter() - t_start - history[0]["wall_s"]) / it
-            left = f", about {per * (n_updates - it - 1) / 60:.1f} min left in this stage"
-        log(f"trajectory update {it + 1}/{n_updates}: loss {m['loss']:.4g}, |grad| "
-            f"{m['grad_norm']:.3g}, {m['wall_s']:.1f} s{left}")  # fmt: skip
-    if keep_best:
-        log(f"trajectory matching: kept the parameters measured at update {best[2]} "
-            f"(loss {best[0]:.4g})")  # fmt: skip
-        return TrajectoryFit(best[1], history, best[2], best[0], best[3], state)
-    return TrajectoryFit(state.params, history, None, None, state.positions, state)
+    return SamplingTrainer(init, update, "trajectory", TrajectoryState, has_loss=True)

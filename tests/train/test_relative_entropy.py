@@ -119,3 +119,28 @@ def test_bad_input_is_named(lj_fluid):
         train.relative_entropy(model, p_true, X[:, :10], protocol)
     with pytest.raises(ValueError, match=r"REMSettings.ess_threshold must be in \(0, 1\]"):
         train.REMSettings(ess_threshold=0.0)
+
+
+def test_the_trainer_driven_by_fit_sampling_is_relative_entropy(lj_fluid):
+    """``relative_entropy`` is its ``(init, update)`` trainer driven by ``fit_sampling``:
+    the same updates give the same parameters, and a state goes on where it stopped."""
+    model, system, p_true, X = lj_fluid
+    protocol = simulate.Protocol(temperature=T, dt=DT, thermostat="langevin", friction=FRICTION,
+                                 record_every=20, equilibration_steps=40,
+                                 production_steps=200)  # fmt: skip
+    start = {"sigma": p_true["sigma"] * 1.05, "epsilon": p_true["epsilon"] * 0.9}
+    settings = train.REMSettings(n_iterations=2, ess_threshold=0.5)
+    X = X[::20]
+    res = train.relative_entropy(model, start, X, protocol, settings=settings)
+    trainer = train.relative_entropy_trainer(model, X, protocol, settings=settings)
+    lines = []
+    first = train.fit_sampling(trainer, start, 1, log=lines.append)
+    assert first.state.update == 1 and first.state.n_samplings == 1
+    assert lines[0].startswith("REM update 1/1: /epsilon 0.8964") and "(sampled)" in lines[0]
+    more = train.fit_sampling(trainer, first.state, 1)  # goes on from the state
+    assert more.history[0]["update"] == 1
+    for k in ("sigma", "epsilon"):
+        np.testing.assert_array_equal(more.params[k], res.params[k])
+    assert [h["values"] for h in first.history + more.history] == [h["values"] for h in res.history]
+    with pytest.raises(ValueError, match="keep_best: the REM trainer reports no loss"):
+        train.fit_sampling(trainer, start, 1, keep_best=True)

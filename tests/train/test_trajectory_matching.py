@@ -1,9 +1,9 @@
-"""Trajectory matching (train.trajectory_matching + fit_trajectory) against the same steps by hand.
+"""Trajectory matching (train.trajectory_matching + fit_sampling) against the same steps by hand.
 
 32 LJ argon atoms, all pairs, float64: the trainer's first update is
 ``value_and_grad`` of the loss on the spec's trajectory followed by the
 optimizer's step; the next update starts where that trajectory ended; frozen
-subtrees do not move; ``fit_trajectory`` keeps the parameters with the lowest
+subtrees do not move; ``fit_sampling`` keeps the parameters with the lowest
 measured loss and the end of the trajectory that measured them.
 """
 
@@ -73,15 +73,14 @@ def test_updates_equal_the_steps_by_hand(setup):
 def test_fit_keeps_the_best_measured_parameters(setup):
     _, params, _, loss = setup
     lines = []
-    fit = train.fit_trajectory(train.trajectory_matching(loss, optax.adam(3e-2)), params, 3,
-                               log=lines.append)  # fmt: skip
+    fit = train.fit_sampling(train.trajectory_matching(loss, optax.adam(3e-2)), params, 3,
+                             keep_best=True, log=lines.append)  # fmt: skip
     losses_ = [h["loss"] for h in fit.history]
     k = int(np.argmin(losses_))
     assert fit.kept_update == k and fit.kept_loss == losses_[k]
     assert len(lines) == 4 and lines[0].startswith("trajectory update 1/3: loss")
-    assert "min left" in lines[1] and lines[-1].startswith("trajectory matching: kept")
-    last = train.fit_trajectory(train.trajectory_matching(loss, optax.adam(3e-2)), params, 3,
-                                keep_best=False)  # fmt: skip
+    assert "min left" in lines[1] and lines[-1].startswith("trajectory: kept")
+    last = train.fit_sampling(train.trajectory_matching(loss, optax.adam(3e-2)), params, 3)
     assert last.kept_update is None
     np.testing.assert_allclose(last.params["lj"]["sigma"], fit.state.params["lj"]["sigma"])
 
@@ -95,4 +94,4 @@ def test_a_loss_without_one_trajectory_spec_is_refused(setup):
     with pytest.raises(train.TrainingDiverged, match=r"update 1: the loss \(nan\) or its"):
         broken.update(broken.init(setup[1]))
     with pytest.raises(ValueError, match="n_updates must be >= 1"):
-        train.fit_trajectory(train.trajectory_matching(loss, optax.adam(1e-3)), {}, 0)
+        train.fit_sampling(train.trajectory_matching(loss, optax.adam(1e-3)), {}, 0)

@@ -14,7 +14,7 @@ from cgjax._neighbor_list import (
     grow_neighbor_list,
     neighbor_list_fn,
 )
-from cgjax._space import box_matrix, box_widths, check_box, make_space
+from cgjax._space import box_matrix, box_widths, check_box, make_space, wrap
 
 __version__ = "0.1.0"
 
@@ -35,4 +35,5 @@ __all__ = [
     "simulate",
     "train",
     "units",
+    "wrap",
 ]

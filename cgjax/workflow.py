@@ -105,6 +105,49 @@ class Workdir:
         self.log(f"{where}: done in {out['stage_wall_s']:.1f} s{self._eta(name)}")
         return json.loads(json.dumps(json_ready(out)))
 
+    def save_params(self, name: str, params: Any) -> str:
+        """Writes a params pytree to ``params/NAME.msgpack`` (atomically); returns
+        its path relative to the workdir (what a stage's JSON records)."""
+        from flax import serialization
+
+        path = self.sub("params", f"{name}.msgpack")
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
+        os.replace(tmp, path)
+        return os.path.relpath(path, self.path)
+
+    def load_params(self, rel: str, template: Any) -> Any:
+        """The params saved by :meth:`save_params` at ``rel``, shaped like ``template``.
+
+        Raises:
+          FileNotFoundError: naming the file when it is missing.
+        """
+        import jax
+        import jax.numpy as jnp
+        from flax import serialization
+
+        path = os.path.join(self.path, rel)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"parameters {path} are missing (a stage recorded them)")
+        with open(path, "rb") as f:
+            state = serialization.msgpack_restore(f.read())
+        return jax.tree.map(jnp.asarray, serialization.from_state_dict(template, state))
+
+    def read_json(self, rel: str) -> dict:
+        """``rel``'s JSON content, or ``{}`` when it does not exist yet (a cache)."""
+        path = os.path.join(self.path, rel)
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+    def write_json(self, rel: str, data: Any) -> str:
+        """Writes ``data`` to ``rel`` in the workdir, atomically; returns the path."""
+        path = self.sub(rel)
+        write_json(path, data)
+        return path
+
     def write_results(self, results: dict) -> str:
         """Writes ``results.json`` (atomically) and returns its path."""
         path = os.path.join(self.path, "results.json")

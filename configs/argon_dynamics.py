@@ -37,7 +37,6 @@ def base() -> ml_collections.ConfigDict:
     c.cutoff = 0.85  # nm, 2.5 sigma
     # REM starts 6 % and 20 % off the AA values (0.3405 nm, 0.996 kJ/mol)
     c.lj.update(sigma=0.36, epsilon=0.8, r_onset=0.8)
-    c.rem.update(dt=0.004)
     c.rdf_train.update(dt=0.004)
     c.fm.update(val_span_ps=(80.0, 100.0))
     return c

@@ -12,13 +12,6 @@ import ml_collections
 
 from cgjax import train
 
-_SAMPLING = {
-    "dt": "time step [ps]",
-    "equilibration_steps": "steps before recording [steps]",
-    "production_steps": "recorded steps [steps]",
-    "record_every": "steps between recorded frames [steps]",
-}
-
 #: Every key's meaning and unit (``python -m cgjax.run EXPERIMENT --help``).
 HELP = {
     "seed": "seed of initialisation and of every simulation [-]",
@@ -33,9 +26,7 @@ HELP = {
     "lj.epsilon": "LJ epsilon at the start of REM [kJ/mol]",
     "lj.r_onset": "LJ switched smoothly to zero from here to the cutoff [nm]",
     "rem.reference_frames": "AA frames (evenly strided) REM matches [frames]",
-    "rem.n_iterations": "Newton-Raphson iterations of REM at most [-]",
-    **{f"rem.{k}": f"REM Langevin sampling: {v}" for k, v in _SAMPLING.items()},
-    "rem.friction": "REM Langevin friction coefficient gamma [1/ps]",
+    "rem.n_iterations": "Newton-Raphson iterations of REM at most (sampling: dynamics.*) [-]",
     "rem.ess_threshold": "reuse samples while the effective-sample-size fraction exceeds it [-]",
     "rem.tol": "stop when every parameter's relative change is below this [-]",
     "rem.max_relative_step": "Newton steps scaled so no parameter changes by more [-]",
@@ -65,17 +56,17 @@ HELP = {
     "rdf_train.skin": "neighbor-list skin of the differentiable trajectory [nm]",
     "rdf_train.sigma": "Gaussian smearing width of the differentiable RDF [nm]",
     "rdf_train.adjoint": "diffrax adjoint: 'checkpoint' or 'backsolve' [-]",
-    "dynamics.dt": "CG diffusion runs: Nose-Hoover time step [ps]",
-    "dynamics.tau": "CG diffusion runs: Nose-Hoover time constant [ps]",
-    "dynamics.equilibration_steps": "CG diffusion runs: steps before recording [steps]",
-    "dynamics.production_steps": "CG diffusion runs: recorded steps [steps]",
-    "dynamics.record_every": "CG diffusion runs: steps between recorded frames [steps]",
+    "dynamics.dt": "CG sampling of REM, amplitude search and validation: time step [ps]",
+    "dynamics.tau": "CG sampling: Nose-Hoover time constant [ps]",
+    "dynamics.equilibration_steps": "CG sampling: steps before recording [steps]",
+    "dynamics.production_steps": "CG sampling: recorded steps [steps]",
+    "dynamics.record_every": "CG sampling: steps between recorded frames [steps]",
     "dynamics.fit_window": "MSD lag window of the Einstein fit of D (start, end) [ps]",
     "dynamics.n_blocks": "blocks of the production run for D's error bar [-]",
     "dynamics.aa_fit_window": "the AA fit window if not fit_window (None: the same) [ps]",
     "dynamics.equilibration_thermostat": "thermostat of the equilibration [-]",
     "dynamics.equilibration_friction": "Langevin friction of the equilibration [1/ps]",
-    "dynamics.skin": "neighbor-list skin of the diffusion runs [nm]",
+    "dynamics.skin": "CG sampling: neighbor-list skin [nm]",
     "hf.omega": "U_HF wave number omega (paper 004: 100 1/A) [1/nm]",
     "hf.bracket": "amplitude A searched within (low, high) [kJ/mol nm^2]",
     "hf.max_evals": "simulations of the bracketing search at most [-]",
@@ -112,9 +103,8 @@ def base() -> ml_collections.ConfigDict:
     c.lj = ml_collections.ConfigDict(dict(sigma=0.3166, epsilon=0.650, r_onset=0.5))
     c.rem = ml_collections.ConfigDict(
         dict(
-            reference_frames=200, n_iterations=10, dt=0.002, friction=5.0,
-            equilibration_steps=500, production_steps=3000, record_every=50,
-            ess_threshold=0.8, tol=2e-3, max_relative_step=0.3,
+            reference_frames=200, n_iterations=10, ess_threshold=0.8, tol=2e-3,
+            max_relative_step=0.3,
         )
     )  # fmt: skip
     c.fm = ml_collections.ConfigDict(
@@ -173,8 +163,7 @@ def base() -> ml_collections.ConfigDict:
 def smoke(c):
     """Shrinks any dynamics preset to seconds of work (the SPC/E, argon and methane configs)."""
     c.model.update(embed_dim=4, message_dim=4, n_rbf=6)
-    c.rem.update(reference_frames=10, n_iterations=2, equilibration_steps=20,
-                 production_steps=100, record_every=20)  # fmt: skip
+    c.rem.update(reference_frames=10, n_iterations=2)
     c.fm.update(n_steps=3, eval_every=3, checkpoint_every=3, train_stride=200, val_stride=200)
     c.rdf_train.update(n_updates=1, equilibration_steps=20, n_steps=40, record_every=10,
                        start_frame=1, segment_steps=10, rebin=4)  # fmt: skip
@@ -210,7 +199,7 @@ def full(c):
     shift from U_HF at the tuned A ~0.15-0.2 Å, as in the quick run (0.18 Å).
     """
     # Paper 004: 100 ps trajectories for RDF and MSD (MSD to 10 ps), 1 fs.
-    c.rem.update(reference_frames=1000, n_iterations=20, production_steps=20000)
+    c.rem.update(reference_frames=1000, n_iterations=20)
     c.fm.update(n_steps=5000, train_stride=2, val_stride=5, batch_size=4, eval_every=250,
                 checkpoint_every=250)  # fmt: skip
     c.rdf_train.update(n_updates=200, n_steps=2000, record_every=20, segment_steps=20, skin=0.2,

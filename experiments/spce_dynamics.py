@@ -9,7 +9,9 @@ unfinished one:
    (Einstein fit on the same window as the CG runs).
 2. ``rem``: relative entropy minimisation of the LJ ``sigma`` and ``epsilon``
    alone against the AA frames (paper 004 §2.2), Newton-Raphson with
-   reweighting (``train.relative_entropy``).
+   reweighting (``train.relative_entropy``). Its samples come from the one
+   CG sampling protocol (``config.dynamics``: Langevin equilibration, then
+   Nose-Hoover) that stages 5-7 use as well.
 3. ``force_matching``: the GNN initialised by force matching on top of the
    frozen REM LJ (the issue allows this; the paper trains the GNN on the RDF
    from scratch).
@@ -54,9 +56,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import serialization
 
-from cgjax import datasets, losses, observables, potentials, simulate, train, units, workflow
+from cgjax import datasets, losses, observables, potentials, simulate, train, units, workflow, wrap
 
 #: Relative costs of the stages, for the console's estimate of the time left:
 #: their wall times (s), the mean of the two quick runs in docs/results (2 CPU cores).
@@ -65,35 +66,6 @@ STAGE_WEIGHTS = {"reference": 2, "rem": 27, "force_matching": 13, "rdf_training"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _save_params(wd: workflow.Workdir, name: str, params) -> str:
-    path = wd.sub("params", f"{name}.msgpack")
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
-    os.replace(tmp, path)
-    return os.path.relpath(path, wd.path)
-
-
-def _load_params(wd: workflow.Workdir, rel: str, template):
-    with open(os.path.join(wd.path, rel), "rb") as f:
-        state = serialization.msgpack_restore(f.read())
-    return jax.tree.map(jnp.asarray, serialization.from_state_dict(template, state))
-
-
-def _load_json(path: str) -> dict:
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    return {}
-
-
-def _write_json(path: str, data) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(workflow.json_ready(data), f)
-    os.replace(tmp, path)
 
 
 def _reference_rdf(obs: dict, r_max: float):
@@ -143,13 +115,11 @@ def _build(system, config, amplitude=0.0):
     return model, lj_model
 
 
-def _stage_rem(frames, lj_model, config, wd):
+def _stage_rem(frames, lj_model, protocol, config, wd):
     c = config.rem
     stride = max(1, frames.n_frames // int(c.reference_frames))
     X = np.asarray(frames.positions[::stride])
     p0 = lj_model.init_fn(jax.random.key(config.seed), jnp.asarray(X[0]))
-    protocol = _protocol(c, config, thermostat="langevin")
-    wd.log(f"REM sampling: {protocol}")
     res = train.relative_entropy(
         lj_model, p0, X, protocol, settings=train.REMSettings.from_config(c),
         progress=config.progress, log=wd.log,
@@ -184,15 +154,15 @@ def _stage_fm(frames, model, rem, config, wd):
         log=wd.log,
     )  # fmt: skip
     metrics["n_train_frames"], metrics["n_val_frames"] = tr.n_frames, va.n_frames
-    metrics["params"] = _save_params(wd, "force_matching", params)
+    metrics["params"] = wd.save_params("force_matching", params)
     return metrics
 
 
-def _protocol(section, config, **fixed) -> simulate.Protocol:
-    """The stage's :class:`~cgjax.simulate.Protocol`: its section's sampling keys, the
-    run's temperature and seed."""
-    return simulate.Protocol.from_config(section, temperature=float(config.temperature),
-                                         seed=int(config.seed), **fixed)  # fmt: skip
+def _protocol(config) -> simulate.Protocol:
+    """The one :class:`~cgjax.simulate.Protocol` of REM, the amplitude search, the omega
+    scan and the validation: ``config.dynamics``, the run's temperature and seed."""
+    return simulate.Protocol.from_config(config.dynamics, temperature=float(config.temperature),
+                                         seed=int(config.seed))  # fmt: skip
 
 
 def _equilibrate(model, params, R0, config, n_steps, dt, tau):
@@ -209,20 +179,14 @@ def _stage_rdf_training(frames, model, params, ref, config, wd):
     c = config.rdf_train
     if int(c.n_updates) == 0:  # no RDF training: the force-matched GNN, the last AA frame
         wd.log("RDF training: n_updates = 0, skipped")
-        return {"history": [], "params": _save_params(wd, "rdf_training", params),
+        return {"history": [], "params": wd.save_params("rdf_training", params),
                 "start_positions": np.asarray(frames.positions[-1])}  # fmt: skip
     R, V = _equilibrate(model, params, frames.positions[-1], config,
                         int(c.equilibration_steps), float(c.dt), float(c.tau))  # fmt: skip
     # The loss costs O(frames x pairs x bins): the AA histogram is merged into
-    # bins `rebin` times wider (a shell-volume-weighted mean, exact for a histogram).
-    k = int(c.rebin)
-    r_fine, g_fine = np.asarray(ref["rdf_r"]), np.asarray(ref["rdf_g"])
-    n = len(r_fine) // k * k
-    dr = r_fine[1] - r_fine[0]
-    edges = np.arange(n + 1) * dr
-    vol = (edges[1:] ** 3 - edges[:-1] ** 3).reshape(-1, k)
-    g_t = jnp.asarray(np.sum(g_fine[:n].reshape(-1, k) * vol, 1) / vol.sum(1))
-    r_t = jnp.asarray((np.arange(n // k) + 0.5) * dr * k)
+    # bins `rebin` times wider (exact for a histogram).
+    r_t, g_t = (jnp.asarray(x) for x in observables.rebin_rdf(ref["rdf_r"], ref["rdf_g"],
+                                                                int(c.rebin)))  # fmt: skip
     # The list is rebuilt between segments: no bead may move skin / 2 within one.
     # Nose-Hoover here is one thermostat variable (diffrax), restarted at each update.
     protocol = simulate.Protocol(
@@ -256,19 +220,16 @@ def _stage_rdf_training(frames, model, params, ref, config, wd):
     fit = train.fit_sampling(trainer, params, n_updates, keep_best=bool(c.keep_best),
                              log=wd.log)  # fmt: skip
     params, R, history = fit.params, fit.end_positions, fit.history
-    box = np.diag(np.asarray(model.system.box))
-    start = np.asarray(R) - np.floor(np.asarray(R) / box) * box  # wrapped into the box
-    return {"history": history, "params": _save_params(wd, "rdf_training", params),
+    start = wrap(np.asarray(R), model.system.box)
+    return {"history": history, "params": wd.save_params("rdf_training", params),
             "start_positions": start, "kept_update": fit.kept_update,
             "kept_loss": fit.kept_loss, "protocol": protocol.to_dict()}  # fmt: skip
 
 
-def _probe(model, ref, config, wd):
-    """The probe of the amplitude search, the omega scan and the validation: one
-    protocol (``config.dynamics``) for all three."""
+def _probe(model, ref, protocol, config, wd):
+    """The probe of the amplitude search, the omega scan and the validation, on the
+    protocol REM sampled with."""
     d = config.dynamics
-    protocol = _protocol(d, config)
-    wd.log(f"dynamics sampling: {protocol}")
     return train.DynamicsProbe(
         model, protocol, fit_window=tuple(d.fit_window), n_blocks=int(d.n_blocks),
         reference_rdf=(ref["rdf_r"], ref["rdf_g"]), progress=config.progress, log=wd.log,
@@ -437,22 +398,28 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     wd.log(f"AA: D = {ref['D_AA_cm2_per_s']:.4g} +- {ref['D_AA_err_cm2_per_s']:.2g} cm^2/s "
            f"(fit {ref['fit_window_ps']} ps)")  # fmt: skip
     model, lj_model = _build(system, config)
-    stages["rem"] = rem = wd.stage("rem", lambda: _stage_rem(frames, lj_model, config, wd))
+    # one protocol samples the CG model in REM, the amplitude search, the omega scan
+    # and the validation
+    protocol = _protocol(config)
+    wd.log(f"CG sampling protocol (REM, amplitude search, validation): {protocol}")
+    stages["rem"] = rem = wd.stage(
+        "rem", lambda: _stage_rem(frames, lj_model, protocol, config, wd)
+    )
     stages["force_matching"] = fm = wd.stage(
         "force_matching", lambda: _stage_fm(frames, model, rem, config, wd)
     )
     template = model.init_fn(jax.random.key(0), jnp.asarray(frames.positions[0]))
-    p_fm = _load_params(wd, fm["params"], template)
+    p_fm = wd.load_params(fm["params"], template)
     stages["rdf_training"] = rdf_t = wd.stage(
         "rdf_training",
         lambda: _stage_rdf_training(frames, model, p_fm, ref, config, wd),
     )
-    params = _load_params(wd, rdf_t["params"], template)
+    params = wd.load_params(rdf_t["params"], template)
     R0 = jnp.asarray(rdf_t["start_positions"], jnp.float32)
-    probe = _probe(model, ref, config, wd)
-    cache_path = wd.sub("stages", "hf_evaluations.json")
-    cache = _load_json(cache_path)
-    save = lambda c: _write_json(cache_path, c)  # noqa: E731
+    probe = _probe(model, ref, protocol, config, wd)
+    cache_file = os.path.join("stages", "hf_evaluations.json")
+    cache = wd.read_json(cache_file)
+    save = lambda c: wd.write_json(cache_file, c)  # noqa: E731
     hf = config.hf
     lo, hi = (float(v) for v in hf.bracket)
 
@@ -483,7 +450,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             "D_final": tuning.final["D"], "rdf_shift_A": tuning.rdf_shift_A,
             "rdf_tolerance_A": tuning.rdf_tolerance_A, "rdf_invariant": tuning.rdf_invariant,
             "rdf_g_A0": a0["rdf_g"], "msd_A0": a0["msd"], "msd_t": a0["msd_t"],
-            "D_A0": a0["D"], "params": _save_params(wd, "tuned", tuning.params),
+            "D_A0": a0["D"], "params": wd.save_params("tuned", tuning.params),
             "method": str(hf.method), "estimate": str(hf.estimate), "target_D": target,
             "final_runs": tuning.final_runs,
         }  # fmt: skip
@@ -518,7 +485,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     if config.omega_scan.enabled:
         stages["omega_scan"] = wd.stage("omega_scan", omega_stage)
-    tuned = _load_params(wd, bis["params"], template)
+    tuned = wd.load_params(bis["params"], template)
 
     def validation_stage():
         # the bisection's final run at the tuned A is the validation run
@@ -575,8 +542,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "validation_temperature_K": val["temperature_K"],
         "wall_s": {k: v.get("stage_wall_s") for k, v in stages.items()},
         "total_wall_s_this_run": time.perf_counter() - t_start,
-        "protocols": {"rem": _protocol(config.rem, config, thermostat="langevin").to_dict(),
-                      "dynamics": probe.protocol.to_dict()},  # fmt: skip
+        "protocol": protocol.to_dict(),
         "config": config.to_dict(),
     }
     wd.write_results(results)

@@ -52,3 +52,20 @@ def test_failed_stage_leaves_nothing(tmp_path):
 def test_format_table():
     text = workflow.format_table([{"a": 1.23456, "b": None}], ["a", "b"])
     assert text.splitlines()[2].split() == ["1.23", "-"]
+
+
+def test_params_and_json_round_trip_through_the_workdir(tmp_path):
+    wd = workflow.Workdir(str(tmp_path), echo=False)
+    params = {"gnn": {"w": np.arange(6.0, dtype=np.float32).reshape(2, 3)},
+              "lj": {"sigma": np.float32(0.3166)}}  # fmt: skip
+    rel = wd.save_params("fm", params)
+    assert rel == "params/fm.msgpack" and not (tmp_path / "params" / "fm.msgpack.tmp").exists()
+    template = {"gnn": {"w": np.zeros((2, 3), np.float32)}, "lj": {"sigma": np.float32(0)}}
+    back = wd.load_params(rel, template)
+    np.testing.assert_array_equal(back["gnn"]["w"], params["gnn"]["w"])
+    assert float(back["lj"]["sigma"]) == pytest.approx(0.3166)
+    with pytest.raises(FileNotFoundError, match="params/rdf.msgpack are missing"):
+        wd.load_params("params/rdf.msgpack", template)
+    assert wd.read_json("stages/cache.json") == {}  # not there yet: an empty cache
+    wd.write_json("stages/cache.json", {"A=0.1": {"D": np.float64(0.2)}})
+    assert wd.read_json("stages/cache.json") == {"A=0.1": {"D": 0.2}}

@@ -27,7 +27,7 @@ from cgjax.observables._msd import (
     diffusion_from_trajectory,
     msd,
 )
-from cgjax.observables._rdf import RDF, coordination_number, rdf, rdf_smooth
+from cgjax.observables._rdf import RDF, coordination_number, rdf, rdf_smooth, rebin_rdf
 from cgjax.observables._steinhardt import Steinhardt, steinhardt
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "mse",
     "rdf",
     "rdf_smooth",
+    "rebin_rdf",
     "steinhardt",
     "total_absolute_error",
 ]

@@ -159,6 +159,40 @@ def rdf(
     return _result(counts, edges, norm, density)
 
 
+def rebin_rdf(r: Any, g: Any, factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """A histogram RDF on bins ``factor`` times wider: the shell-volume-weighted mean.
+
+    For a histogram this is exact: the RDF computed directly on the wide bins.
+    Bins left over at the end (``len(r) % factor``) are dropped.
+
+    Args:
+      r: ``[B]`` bin centres of uniform bins starting at 0 (nm), as :func:`rdf` returns.
+      g: ``[B]`` the RDF on them.
+      factor: bins merged into one (>= 1).
+
+    Returns:
+      ``(r, g)`` on ``B // factor`` bins: centres (nm) and the RDF.
+
+    Raises:
+      ValueError: a factor < 1 or > B, bins that are not uniform from 0, or
+        ``r`` and ``g`` of different lengths.
+    """
+    r, g, k = np.asarray(r, np.float64), np.asarray(g, np.float64), int(factor)
+    if r.ndim != 1 or r.shape != g.shape:
+        raise ValueError(f"rebin_rdf: r and g must be [B] arrays, got {r.shape} and {g.shape}")
+    if not 1 <= k <= len(r):
+        raise ValueError(f"rebin_rdf: factor must be in [1, {len(r)}] bins, got {factor}")
+    dr = r[1] - r[0] if len(r) > 1 else 2.0 * r[0]
+    if not (np.allclose(np.diff(r), dr, rtol=1e-5, atol=0.0) and abs(2 * r[0] / dr - 1) < 1e-5):
+        raise ValueError("rebin_rdf: r must be the centres of uniform bins starting at 0 "
+                         f"(first centre {r[0]} nm gives a width {dr} nm)")  # fmt: skip
+    n = len(r) // k * k
+    edges = np.arange(n + 1) * dr
+    vol = (edges[1:] ** 3 - edges[:-1] ** 3).reshape(-1, k)
+    g_wide = np.sum(g[:n].reshape(-1, k) * vol, 1) / vol.sum(1)
+    return (np.arange(n // k) + 0.5) * dr * k, g_wide
+
+
 def rdf_smooth(
     positions: Float[Array, "T N 3"] | Float[Array, "N 3"],
     box: Any,

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from cgjax._space import wrap_traced
+from cgjax._space import wrap, wrap_traced
 from cgjax._system import System, system_of
 from cgjax._types import Params
 from cgjax.simulate._protocol import Protocol
@@ -129,14 +129,6 @@ class _Verlet(diffrax.AbstractSolver):
 
     def func(self, terms, t0, y0, args):
         return terms.vf(t0, y0, args)
-
-
-def _wrap(R: np.ndarray, box: np.ndarray | None) -> np.ndarray:
-    """Positions folded into the box (for the neighbor-list cell grid only)."""
-    if box is None:
-        return R
-    frac = np.linalg.solve(box, R.T).T
-    return (frac - np.floor(frac)) @ box.T
 
 
 def _concrete(x: Any) -> np.ndarray | None:
@@ -484,7 +476,7 @@ def simulate_differentiable(
         if R_host is None:
             raise ValueError("simulate_differentiable with a neighbor list needs concrete R0")
         if neighbor is None:
-            neighbor = neighbor_fn.allocate(jnp.asarray(_wrap(R_host, box), R0.dtype))
+            neighbor = neighbor_fn.allocate(jnp.asarray(wrap(R_host, box), R0.dtype))
         else:  # a template: each segment builds its own list with this one's capacity
             neighbor = jax.lax.stop_gradient(neighbor)
     elif neighbor is not None:
@@ -525,7 +517,7 @@ def simulate_differentiable(
                 break
             # the segment's list overflowed: a bigger template, and the segment rerun
             old = int(neighbor.idx.shape[-1])
-            wrapped = jnp.asarray(_wrap(start, box), R0.dtype)
+            wrapped = jnp.asarray(wrap(start, box), R0.dtype)
             neighbor = neighbor_fn.allocate(wrapped, at_least=neighbor)
             reallocations.append((done, old, int(neighbor.idx.shape[-1])))
         else:
@@ -622,8 +614,17 @@ class TrajectorySpec:
                                        self.adjoint, neighbor=self.neighbor)  # fmt: skip
 
 
-def maxwell_boltzmann(key: jax.Array, system: System, kT: float, dtype=jnp.float32) -> jax.Array:
-    """``[N, 3]`` velocities (nm/ps) drawn at ``kT`` (kJ/mol), centre-of-mass motion removed."""
+def maxwell_boltzmann(key: jax.Array, model: Any, kT: float, dtype=jnp.float32) -> jax.Array:
+    """``[N, 3]`` velocities (nm/ps) drawn at ``kT`` (kJ/mol), centre-of-mass motion removed.
+
+    Args:
+      key: a PRNG key.
+      model: the model (built on its :class:`System`) or the :class:`System`
+        itself; only its masses (amu) are used.
+      kT: kJ/mol.
+      dtype: of the velocities.
+    """
+    system = model if isinstance(model, System) else system_of(model, "maxwell_boltzmann")
     m = jnp.asarray(system.masses, dtype)[:, None]
     V = jax.random.normal(key, (system.n_particles, 3), dtype) * jnp.sqrt(kT / m)
     return V - jnp.sum(m * V, 0) / jnp.sum(m)

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from cgjax._space import wrap
 from cgjax._types import Params
 from cgjax._validation import settings_from_config
 from cgjax.train._state import TrainingDiverged
@@ -251,7 +252,7 @@ def relative_entropy_trainer(
     X_aa = _checked_reference(reference_positions, system.n_particles)
     if not isinstance(protocol, simulate.Protocol):
         raise TypeError(f"protocol must be a simulate.Protocol, got {type(protocol).__name__}")
-    wrapped = np.asarray([_wrap(x, system.box) for x in X_aa])
+    wrapped = np.asarray([wrap(x, system.box) for x in X_aa])
     beta = 1.0 / protocol.kT
 
     def init(params: Params) -> REMState:
@@ -265,7 +266,7 @@ def relative_entropy_trainer(
         ctx = _Context(_leaf_names(subset), merge, unravel, theta_model,
                        _Derivatives(theta_model, wrapped), wrapped, protocol)  # fmt: skip
         R_start = jnp.asarray(X_aa[-1] if R0 is None else R0, theta.dtype)
-        R_start = jnp.asarray(_wrap(np.asarray(R_start), system.box), theta.dtype)
+        R_start = jnp.asarray(wrap(np.asarray(R_start), system.box), theta.dtype)
         opt_state = None if settings.optimizer is None else settings.optimizer.init(theta)
         return REMState(params, theta, opt_state, None, None, R_start, 0, (), 0, False, ctx)
 
@@ -484,12 +485,3 @@ def _newton_step(grad: np.ndarray, hess: np.ndarray) -> np.ndarray:
     if eig.min() <= 1e-12 * max(abs(eig).max(), 1e-300):
         shift = abs(eig.min()) + 1e-3 * max(abs(eig).max(), 1e-12)
     return -np.linalg.solve(hess + shift * np.eye(len(grad)), grad)
-
-
-def _wrap(R: np.ndarray, box: Any) -> np.ndarray:
-    if box is None:
-        return np.asarray(R)
-    box = np.asarray(box, np.float64)
-    box = np.diag(np.broadcast_to(box, (3,))) if box.ndim < 2 else box
-    frac = np.linalg.solve(box, np.asarray(R, np.float64).T).T
-    return ((frac - np.floor(frac)) @ box.T).astype(np.asarray(R).dtype)

@@ -129,3 +129,18 @@ def test_bad_inputs_name_the_argument(lattice):
         observables.rdf(R, box, r_max=0.5, n_bins=0)
     with pytest.raises(ValueError, match="box"):
         observables.rdf(R, None, r_max=0.5, n_bins=10)
+
+
+def test_rebinned_histogram_is_the_histogram_on_wide_bins(gas):
+    """Merging bins by shell volume is exact: it equals the RDF computed on the wide bins."""
+    R, fine = gas  # 20 bins on [0, 1) nm
+    wide = observables.rdf(R, L_GAS, r_max=1.0, n_bins=5)
+    r, g = observables.rebin_rdf(fine.r, fine.g, 4)
+    np.testing.assert_allclose(r, np.asarray(wide.r), rtol=1e-6)
+    np.testing.assert_allclose(g, np.asarray(wide.g), rtol=1e-5)
+    r3, g3 = observables.rebin_rdf(fine.r, fine.g, 3)  # 20 // 3 = 6 wide bins, 2 left over
+    assert r3.shape == g3.shape == (6,) and r3[-1] == pytest.approx(0.9 - 0.075, rel=1e-6)
+    with pytest.raises(ValueError, match=r"factor must be in \[1, 20\] bins, got 0"):
+        observables.rebin_rdf(fine.r, fine.g, 0)
+    with pytest.raises(ValueError, match="uniform bins starting at 0"):
+        observables.rebin_rdf(np.asarray(fine.r) + 0.01, fine.g, 2)

@@ -3,7 +3,7 @@
 #
 # Needs the 'reference' extra (OpenMM). Run from the repository root:
 #     bash scripts/make_shipped_data.sh            # all three datasets
-#     bash scripts/make_shipped_data.sh spce       # one of: spce argon methane
+#     bash scripts/make_shipped_data.sh spce       # one of: spce argon methane methanol_grid
 #     bash scripts/make_shipped_data.sh all observables  # only recompute the JSON
 # Wall time on 2 shared CPU cores (OpenMM CPU platform): SPC/E 14.5 min, argon 1.75 min,
 # methane 10.3 min generation (at load ~5; 124 steps/s) + 40 s observables.
@@ -61,6 +61,17 @@ if [[ $what == all || $what == methane ]]; then
     --out "$out/methane_512_observables.json" \
     --rdf-bin 0.005 --adf-cutoff 0.54 \
     --fit-window 2 10 --n-blocks 5
+fi
+
+if [[ $what == all || $what == methanol_grid ]] && [[ $stage != observables ]]; then
+  # The quick transferability preset's grid: 256 TraPPE-UA methanols at 200, 300,
+  # 400 K and 0.77 g/cm^3 (paper 003 Fig. 3), 50 ps Langevin + 100 ps Nose-Hoover,
+  # a frame every 0.4 ps. Measured: 12.9 min (1 thread, shared cores). A rerun
+  # skips the points in manifest.json; delete the folder to remake them.
+  python -m cgjax.reference grid --system methanol --temperatures 200 300 400 \
+    --densities 0.77 --molecules 256 --cutoff 1.0 --equilibration 50 \
+    --production 100 --save-every 0.4 --dt 2 --seed 2026 --threads 1 \
+    --platform CPU --dtype float32 --out "$out/methanol_256_quick"
 fi
 
 du -sh "$out"

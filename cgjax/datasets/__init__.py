@@ -14,13 +14,19 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-__all__ = ["DATASETS", "available", "load", "load_observables", "path"]
+__all__ = ["DATASETS", "GRIDS", "available", "load", "load_grid", "load_observables", "path"]
 
 DATASETS: dict[str, str] = {
     "spce_512": "512 SPC/E waters, 300 K, 0.997 g/cm^3; COM beads; 200 ps every 0.2 ps",
     "argon_864": "864 argon atoms (Rahman), 94.4 K, 1.374 g/cm^3; 100 ps every 0.2 ps",
     "methane_512": "512 AA methanes (paper 004), 111.7 K, 0.4228 g/cm^3; COM beads; "
     "100 ps every 0.2 ps",
+}
+
+#: State-point grids (``python -m cgjax.reference grid``): a folder with a manifest.
+GRIDS: dict[str, str] = {
+    "methanol_256_quick": "256 TraPPE-UA methanols at 200, 300, 400 K and 0.77 g/cm^3; COM "
+    "beads; 100 ps every 0.4 ps per state point",
 }
 
 
@@ -71,3 +77,34 @@ def load(name: str, *, wrapped: bool = False):
 def load_observables(name: str) -> dict:
     """The reference observables computed from a dataset (see README.md for the fields)."""
     return json.loads(_file(name, "_observables.json").read_text())
+
+
+def load_grid(name: str, *, wrapped: bool = False) -> dict:
+    """Loads a shipped state-point grid as ``{(T K, rho g/cm^3): Frames}``.
+
+    Args:
+      name: a key of :data:`GRIDS`.
+      wrapped: wrap positions into the box.
+
+    Returns:
+      One :class:`cgjax.data.Frames` per state point (positions nm, forces
+      kJ/mol/nm), keyed by the manifest's temperature and density.
+    """
+    from cgjax.data import Frames
+
+    if name not in GRIDS:
+        raise ValueError(f"unknown grid {name!r}; shipped: {', '.join(GRIDS)}")
+    folder = resources.files(__name__) / name
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"grid {name} is missing from this installation; regenerate it with the command "
+            "in cgjax/datasets/README.md"
+        )
+    out = {}
+    for entry in json.loads(manifest.read_text())["points"].values():
+        with resources.as_file(folder / entry["file"]) as p:
+            frames = Frames.load(p)
+        key = (float(entry["temperature_K"]), float(entry["density_g_per_cm3"]))
+        out[key] = frames.wrapped() if wrapped else frames
+    return out

@@ -16,9 +16,19 @@ from cgjax.reference._generate import (
     generate_to_file,
     kinetic_temperature,
 )
+from cgjax.reference._grid import (
+    GridSpec,
+    PackingError,
+    UnknownMoleculeError,
+    generate_grid,
+    load_grid,
+    packing_fraction,
+    point_name,
+)
 from cgjax.reference._openmm import lj_fluid_context, require_openmm
 from cgjax.reference._systems import (
     SYSTEMS,
+    BoxTooSmallError,
     Molecule,
     ReferenceSystem,
     box_length,
@@ -28,6 +38,14 @@ from cgjax.reference._systems import (
 
 __all__ = [
     "SYSTEMS",
+    "BoxTooSmallError",
+    "GridSpec",
+    "PackingError",
+    "UnknownMoleculeError",
+    "generate_grid",
+    "load_grid",
+    "packing_fraction",
+    "point_name",
     "GenerationConfig",
     "Molecule",
     "ReferenceSystem",

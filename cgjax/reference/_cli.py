@@ -1,6 +1,8 @@
 """``python -m cgjax.reference``: generate reference data, or compute its observables.
 
     python -m cgjax.reference spce --out spce.npz --production 200 --seed 1
+    python -m cgjax.reference grid --system methanol --temperatures 200 300 400 \\
+        --densities 0.77 --molecules 256 --out methanol_grid
     python -m cgjax.reference observables spce.npz --out spce_observables.json \\
         --fit-window 5 20 --adf-cutoff 0.45
 """
@@ -62,6 +64,48 @@ def _observables_parser(parser: argparse.ArgumentParser) -> None:
     a("--max-lag", type=float, default=None, help="MSD curve length to store, ps (= T1)")
 
 
+def _grid_parser(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--out", required=True, help="output directory (one .npz per point + manifest.json)")
+    a("--grid", default=None, help="JSON grid file (system, temperatures/densities or points)")
+    a("--system", default=None, help=f"molecule: one of {', '.join(SYSTEMS)}")
+    a("--temperatures", type=float, nargs="+", default=None, help="K")
+    a("--densities", type=float, nargs="+", default=None, help="g/cm^3")
+    a("--molecules", type=int, default=None, help="molecules per box (system default)")
+    a("--equilibration", type=float, default=20.0, help="Langevin equilibration, ps (20)")
+    a("--production", type=float, default=50.0, help="Nose-Hoover production, ps (50)")
+    a("--save-every", type=float, default=0.2, help="ps between saved frames (0.2)")
+    a("--dt", type=float, default=None, help="time step, fs (system default)")
+    a("--cutoff", type=float, default=None, help="nm (system default)")
+    a("--seed", type=int, default=0, help="point k uses seed + k (0)")
+    a("--platform", default="CPU", help="OpenMM platform (CPU)")
+    a("--threads", type=int, default=None, help="CPU threads (OpenMM's default)")
+    a("--dtype", choices=("float32", "float64"), default="float32", help="saved arrays")
+    a("--velocities", action=argparse.BooleanOptionalAction, default=False,
+      help="save COM velocities (default: no)")  # fmt: skip
+    a("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run_grid(args, command: str) -> int:
+    from cgjax.reference._grid import GridSpec, generate_grid
+
+    if args.grid is not None:
+        spec = GridSpec.from_file(args.grid)
+    else:
+        if args.system is None or args.temperatures is None or args.densities is None:
+            raise SystemExit("grid: give --grid FILE or --system, --temperatures and --densities")
+        spec = GridSpec.product(
+            args.system, args.temperatures, args.densities, n_molecules=args.molecules,
+            equilibration=args.equilibration, production=args.production,
+            save_every=args.save_every, dt=args.dt, cutoff=args.cutoff, seed=args.seed,
+            platform=args.platform, threads=args.threads, dtype=args.dtype,
+            velocities=args.velocities,
+        )  # fmt: skip
+    manifest = generate_grid(spec, args.out, progress=not args.no_progress, command=command)
+    print(f"{args.out}: {len(manifest['points'])} state points done (manifest.json)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cgjax.reference",
@@ -71,10 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         dest="command",
         required=True,
         metavar="SYSTEM",
-        help=f"one of {', '.join(SYSTEMS)}; or 'observables' to analyse a generated file",
+        help=f"one of {', '.join(SYSTEMS)}; 'grid' for a grid of state points; or "
+        "'observables' to analyse a generated file",
     )
     for name, spec in SYSTEMS.items():
         _generation_parser(sub.add_parser(name, help=spec.notes, description=spec.notes), name)
+    _grid_parser(sub.add_parser("grid", help="NVT runs at a grid of (T, rho), resumable"))
     _observables_parser(
         sub.add_parser("observables", help="RDF, ADF, MSD, D and T of a generated CG file")
     )
@@ -86,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     command = "python -m cgjax.reference " + shlex.join(argv)
+    if args.command == "grid":
+        return _run_grid(args, command)
     if args.command == "observables":
         from cgjax.reference._analysis import observables_to_file
 

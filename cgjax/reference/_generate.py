@@ -79,7 +79,9 @@ class GenerationConfig:
     def resolved(self) -> GenerationConfig:
         """This config with every ``None`` default filled in from the system, checked."""
         if self.system not in SYSTEMS:
-            raise ValueError(
+            from cgjax.reference._grid import UnknownMoleculeError
+
+            raise UnknownMoleculeError(
                 f"unknown reference system {self.system!r}; known: {', '.join(sorted(SYSTEMS))}"
             )
         spec = SYSTEMS[self.system]
@@ -188,7 +190,8 @@ def _setup(config: GenerationConfig) -> tuple[_Setup, np.ndarray]:
     system = build_system(spec, c.n_molecules, L, cutoff=c.cutoff)
     R0 = initial_positions(spec, c.n_molecules, L, rng)
     masses = np.asarray([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
-    dof = 3 * system.getNumParticles() - system.getNumConstraints() - 3
+    # Virtual sites (mass 0) carry no degrees of freedom of their own.
+    dof = 3 * int(np.count_nonzero(masses)) - system.getNumConstraints() - 3
     n_save = c._steps(c.save_every, "save_every")
     return _Setup(c, spec, system, L, masses, dof, n_save), R0
 
@@ -236,7 +239,11 @@ def _produce(openmm, s: _Setup, state: Any, keep_aa: bool, timings: dict, progre
     ctx.setPositions(state.getPositions())
     ctx.setVelocities(state.getVelocities())
     species, _ = atom_species(s.spec, c.n_molecules)
-    cg_map = data.center_of_mass_map(molecule_index(s.spec, c.n_molecules), s.masses)
+    # Virtual sites (mass 0) are left out of the map: OpenMM has already moved
+    # their forces onto the massive atoms that define them, and they add no mass.
+    massive = s.masses > 0
+    cg_map = data.center_of_mass_map(molecule_index(s.spec, c.n_molecules)[massive],
+                                     s.masses[massive])  # fmt: skip
     n_frames = round(c.production / c.save_every)
     out_dtype = np.dtype(c.dtype)
     cg = {"positions": [], "forces": [], "velocities": []}
@@ -250,8 +257,9 @@ def _produce(openmm, s: _Setup, state: Any, keep_aa: bool, timings: dict, progre
             T_now = kinetic_temperature(V, s.masses, s.dof)
             _check(R, V, F, T_now, T, "production")
             aa_frame = data.Frames(
-                R[None], species, s.masses, forces=F[None], velocities=V[None], box=np.eye(3) * s.L
-            )
+                R[None, massive], species[massive], s.masses[massive], forces=F[None, massive],
+                velocities=V[None, massive], box=np.eye(3) * s.L,
+            )  # fmt: skip
             mapped = cg_map.apply(aa_frame)
             # Constraint forces are internal to each molecule and cancel in the
             # per-molecule sum, so summed AA forces (which OpenMM reports without
@@ -260,11 +268,11 @@ def _produce(openmm, s: _Setup, state: Any, keep_aa: bool, timings: dict, progre
             cg["forces"].append(np.asarray(mapped.forces[0], out_dtype))
             if c.velocities:
                 cg["velocities"].append(np.asarray(mapped.velocities[0], out_dtype))
-            if keep_aa:
-                aa["positions"].append(R.astype(out_dtype))
-                aa["forces"].append(F.astype(out_dtype))
+            if keep_aa:  # massive atoms only (virtual sites are functions of them)
+                aa["positions"].append(R[massive].astype(out_dtype))
+                aa["forces"].append(F[massive].astype(out_dtype))
                 if c.velocities:
-                    aa["velocities"].append(V.astype(out_dtype))
+                    aa["velocities"].append(V[massive].astype(out_dtype))
             temps.append(T_now)
             energies.append(U)
             bar.set_postfix(T=f"{T_now:.1f}")
@@ -323,7 +331,7 @@ def generate(
 
     Args:
       config: the :class:`GenerationConfig`.
-      keep_aa: also return the AA frames.
+      keep_aa: also return the AA frames (massive atoms only: virtual sites are left out).
       progress: show tqdm bars.
       provenance: extra provenance entries (e.g. the command line).
 
@@ -375,7 +383,12 @@ def generate(
         np.full(c.n_molecules, s.spec.molecule.mass, out_dtype),
         mapping="center_of_mass",
     )
-    aa_frames = frames(aa, species, s.masses.astype(out_dtype), mapping=None) if keep_aa else None
+    massive = s.masses > 0
+    aa_frames = (
+        frames(aa, species[massive], s.masses[massive].astype(out_dtype), mapping=None)
+        if keep_aa
+        else None
+    )
     return cg_frames, aa_frames
 
 

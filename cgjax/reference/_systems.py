@@ -1,4 +1,4 @@
-"""All-atom reference systems (SPC/E, TIP3P, argon, methane) built in OpenMM from parameters.
+"""All-atom reference systems (SPC/E, TIP3P, argon, methane, methanol, benzene) built in OpenMM.
 
 Every system is a cubic box of identical molecules. The parameters are written
 out here rather than read from force-field files, so a dataset's provenance
@@ -19,6 +19,7 @@ from cgjax.reference._openmm import require_openmm
 
 __all__ = [
     "SYSTEMS",
+    "BoxTooSmallError",
     "Molecule",
     "ReferenceSystem",
     "box_length",
@@ -27,6 +28,11 @@ __all__ = [
     "initial_positions",
     "molecule_index",
 ]
+
+
+class BoxTooSmallError(ValueError):
+    """The cube is not larger than twice the cutoff (minimum image would fail)."""
+
 
 _MASS = {"H": 1.008, "C": 12.011, "O": 15.9994, "Ar": 39.948}
 
@@ -46,6 +52,9 @@ class Molecule:
       constraints: ``(i, j, length nm)`` distance constraints.
       angles: ``(i, j, k, theta0 rad, k_theta kJ/mol/rad^2)`` harmonic angles,
         ``E = k_theta / 2 (theta - theta0)^2`` (OpenMM's convention).
+      virtual_sites: ``(i, (a, b, c), (wa, wb, wc))``: site ``i`` (mass 0) sits at
+        ``wa x_a + wb x_b + wc x_c`` (OpenMM ``ThreeParticleAverageSite``); its
+        forces are carried by ``a, b, c``.
     """
 
     name: str
@@ -57,6 +66,7 @@ class Molecule:
     geometry: tuple[tuple[float, float, float], ...]
     constraints: tuple[tuple[int, int, float], ...] = ()
     angles: tuple[tuple[int, int, int, float, float], ...] = ()
+    virtual_sites: tuple[tuple[int, tuple[int, int, int], tuple[float, float, float]], ...] = ()
 
     def __post_init__(self):
         n = len(self.atoms)
@@ -67,6 +77,11 @@ class Molecule:
         # silently get a neutralising background.
         if abs(sum(self.charges)) > 1e-12:
             raise ValueError(f"{self.name} is not neutral: total charge {sum(self.charges)} e")
+        for i, _, weights in self.virtual_sites:
+            if self.masses[i] != 0.0 or abs(sum(weights) - 1.0) > 1e-12:
+                raise ValueError(
+                    f"{self.name}: virtual site {i} needs mass 0 and weights summing to 1"
+                )
 
     @property
     def mass(self) -> float:
@@ -166,6 +181,70 @@ def _methane():
 
 METHANE = _methane()
 
+_TRAPPE_CH3 = 15.035  # amu, TraPPE-UA united-atom masses (C + n H)
+_TRAPPE_CH = 13.019
+
+
+def _methanol():
+    """TraPPE-UA methanol: three sites CH3, O, H.
+
+    B. Chen, J. J. Potoff, J. I. Siepmann, J. Phys. Chem. B 105, 3093 (2001),
+    Table 1: CH3 epsilon/kB 98 K, sigma 3.75 A, q +0.265 e; O 93 K, 3.02 A,
+    q -0.700 e; H q +0.435 e (no LJ). Bonds fixed (CH3-O 1.43 A, O-H 0.945 A),
+    so both are constraints; the CH3-O-H angle is harmonic, theta0 108.5 deg,
+    k_theta/kB = 55400 K/rad^2 in TraPPE's ``k_theta/2 (theta - theta0)^2``,
+    which is OpenMM's convention.
+    """
+    r_co, r_oh = 1.43 * units.angstrom, 0.945 * units.angstrom
+    theta = math.radians(108.5)
+    h = (r_oh * math.cos(theta), r_oh * math.sin(theta), 0.0)
+    return Molecule(
+        name="MeOH",
+        atoms=("C", "O", "H"),
+        masses=(_TRAPPE_CH3, _MASS["O"], _MASS["H"]),
+        charges=(0.265, -0.700, 0.435),
+        sigmas=(3.75 * units.angstrom, 3.02 * units.angstrom, 0.0),
+        epsilons=(98.0 * units.kB, 93.0 * units.kB, 0.0),
+        geometry=((r_co, 0.0, 0.0), (0.0, 0.0, 0.0), h),
+        constraints=((0, 1, r_co), (1, 2, r_oh)),
+        angles=((0, 1, 2, theta, 55400.0 * units.kB),),
+    )
+
+
+def _benzene():
+    """TraPPE-UA benzene: a rigid regular hexagon of six CH sites.
+
+    C. D. Wick, M. G. Martin, J. I. Siepmann, J. Phys. Chem. B 104, 8008
+    (2000): CH epsilon/kB 50.5 K, sigma 3.695 A, C-C 1.40 A, rigid, no
+    charges. A rigid planar ring cannot be built from distance constraints
+    alone without redundancy, so sites 0, 2, 4 carry the mass (2 x 13.019 amu
+    each) and form a constrained triangle, and sites 1, 3, 5 are virtual sites,
+    ``x_1 = (2 x_0 + 2 x_2 - x_4) / 3`` etc. Mass 2 m on alternate sites has the
+    same total mass, centre of mass and inertia tensor as m on every site
+    (both are 3-fold symmetric in the ring's plane), so the rigid-body
+    dynamics are those of the six-site ring.
+    """
+    r = 1.40 * units.angstrom  # the hexagon's edge equals its circumradius
+    ring = [(r * math.cos(k * math.pi / 3), r * math.sin(k * math.pi / 3), 0.0) for k in range(6)]
+    heavy = 2.0 * _TRAPPE_CH
+    side = r * math.sqrt(3.0)  # distance between sites 0, 2, 4
+    w = (2.0 / 3.0, 2.0 / 3.0, -1.0 / 3.0)
+    return Molecule(
+        name="BNZ",
+        atoms=("C1", "C2", "C3", "C4", "C5", "C6"),
+        masses=(heavy, 0.0, heavy, 0.0, heavy, 0.0),
+        charges=(0.0,) * 6,
+        sigmas=(3.695 * units.angstrom,) * 6,
+        epsilons=(50.5 * units.kB,) * 6,
+        geometry=tuple(ring),
+        constraints=((0, 2, side), (2, 4, side), (4, 0, side)),
+        virtual_sites=((1, (0, 2, 4), w), (3, (2, 4, 0), w), (5, (4, 0, 2), w)),
+    )
+
+
+METHANOL = _methanol()
+BENZENE = _benzene()
+
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceSystem:
@@ -258,6 +337,36 @@ SYSTEMS: dict[str, ReferenceSystem] = {
         notes="All-atom methane, paper 004 Sec. 3 (q_H = +0.06 e for neutrality); C-H "
         "constrained, H-C-H harmonic (OPLS-AA); state point: normal boiling liquid.",
     ),
+    "methanol": ReferenceSystem(
+        name="methanol",
+        molecule=METHANOL,
+        n_molecules=512,
+        # Paper 003 Fig. 3: methanol at 0.77 g/cm^3 from 200 to 400 K.
+        temperature=300.0,
+        density=0.77,
+        cutoff=1.0,
+        switch=None,
+        pme=True,
+        dt_fs=2.0,
+        notes="TraPPE-UA methanol (Chen, Potoff, Siepmann 2001): CH3/O/H, bonds "
+        "constrained, CH3-O-H harmonic; PME; 1.0 nm cutoff with dispersion correction "
+        "(TraPPE: 1.4 nm + tail correction).",
+    ),
+    "benzene": ReferenceSystem(
+        name="benzene",
+        molecule=BENZENE,
+        n_molecules=512,
+        # Paper 003 SI centre state point of benzene.
+        temperature=700.0,
+        density=0.80,
+        cutoff=1.2,
+        switch=None,
+        pme=False,
+        dt_fs=2.0,
+        notes="TraPPE-UA benzene (Wick, Martin, Siepmann 2000): six CH sites, rigid "
+        "(constrained triangle of massive sites + 3 virtual sites); no charges; "
+        "1.2 nm cutoff with dispersion correction.",
+    ),
 }
 
 
@@ -290,7 +399,7 @@ def build_system(spec: ReferenceSystem, n_molecules: int, box: float, *, cutoff:
     openmm = require_openmm()
     mol = spec.molecule
     if not cutoff < box / 2:
-        raise ValueError(
+        raise BoxTooSmallError(
             f"cutoff {cutoff:.4g} nm must be less than half the box ({box / 2:.4g} nm); "
             "use more molecules or a shorter --cutoff"
         )
@@ -323,6 +432,9 @@ def build_system(spec: ReferenceSystem, n_molecules: int, box: float, *, cutoff:
             system.addConstraint(first + i, first + j, length)
         for i, j, k, theta0, k_theta in mol.angles:
             angles.addAngle(first + i, first + j, first + k, theta0, k_theta)
+        for i, (a, b, c), (wa, wb, wc) in mol.virtual_sites:
+            site = openmm.ThreeParticleAverageSite(first + a, first + b, first + c, wa, wb, wc)
+            system.setVirtualSite(first + i, site)
         for i in range(n):
             for j in range(i + 1, n):
                 nb.addException(first + i, first + j, 0.0, 1.0, 0.0)

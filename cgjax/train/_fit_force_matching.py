@@ -20,12 +20,15 @@ import optax
 from cgjax import units
 from cgjax._neighbor_list import allocate_neighbor_list
 from cgjax._validation import settings_from_config
+from cgjax.losses import force_mse, force_rmse_mae
 from cgjax.train._ensemble import ensemble, init_ensemble_params
 from cgjax.train._force_matching import force_matching
 from cgjax.train._loop import Schedule, evaluate, fit, frame_arrays
 from cgjax.train._state import Trainer
 
 __all__ = ["FMSettings", "fit_force_matching"]
+
+_ERRORS = {"mse": force_mse, "rmse_mae": force_rmse_mae}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +49,8 @@ class FMSettings:
       seed: initialisation and batch order; ensemble member ``k`` is
         initialised from ``fold_in(key(seed), k)``.
       frozen: top-level terms kept fixed (e.g. a prior fitted before).
+      loss: force error minimised: ``"mse"`` (:func:`~cgjax.losses.force_mse`) or
+        ``"rmse_mae"`` (RMSE + MAE, paper 003; :func:`~cgjax.losses.force_rmse_mae`).
 
     Raises:
       ValueError: naming the field and the value.
@@ -61,6 +66,7 @@ class FMSettings:
     patience: int | None = None
     seed: int = 0
     frozen: tuple[str, ...] = ()
+    loss: str = "mse"
 
     def __post_init__(self) -> None:
         def number(name, ok, what):
@@ -85,6 +91,8 @@ class FMSettings:
                 f"FMSettings.frozen must be a tuple of term names, got {self.frozen!r}"
             )
         object.__setattr__(self, "frozen", tuple(self.frozen))
+        if self.loss not in _ERRORS:
+            raise ValueError(f"FMSettings.loss must be one of {sorted(_ERRORS)}, got {self.loss!r}")
         schedule = self.schedule()  # validates the loop's fields
         for name in ("n_steps", "eval_every", "checkpoint_every", "seed"):
             object.__setattr__(self, name, getattr(schedule, name))
@@ -165,7 +173,8 @@ def fit_force_matching(
     R0 = train_frames.positions[0]
     key = jax.random.key(settings.seed)
     trainer = force_matching(model, settings.optimizer(), batch_size=settings.batch_size,
-                             neighbor=nb, frozen=settings.frozen)  # fmt: skip
+                             neighbor=nb, frozen=settings.frozen,
+                             error_fn=_ERRORS[settings.loss])  # fmt: skip
     if params0 is not None:
         if n_members is not None:
             raise ValueError("params0 is for one model, not an ensemble (n_members)")

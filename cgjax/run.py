@@ -215,11 +215,11 @@ def main(argv: list[str] | None = None) -> dict:
     workdir = workdir or os.path.join("runs", name)
     if not flags["--help"]:
         _check_workdir(workdir)  # before the experiment's (slow) imports
+    cfg = _config(path, config_spec, a["overrides"])
+    config = cfg.config
     experiment = load_module(path)
     if not hasattr(experiment, "main"):
         raise SystemExit(f"{path} must define main(config, workdir)")
-    cfg = _config(path, config_spec, a["overrides"])
-    config = cfg.config
     if flags["--help"]:
         print(f"config keys of {path} (defaults{' of ' + config_spec if config_spec else ''}):")
         print("\n".join(help_lines(config, cfg.descriptions)))
@@ -245,12 +245,12 @@ def main(argv: list[str] | None = None) -> dict:
     _check_values(members, cfg.checks, cfg.path, sweeps)
     lock = _lock(workdir)
     try:
-        return _run(experiment, path, config, workdir, snapshot, sweeps, flags)
+        return _run(experiment, config, workdir, snapshot, sweeps, flags)
     finally:
         lock.release()
 
 
-def _run(experiment, path, config, workdir, snapshot, sweeps, flags) -> dict:
+def _run(experiment, config, workdir, snapshot, sweeps, flags) -> dict:
     """``main`` once everything is checked and the workdir locked."""
     cfg_path = os.path.join(workdir, "config.json")
     if os.path.exists(cfg_path):

@@ -4,13 +4,16 @@ An experiment ``experiments/NAME.py`` has its base config in ``configs/NAME.py``
 (found by :func:`default_config_path`), whose ``get_config(preset)`` returns an
 ``ml_collections.ConfigDict`` and whose ``HELP`` gives every key a one-line
 meaning ending in its unit in brackets (``"bath temperature [K]"``,
-``"[-]"`` for a dimensionless number or a name). ``cgjax.run`` and
-``cgjax.sweep`` both use these helpers.
+``"[-]"`` for a dimensionless number or a name), and whose optional ``CHECKS``
+gives keys a range (``{"train.n_steps": "> 0", "train.lr_final_fraction":
+"in [0, 1]"}``, see :func:`check_config`) that ``cgjax.run`` checks before it
+writes anything. ``cgjax.run`` and ``cgjax.sweep`` both use these helpers.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib.util
 import json
@@ -20,19 +23,23 @@ import re
 import sys
 import tempfile
 import types
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import ml_collections
 import numpy as np
 
 __all__ = [
+    "ConfigFile",
     "apply_override",
+    "check_config",
     "default_config_path",
     "flatten",
     "help_lines",
     "json_ready",
     "load_config",
+    "load_config_file",
     "load_module",
     "parse_value",
     "undocumented_keys",
@@ -67,10 +74,24 @@ def default_config_path(experiment_path: str) -> str:
     return os.path.join(os.path.dirname(here), "configs", f"{stem}.py")
 
 
-def load_config(
-    experiment_path: str, spec: str | None = None
-) -> tuple[ml_collections.ConfigDict, dict[str, str]]:
-    """The config of an experiment and its key descriptions (the config file's ``HELP``).
+class ConfigFile(NamedTuple):
+    """A loaded config file: the config of a preset and what the file says about its keys.
+
+    Attributes:
+      config: the ``ml_collections.ConfigDict``.
+      descriptions: the file's ``HELP`` (key -> ``"meaning [unit]"``).
+      checks: the file's ``CHECKS`` (key -> range rule, see :func:`check_config`).
+      path: the config file.
+    """
+
+    config: ml_collections.ConfigDict
+    descriptions: dict[str, str]
+    checks: dict[str, str]
+    path: str
+
+
+def load_config_file(experiment_path: str, spec: str | None = None) -> ConfigFile:
+    """The config of an experiment with its file's ``HELP`` and ``CHECKS``.
 
     Args:
       experiment_path: ``experiments/NAME.py``.
@@ -79,7 +100,8 @@ def load_config(
 
     Raises:
       FileNotFoundError: when the config file does not exist.
-      ValueError: when it defines no ``get_config``.
+      ValueError: when it defines no ``get_config``, or its ``get_config``
+        rejects the preset (the message names the file and the preset).
     """
     if spec is None:
         path, preset = default_config_path(experiment_path), ""
@@ -89,11 +111,89 @@ def load_config(
             )
     else:
         path, _, preset = spec.partition(":")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"config file not found: {path} (from --config={spec})")
     module = load_module(path)
     if not hasattr(module, "get_config"):
         raise ValueError(f"config file {path} has no get_config()")
-    config = module.get_config(preset) if preset else module.get_config()
-    return config, dict(getattr(module, "HELP", {}))
+    try:
+        config = module.get_config(preset) if preset else module.get_config()
+    except ValueError as e:  # configs raise ValueError for an unknown preset
+        raise ValueError(f"{path}: preset {preset!r}: {e}") from e
+    checks = dict(getattr(module, "CHECKS", {}))
+    for key, rule in checks.items():
+        _parse_rule(rule, f"{path} CHECKS[{key!r}]")
+    return ConfigFile(config, dict(getattr(module, "HELP", {})), checks, path)
+
+
+def load_config(
+    experiment_path: str, spec: str | None = None
+) -> tuple[ml_collections.ConfigDict, dict[str, str]]:
+    """``(config, descriptions)`` of :func:`load_config_file`: the config of an
+    experiment and its key descriptions (the config file's ``HELP``)."""
+    f = load_config_file(experiment_path, spec)
+    return f.config, f.descriptions
+
+
+_COMPARE = re.compile(r"^(>=|<=|>|<)\s*(\S+)$")
+_INTERVAL = re.compile(r"^in\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])$")
+_OPS = {
+    ">": lambda v, a: v > a,
+    ">=": lambda v, a: v >= a,
+    "<": lambda v, a: v < a,
+    "<=": lambda v, a: v <= a,
+}
+
+
+def _parse_rule(rule: str, where: str) -> Callable[[float], bool]:
+    """A range rule (``"> 0"``, ``">= 1"``, ``"in (0, 1]"``) as a test of a number."""
+    text = str(rule).strip()
+    try:
+        m = _COMPARE.match(text)
+        if m:
+            op, bound = _OPS[m.group(1)], float(m.group(2))
+            return lambda v: op(v, bound)
+        m = _INTERVAL.match(text)
+        if m:
+            lo, hi = float(m.group(2)), float(m.group(3))
+            lo_op = _OPS[">=" if m.group(1) == "[" else ">"]
+            hi_op = _OPS["<=" if m.group(4) == "]" else "<"]
+            return lambda v: lo_op(v, lo) and hi_op(v, hi)
+    except ValueError:
+        pass
+    raise ValueError(
+        f"{where}: malformed range rule {rule!r}; expected '> a', '>= a', '< a', '<= a' "
+        "or 'in [a, b]' (round brackets for open ends)"
+    )
+
+
+def check_config(config: ml_collections.ConfigDict, checks: dict[str, str]) -> list[str]:
+    """What in ``config`` breaks the range rules ``checks`` (empty when nothing).
+
+    A rule is ``"> a"``, ``">= a"``, ``"< a"``, ``"<= a"`` or an interval
+    ``"in [a, b]"`` (round brackets for open ends). It applies to a number, to
+    every entry of a list or tuple, and never to ``None`` (an "off" value);
+    anything else (a string, a bool, NaN) breaks it. Rules of keys the config
+    lacks (another preset's) are skipped.
+
+    Returns:
+      one message per broken rule, naming the key (and entry), the rule and the value.
+    """
+    keys = flatten(config)
+    problems = []
+    for key, rule in checks.items():
+        if key not in keys or keys[key] is None:
+            continue
+        ok = _parse_rule(rule, f"CHECKS[{key!r}]")
+        value = keys[key]
+        entries = list(enumerate(value)) if isinstance(value, list | tuple) else [(None, value)]
+        for i, v in entries:
+            number = isinstance(v, int | float) and not isinstance(v, bool)
+            if v is None or (number and ok(float(v))):
+                continue
+            where = repr(key) if i is None else f"{key!r} (entry {i} of {value!r})"
+            problems.append(f"config key {where} must be {rule.strip()}, got {v!r}")
+    return problems
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -194,9 +294,20 @@ def json_ready(x: Any) -> Any:
 
 
 def write_json(path: str, data: Any, *, indent: int | None = 2) -> None:
-    """Writes ``json_ready(data)`` atomically: a crash never leaves a half-written file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(json_ready(data), f, indent=indent)
-    os.replace(tmp, path)
+    """Writes ``json_ready(data)`` atomically: a crash never leaves a half-written file.
+
+    The data goes to a temporary file beside ``path`` that replaces ``path`` when
+    complete; on any failure (a full disk, data that is not JSON) the temporary
+    file is removed and ``path`` keeps its old content.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(json_ready(data), f, indent=indent)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise

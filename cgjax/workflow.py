@@ -11,6 +11,7 @@ An experiment is a file with ``main(config, workdir)`` whose base config is
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -112,9 +113,14 @@ class Workdir:
 
         path = self.sub("params", f"{name}.msgpack")
         tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no partial file left behind
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
         return os.path.relpath(path, self.path)
 
     def load_params(self, rel: str, template: Any) -> Any:

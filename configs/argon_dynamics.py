@@ -26,6 +26,8 @@ _SPCE = load_module(os.path.join(os.path.dirname(__file__), "spce_dynamics.py"))
 
 #: Every key's meaning and unit: those of the SPC/E config.
 HELP = _SPCE.HELP
+#: Ranges of values: those of the SPC/E config.
+CHECKS = _SPCE.CHECKS
 
 
 def base() -> ml_collections.ConfigDict:

@@ -49,6 +49,44 @@ HELP = {
 }
 
 
+#: Ranges of values, checked by ``cgjax.run`` before it writes anything
+#: (``cgjax.config.check_config``; lists are checked entry by entry).
+CHECKS = {
+    "train_span_ps": ">= 0",
+    "val_span_ps": ">= 0",
+    "train_stride": "> 0",
+    "val_stride": "> 0",
+    "n_members": "> 0",
+    "train.lr": "> 0",
+    "train.lr_final_fraction": "in [0, 1]",
+    "train.n_steps": "> 0",
+    "train.batch_size": "> 0",
+    "train.eval_every": "> 0",
+    "train.checkpoint_every": "> 0",
+    "train.patience": "> 0",
+    "train.clip_norm": "> 0",
+    "md.temperature": "> 0",
+    "md.dt": "> 0",
+    "md.equilibration_steps": ">= 0",
+    "md.production_steps": "> 0",
+    "md.record_every": "> 0",
+    "md.nve_steps": ">= 0",
+    "md.skin": ">= 0",
+    "structure.rdf_r_max": "> 0",
+    "structure.rdf_bin": "> 0",
+    "structure.adf_cutoff": "> 0",
+    "structure.q_cutoff": "> 0",
+    "structure.q_switch": "> 0",
+    "reference_frames": "> 0",
+    "cutoff": "> 0",
+    "md.friction": "> 0",
+    "large.replicas": "> 0",
+    "large.equilibration_steps": ">= 0",
+    "large.production_steps": "> 0",
+    "large.record_every": "> 0",
+}
+
+
 def base() -> ml_collections.ConfigDict:
     """The default (``quick``) preset: about 25 min on 2 CPU cores."""
     c = ml_collections.ConfigDict()

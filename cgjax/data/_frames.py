@@ -39,6 +39,7 @@ __all__ = [
 
 FORMAT = "cgjax.Frames/1"
 _REQUIRED_KEYS = ("format", "positions", "species", "masses")
+_ARRAYS = ("positions", "species", "masses", "forces", "velocities", "box", "times")
 _VERSIONED = ("cgjax", "jax", "jaxlib", "jax-md", "numpy", "flax", "openmm", "MDAnalysis")
 
 
@@ -177,7 +178,9 @@ class Frames:
       metadata: free JSON-serialisable dict (e.g. ``species_names``: name -> int).
 
     Positions, forces and velocities keep a floating dtype they are given in
-    (integers become float64); masses, box and times are float64. ``provenance``
+    (integers become float64); masses, box and times are float64. ``times``
+    must increase and there is at least one frame. The arrays are read-only
+    (views; ``replace`` makes new frames). ``provenance``
     and ``metadata`` are stored as plain JSON types (numpy values become
     Python ones, tuples become lists).
     """
@@ -211,6 +214,12 @@ class Frames:
         put("provenance", _as_json(self.provenance, "provenance"))
         put("metadata", _as_json(self.metadata, "metadata"))
         self.validate()
+        for name in _ARRAYS:  # read-only views: validated data cannot change behind our back
+            a = getattr(self, name)
+            if a is not None:
+                a = a.view()
+                a.flags.writeable = False
+                put(name, a)
 
     def _normalised_box(self):
         if self.box is None:
@@ -236,6 +245,10 @@ class Frames:
         if R.ndim != 3 or R.shape[-1] != 3:
             raise ValueError(f"positions must have shape [T, N, 3] (nm), got shape {R.shape}")
         T, N, _ = R.shape
+        if T == 0:
+            raise ValueError(
+                f"positions has no frames (shape {list(R.shape)}); Frames needs at least one"
+            )
         _check_frames_finite(R, "positions")
         if self.species.shape != (N,):
             raise ValueError(
@@ -278,6 +291,13 @@ class Frames:
             if self.times.shape != (T,):
                 raise ValueError(f"times must have shape [T] = [{T}] (ps), got {self.times.shape}")
             check_finite(self.times, "times")
+            steps = np.diff(self.times)
+            if np.any(steps <= 0):
+                t = int(np.argmax(steps <= 0)) + 1
+                raise ValueError(
+                    f"times must increase from frame to frame (ps); times[{t}] = "
+                    f"{self.times[t]} follows times[{t - 1}] = {self.times[t - 1]}"
+                )
         return self
 
     def __repr__(self) -> str:
@@ -352,17 +372,20 @@ class Frames:
         n_blocks: int = 10,
         seed: int = 0,
         gap: int = 0,
-    ) -> tuple[Frames, Frames, Frames]:
+    ) -> tuple[Frames | None, Frames | None, Frames | None]:
         """``(train, validation, test)`` frames from :func:`split_blocks`.
 
         Each part records the split (fractions, blocks, seed, gap) in its
-        provenance under ``"split"``.
+        provenance under ``"split"``. A part of fraction 0 is ``None``.
         """
         from cgjax.data._split import split_blocks
 
         parts = split_blocks(self.n_frames, fractions, n_blocks=n_blocks, seed=seed, gap=gap)
         out = []
         for name, idx in zip(("train", "validation", "test"), parts, strict=True):
+            if len(idx) == 0:  # a fraction of 0: Frames have at least one frame
+                out.append(None)
+                continue
             record = {"part": name, "fractions": list(fractions), "n_blocks": n_blocks}
             record.update(seed=seed, gap=gap, n_frames=len(idx))
             part = self.select(idx)
@@ -429,13 +452,18 @@ class Frames:
         path = os.fspath(path)
         if not os.path.exists(path):
             raise FileNotFoundError(f"no Frames file at {path}")
+        # NotImplementedError: a header naming an unknown zip version or
+        # compression; RuntimeError: a header flagging the entry as encrypted
+        # (both found by flipping single bytes of a saved file)
+        corrupt = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError,
+                   NotImplementedError, RuntimeError)  # fmt: skip
         try:
             z = np.load(path, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise ValueError("it holds a single array, not an .npz archive")
             with z:
                 data = {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
+        except corrupt as e:
             raise ValueError(
                 f"{path} is not a readable cgjax Frames .npz file (truncated or corrupt?): {e}"
             ) from e

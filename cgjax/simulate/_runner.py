@@ -6,7 +6,9 @@ each chunk boundary the host checks, before accepting the chunk:
 
 - neighbor-list overflow: the list is reallocated (bigger) from the chunk's
   starting positions and the chunk is rerun, so no step is ever taken with
-  missing pairs;
+  missing pairs. A list that had overflowed before the run (the state was
+  initialised with it, so its force misses pairs) is reallocated before the
+  first chunk and the state's force recomputed with the new list;
 - failure flags raised inside the scan (first bad step and reason): a
   non-finite position, a particle moving farther in one step than the
   neighbor-list skin allows (``skin / 2``), or a runaway temperature. The run
@@ -28,6 +30,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax_md import quantity
 from tqdm.auto import tqdm
 
 from cgjax import units
@@ -349,6 +352,50 @@ def _failure_error(bad, state, neighbor, frames, sim, step0, done, re, batched):
     )
 
 
+def _refresh_initial_list(sim, state, neighbor_fn, neighbor, step_kwargs, batched, step0, log):
+    """``(state, neighbor, reallocations)``: a list that overflowed before the run
+    (``did_buffer_overflow`` is sticky) reallocated at the state's positions, and
+    the state's force recomputed with it.
+
+    A state initialised with an overflowed list carries the force of the pairs
+    the list held; rerunning from it with a bigger list would still take the
+    first step with that truncated force (a 108-atom LJ run drifted from the
+    all-pairs run by 7e-4 nm in 30 frames). The force is computed as jax-md's
+    ``init_fn`` does (eagerly, the same force function), so the run equals one
+    whose state was initialised with the reallocated list, bit for bit.
+    """
+    if neighbor is None or not bool(jnp.any(neighbor.did_buffer_overflow)):
+        return state, neighbor, []
+    reallocations = []
+    for _ in range(_MAX_REALLOCATIONS):
+        old = neighbor.idx.shape[-1]
+        neighbor = neighbor_fn.allocate(state.position, at_least=neighbor)
+        reallocations.append((step0, int(old), int(neighbor.idx.shape[-1])))
+        if not bool(jnp.any(neighbor.did_buffer_overflow)):
+            break
+    else:
+        raise SimulationError(
+            f"the neighbor list given to run had overflowed and still overflows after "
+            f"{_MAX_REALLOCATIONS} reallocations at the starting positions (capacity now "
+            f"{neighbor.idx.shape[-1]}): particles are collapsing or the cell list cannot "
+            "hold them",
+            step=step0,
+            reason="neighbor-list overflow",
+            last_good_state=state,
+            last_good_neighbor=neighbor,
+        )
+    if hasattr(state, "force"):  # Brownian states carry none
+        kw = {k: v for k, v in step_kwargs.items() if k != "kT"}  # the thermostats' own keyword
+        force_fn = quantity.canonicalize_force(sim.energy_fn)
+        one = lambda R, nbrs: force_fn(R, neighbor=nbrs, **kw)  # noqa: E731
+        state = state.set(force=(jax.vmap(one) if batched else one)(state.position, neighbor))
+    log(
+        f"the neighbor list given at step {step0} had overflowed (the state's force missed "
+        f"pairs): capacity {reallocations[0][1]} -> {neighbor.idx.shape[-1]}, force recomputed"
+    )
+    return state, neighbor, reallocations
+
+
 def _limits(monitor: Monitor, sim: Simulator, neighbor_fn, record_every: int):
     """``(chunk_steps, max_move (nm), max_T (K))`` of a run."""
     chunk_steps = monitor.chunk_steps
@@ -383,6 +430,8 @@ def run(
       sim: the :class:`Simulator`.
       state: its state (from ``sim.init_fn`` or a previous run); a leading
         replica axis (from :func:`init_replicas`) runs the replicas vmapped.
+        When ``neighbor`` had overflowed (the state's force then misses
+        pairs), the list is reallocated and the force recomputed first.
       n_steps: number of steps; a multiple of ``record_every``.
       record_every: steps between recorded frames.
       neighbor_fn: the :class:`~cgjax.NeighborListFn`; required with ``neighbor``.
@@ -421,8 +470,10 @@ def run(
     step_kwargs = dict(step_kwargs or {})
     kw_names = tuple(sorted(step_kwargs))
 
+    state, neighbor, reallocations = _refresh_initial_list(
+        sim, state, neighbor_fn, neighbor, step_kwargs, batched, step0, log
+    )
     frames: list = []
-    reallocations: list = []
     done = 0
     n_chunks = math.ceil(n_steps / chunk_steps)
     show = monitor.progress if monitor.progress is not None else n_chunks > 5

@@ -60,6 +60,12 @@ def test_nan_forces_name_forces_and_first_frame_particle():
         ({"box": np.diag([1.0, -1.0, 1.0])}, r"box"),
         ({"box": np.ones((5, 3, 3))}, r"box must be \[3, 3\] or one \[3, 3\] matrix per frame"),
         ({"times": np.zeros(5)}, r"times must have shape \[T\] = \[6\]"),
+        (
+            {"times": [0.0, 0.1, 0.1, 0.2, 0.3, 0.4]},
+            r"times must increase .*times\[2\] = 0.1 follows times\[1\] = 0.1",
+        ),
+        ({"times": [0.0, 0.1, 0.2, 0.15, 0.3, 0.4]}, r"times\[3\] = 0.15 follows times\[2\]"),
+        ({"positions": np.zeros((0, 4, 3))}, r"positions has no frames \(shape \[0, 4, 3\]\)"),
         ({"temperature": -1.0}, r"temperature must be a positive number"),
         ({"dt": 0.0}, r"dt must be a positive number"),
         ({"metadata": {"x": object()}}, r"metadata must be JSON-serialisable"),
@@ -150,6 +156,33 @@ def test_truncated_or_corrupt_files_raise_naming_the_file(tmp_path):
         data.Frames.load(single)
     with pytest.raises(FileNotFoundError):
         data.Frames.load(tmp_path / "absent.npz")
+
+
+def test_corrupt_zip_headers_raise_naming_the_file(tmp_path):
+    """The two corruptions of one byte that escaped as NotImplementedError and
+    RuntimeError: the zip version an entry needs, and its encryption flag."""
+    path = tmp_path / "frames.npz"
+    _frames().save(path)
+    blob = path.read_bytes()
+    entry = blob.index(b"PK\x01\x02")  # the first entry of the central directory
+    for offset, value, what in ((6, 0xFF, "zip file version"), (8, 0x01, "encrypted")):
+        bad = bytearray(blob)
+        bad[entry + offset] = value
+        broken = tmp_path / f"broken_{offset}.npz"
+        broken.write_bytes(bytes(bad))
+        with pytest.raises(ValueError, match=rf"broken_{offset}.npz is not a readable .*{what}"):
+            data.Frames.load(broken)
+
+
+def test_arrays_are_read_only_views():
+    R = np.zeros((2, 3, 3))
+    f = data.Frames(R, np.zeros(3, int), np.ones(3), times=[0.0, 1.0], box=3.0)
+    for name in ("positions", "species", "masses", "box", "times"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(f, name)[0] = 1
+    R[0, 0, 0] = 1.0  # the caller's own array stays writeable
+    g = f.replace(positions=f.positions + 1.0)
+    assert not g.positions.flags.writeable and g.positions[0, 0, 0] == 2.0
 
 
 def test_missing_key_raises_naming_key(tmp_path):
@@ -252,6 +285,8 @@ def test_frames_split():
     assert train.provenance["split"]["part"] == "train"
     idx = np.round(test.time / 0.01).astype(int)
     np.testing.assert_array_equal(test.positions, f.positions[idx])
+    train, val, test = f.split((0.8, 0.2, 0.0), n_blocks=5, seed=0)  # no test part
+    assert (train.n_frames, val.n_frames, test) == (32, 8, None)
 
 
 # --- periodic images ---------------------------------------------------------------

@@ -131,7 +131,7 @@ def test_runner_errors(tmp_path):
         run.main([exp, f"--config={cfg}:smoke", "--config.train.n_step=3"])
     with pytest.raises(SystemExit, match="'train.n_steps' is int"):
         run.main([exp, f"--config={cfg}:smoke", "--config.train.n_steps=fast"])
-    with pytest.raises(ValueError, match="unknown preset 'tiny'"):
+    with pytest.raises(SystemExit, match="error: .*preset 'tiny': unknown preset 'tiny'"):
         run.main([exp, f"--config={cfg}:tiny"])
     # A workdir holding another config is refused, and its config.json is kept.
     wd = tmp_path / "w"

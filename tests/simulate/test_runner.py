@@ -86,6 +86,38 @@ def test_overflow_reallocates_and_reruns(small):
     )
 
 
+def test_state_initialised_with_an_overflowed_list_gets_the_full_force(small):
+    """``init_fn`` with an overflowed list stores a force that misses pairs; the
+    runner reallocates the list and recomputes that force before the first step,
+    so the run equals, bit for bit, one initialised with the reallocated list
+    (and all pairs to 1e-9 nm; before: off by ~1e-3 nm within 30 frames)."""
+    model, params, system, R = small
+    sim = simulate.nve(model.energy_fn(params), system, dt=0.004, kT=2 * KT)
+    nf = model.neighbor_fn(skin=0.1, capacity_multiplier=0.5)  # overflows at once
+    short = nf.allocate(R)
+    assert bool(short.did_buffer_overflow)
+    key = jax.random.key(3)
+    kw = dict(n_steps=300, record_every=10, neighbor_fn=nf)
+    logs = []
+    monitor = simulate.Monitor(chunk_steps=100, log=logs.append)
+    out = simulate.run(sim, sim.init_fn(key, R, neighbor=short), neighbor=short,
+                       monitor=monitor, **kw)  # fmt: skip
+    full = short
+    while bool(full.did_buffer_overflow):  # the runner's rule: +25 % until it fits
+        full = nf.allocate(R, at_least=full)
+    ref = simulate.run(sim, sim.init_fn(key, R, neighbor=full), neighbor=full,
+                       monitor=simulate.Monitor(chunk_steps=100), **kw)  # fmt: skip
+    first = len(out.reallocations) - len(ref.reallocations)  # those before the first step
+    assert [r[0] for r in out.reallocations[:first]] == [0] * first
+    assert out.reallocations[first - 1][2] == full.idx.shape[-1]
+    assert out.reallocations[first:] == ref.reallocations
+    for name in ("positions", "velocities", "potential_energy"):
+        np.testing.assert_array_equal(getattr(out.trajectory, name), getattr(ref.trajectory, name))
+    every = simulate.run(sim, sim.init_fn(key, R), n_steps=300, record_every=10)
+    np.testing.assert_allclose(out.trajectory.positions, every.trajectory.positions, atol=1e-9)
+    assert "had overflowed" in logs[0] and "force recomputed" in logs[0]
+
+
 def test_replicas_run_vmapped_and_match_single_runs(small):
     model, params, system, R = small
     nf = model.neighbor_fn(skin=0.1)

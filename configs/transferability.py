@@ -61,6 +61,47 @@ HELP = {
 }
 
 
+#: Value ranges, checked before anything is written (``cgjax.config.check_config``).
+CHECKS = {
+    "data.n_molecules": "> 0",
+    "data.equilibration": ">= 0",
+    "data.production": "> 0",
+    "data.save_every": "> 0",
+    "data.aa_cutoff": "> 0",
+    "temperatures": "> 0",
+    "density": "> 0",
+    "transfer_from": "> 0",
+    "n_train": "> 0",
+    "n_val": "> 0",
+    "cutoff": "> 0",
+    "model.n_features": "> 0",
+    "model.n_sensitivities": "> 0",
+    "model.n_atom_layers": "> 0",
+    "model.sensitivity_min": "> 0",
+    "model.sensitivity_max": "> 0",
+    "prior.r_max": "> 0",
+    "prior.n_bins": "> 0",
+    "prior.p": "in (0, 1)",
+    "prior.d": "> 0",
+    "train.lr": "> 0",
+    "train.lr_final_fraction": "in [0, 1]",
+    "train.n_steps": "> 0",
+    "train.batch_size": "> 0",
+    "train.eval_every": "> 0",
+    "train.checkpoint_every": "> 0",
+    "train.clip_norm": "> 0",
+    "mscg.n_basis": "> 0",
+    "mscg.r_min": ">= 0",
+    "mscg.ridge": ">= 0",
+    "md.dt": "> 0",
+    "md.tau": "> 0",
+    "md.equilibration_steps": ">= 0",
+    "md.production_steps": "> 0",
+    "md.record_every": "> 0",
+    "md.skin": ">= 0",
+}
+
+
 def base() -> ml_collections.ConfigDict:
     """The ``quick`` preset: methanol at 200, 300, 400 K and 0.77 g/cm^3 (shipped data)."""
     c = ml_collections.ConfigDict()

@@ -107,7 +107,8 @@ def test_the_shipped_configs_check_their_values(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["argon_dynamics", "deepcg_water", "methane_dynamics",
-                                  "spce_dynamics", "water_data_efficiency"])  # fmt: skip
+                                  "spce_dynamics", "transferability",
+                                  "water_data_efficiency"])  # fmt: skip
 def test_every_preset_passes_its_checks_and_every_check_is_a_documented_key(name):
     keys = set()
     for preset in ("smoke", "quick", "full"):

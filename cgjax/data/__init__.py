@@ -11,6 +11,7 @@ temperature K; boxes are ``[3, 3]`` (or ``[T, 3, 3]``) with box vectors as colum
 >>> cg.save("cg.npz"); cg = data.Frames.load("cg.npz")
 """
 
+from cgjax.data._constraints import MappingError, constrained_slice_map
 from cgjax.data._frames import Frames, minimum_image, provenance, unwrap_trajectory, wrap
 from cgjax.data._mapping import (
     LinearMap,
@@ -26,8 +27,10 @@ __all__ = [
     "LAMMPS_UNITS",
     "Frames",
     "LinearMap",
+    "MappingError",
     "center_of_geometry_map",
     "center_of_mass_map",
+    "constrained_slice_map",
     "from_universe",
     "make_whole",
     "minimum_image",

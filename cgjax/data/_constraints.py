@@ -21,7 +21,7 @@ import numpy as np
 
 from cgjax.data._mapping import LinearMap
 
-__all__ = ["MappingError", "constrained_slice_map"]
+__all__ = ["BrokenMoleculeError", "MappingError", "check_molecule", "constrained_slice_map"]
 
 
 class MappingError(ValueError):
@@ -105,3 +105,34 @@ def constrained_slice_map(
         force_kind="constraint groups",
         bead_masses=None if bead_masses is None else np.asarray(bead_masses, np.float64),
     )
+
+
+class BrokenMoleculeError(ValueError):
+    """A frame in which a molecule is not whole: a bond far longer than a bond can be."""
+
+
+def check_molecule(positions: Any, bonds: Any, *, max_bond: float = 0.3) -> None:
+    """Raises :class:`BrokenMoleculeError` if a bond exceeds ``max_bond`` in any frame.
+
+    Catches molecules split across a periodic boundary, corrupted frames and
+    wrong bead orders before they reach a fit or a simulation.
+
+    Args:
+      positions: ``[T, N, 3]`` free-space frames (nm).
+      bonds: ``((i, j), ...)`` bead indices.
+      max_bond: the longest acceptable bond (nm).
+    """
+    R = np.asarray(positions, np.float64)
+    idx = np.asarray(bonds, np.int64).reshape(-1, 2)
+    if R.ndim != 3 or R.shape[-1] != 3:
+        raise ValueError(f"positions must be [T, N, 3] (nm), got shape {R.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= R.shape[1]):
+        raise MappingError(f"a bond index is out of range for {R.shape[1]} beads")
+    r = np.linalg.norm(R[:, idx[:, 1]] - R[:, idx[:, 0]], axis=-1)
+    bad = ~(r <= max_bond)
+    if bad.any():
+        t, b = (int(v) for v in np.argwhere(bad)[0])
+        raise BrokenMoleculeError(
+            f"frame {t} has bond {tuple(int(i) for i in idx[b])} of length {r[t, b]:.3f} nm "
+            f"> {max_bond} nm: the molecule is broken ({int(bad.any(axis=1).sum())} such frames)"
+        )

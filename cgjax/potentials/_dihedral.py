@@ -163,7 +163,7 @@ def fit_fourier_dihedrals(
     torsions: Any,
     temperature_K: float,
     *,
-    order: int = 3,
+    order: int | Any = 3,
     n_bins: int = 72,
     n_copies: int = 1,
 ) -> dict[str, np.ndarray]:
@@ -177,12 +177,14 @@ def fit_fourier_dihedrals(
       positions: ``[T, N, 3]`` frames (nm), free space.
       torsions: ``((i, j, k, l), ...)`` particle indices, ``[D_total, 4]``.
       temperature_K: temperature of the data (K).
-      order: harmonics ``M`` (``n = 1..M``).
+      order: harmonics ``M`` (``n = 1..M``), one for all or one per torsion; a
+        sharply peaked torsion (an improper holding chirality) needs a low order.
       n_bins: histogram bins over ``2 pi``.
       n_copies: the torsions are this many copies sharing coefficients.
 
     Returns:
-      ``{"a": [D, M], "b": [D, M]}`` (kJ/mol, float64), ``FourierDihedrals(torsions=..., **fit)``.
+      ``{"a": [D, M], "b": [D, M]}`` (kJ/mol, float64; zero beyond a torsion's
+      order, ``M`` the largest), ``FourierDihedrals(torsions=..., **fit)``.
 
     Raises:
       CollinearTorsionError: a torsion is undefined in some frame.
@@ -193,24 +195,26 @@ def fit_fourier_dihedrals(
     if n_copies < 1 or n_total % n_copies:
         raise ValueError(f"{n_total} torsions do not split into n_copies={n_copies} copies")
     phi = phi.reshape(T * n_copies, n_total // n_copies)
+    orders = np.broadcast_to(np.asarray(order, int), (phi.shape[1],))
+    M = int(orders.max())
     kT = units.kB * temperature_K
     edges = np.linspace(-np.pi, np.pi, n_bins + 1)
     centres = 0.5 * (edges[1:] + edges[:-1])
-    n = np.arange(1, order + 1)
-    design = np.concatenate(
-        [np.ones((n_bins, 1)), np.cos(centres[:, None] * n), np.sin(centres[:, None] * n)], axis=1
-    )
-    a, b = [], []
-    for d in range(phi.shape[1]):
+    a, b = np.zeros((phi.shape[1], M)), np.zeros((phi.shape[1], M))
+    for d, m in enumerate(orders):
+        n = np.arange(1, m + 1)
+        design = np.concatenate(
+            [np.ones((n_bins, 1)), np.cos(centres[:, None] * n), np.sin(centres[:, None] * n)], 1
+        )
         counts, _ = np.histogram(phi[:, d], bins=edges)
         ok = counts > 0
-        if ok.sum() < 2 * order + 1:
+        if ok.sum() < 2 * m + 1:
             raise ValueError(
-                f"torsion {d} occupies {int(ok.sum())} of {n_bins} bins: too few for order {order}"
+                f"torsion {d} occupies {int(ok.sum())} of {n_bins} bins: too few for order {m} "
+                "(use a lower order for this torsion)"
             )
         F = -kT * np.log(counts[ok] / counts.sum())
         w = np.sqrt(counts[ok])
         coef, *_ = np.linalg.lstsq(design[ok] * w[:, None], F * w, rcond=None)
-        a.append(coef[1 : order + 1])
-        b.append(coef[order + 1 :])
+        a[d, :m], b[d, :m] = coef[1 : m + 1], coef[m + 1 :]
     return {"a": np.asarray(a), "b": np.asarray(b)}

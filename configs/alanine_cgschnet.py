@@ -11,7 +11,7 @@ import ml_collections
 HELP = {
     "seed": "seed of folds, initialisation, batch order and MD noise [-]",
     "dataset": "shipped 6-bead alanine dataset, or a .npz from cgjax.reference alanine [-]",
-    "frame_stride": "every k-th frame of the dataset is used for priors and training [frames]",
+    "frame_stride": "every k-th frame is used for priors and training (all for the AA FES) [frames]",
     "temperature": "temperature of the data and of the CG simulations [K]",
     "topology.bonds": "bead pairs with harmonic bond priors (bead order C_ACE,N,CA,C,N_NME,CB) [-]",
     "topology.angles": "bead triples with harmonic angle priors, middle is the vertex [-]",
@@ -76,12 +76,12 @@ def base() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.cgnet = ml_collections.ConfigDict(dict(hidden=(64, 64, 64)))
     c.train = ml_collections.ConfigDict(
-        dict(lr=3e-3, lr_final_fraction=0.01, n_steps=1500, batch_size=64, eval_every=250,
+        dict(lr=3e-3, lr_final_fraction=0.01, n_steps=1000, batch_size=64, eval_every=100,
              checkpoint_every=250, clip_norm=1000.0)
     )  # fmt: skip
     c.md = ml_collections.ConfigDict(
-        dict(dt=0.002, friction=1.0, replicas=64, equilibration_steps=1000,
-             production_steps=50000, record_every=50)
+        dict(dt=0.002, friction=1.0, replicas=64, equilibration_steps=500,
+             production_steps=15000, record_every=50)
     )  # fmt: skip
     c.analysis = ml_collections.ConfigDict(dict(n_bins=60, noise_seeds=5, sigma_max_A=0.30))
     c.progress = True

@@ -11,7 +11,7 @@ import ml_collections
 HELP = {
     "seed": "seed of folds, initialisation, batch order and MD noise [-]",
     "dataset": "shipped 6-bead alanine dataset, or a .npz from cgjax.reference alanine [-]",
-    "frame_stride": "every k-th frame is used for priors and training (all for the AA FES) [frames]",
+    "frame_stride": "every k-th frame for priors and training (all for the AA FES) [frames]",
     "temperature": "temperature of the data and of the CG simulations [K]",
     "topology.bonds": "bead pairs with harmonic bond priors (bead order C_ACE,N,CA,C,N_NME,CB) [-]",
     "topology.angles": "bead triples with harmonic angle priors, middle is the vertex [-]",

@@ -91,7 +91,10 @@ def _simulate(name, model, params, frames, config, wd):
     traj = np.asarray(out.trajectory.positions)  # [B, F, 6, 3]
     phi_psi = observables.ramachandran(traj.reshape(-1, 6, 3))
     np.savez_compressed(os.path.join(wd.path, f"phi_psi_{name}.npz"), phi_psi=phi_psi)
-    T = np.asarray(out.trajectory.temperature)
+    # the runner counts 3N - 3 degrees of freedom (momentum conserved); Langevin in free
+    # space thermalises all 3N, so 2 KE / (3N kB) is the temperature to compare with the bath
+    n = traj.shape[-2]
+    T = np.asarray(out.trajectory.temperature) * (3 * n - 3) / (3 * n)
     return {
         "stable": True,
         "n_samples": int(len(phi_psi)),
@@ -181,10 +184,10 @@ def _plots(ref_pp, comparisons, baseline, frames, config, wd):
     for ax, key, m_key, unit in panels:
         for row in np.asarray(baseline[key]):
             ax.plot(sig, row, color="gray", lw=0.7, alpha=0.6)
-        for name, comp in comparisons.items():
+        for k, (name, comp) in enumerate(comparisons.items()):
             if comp:
-                ax.axhline(comp[m_key], ls="--", lw=1, label=LABELS[name])
-        ax.set(xlabel="noise σ (Å)", ylabel=unit, yscale="log")
+                ax.axhline(comp[m_key], ls="--", lw=1.2, color=f"C{k}", label=LABELS[name])
+        ax.set(xlabel="noise σ (Å) on AA bead coordinates", ylabel=unit, yscale="log")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(wd.plot_path("noise_baseline.png"), dpi=110)

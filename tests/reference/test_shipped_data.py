@@ -29,7 +29,7 @@ def shipped(request):
 
 def test_total_size_under_budget():
     root = str(resources.files("cgjax.datasets"))
-    # the fluids' budget; the free-space molecules have their own (tests/reference/test_alanine_reference.py)
+    # the fluids' budget; free-space molecules have their own (test_alanine_reference.py)
     files = [
         os.path.join(root, f)
         for f in os.listdir(root)

@@ -11,6 +11,12 @@ temperature K; boxes are ``[3, 3]`` (or ``[T, 3, 3]``) with box vectors as colum
 >>> cg.save("cg.npz"); cg = data.Frames.load("cg.npz")
 """
 
+from cgjax.data._constraints import (
+    BrokenMoleculeError,
+    MappingError,
+    check_molecule,
+    constrained_slice_map,
+)
 from cgjax.data._frames import Frames, minimum_image, provenance, unwrap_trajectory, wrap
 from cgjax.data._mapping import (
     LinearMap,
@@ -23,11 +29,15 @@ from cgjax.data._readers import LAMMPS_UNITS, from_universe, read_gromacs, read_
 from cgjax.data._split import split_blocks
 
 __all__ = [
+    "BrokenMoleculeError",
     "LAMMPS_UNITS",
     "Frames",
     "LinearMap",
+    "MappingError",
     "center_of_geometry_map",
     "center_of_mass_map",
+    "check_molecule",
+    "constrained_slice_map",
     "from_universe",
     "make_whole",
     "minimum_image",

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from importlib import resources
 
-__all__ = ["DATASETS", "GRIDS", "available", "load", "load_grid", "load_observables", "path"]
+__all__ = ["DATASETS", "GRIDS", "MOLECULES", "available", "load", "load_grid", "load_observables",
+           "path"]  # fmt: skip
 
 DATASETS: dict[str, str] = {
     "spce_512": "512 SPC/E waters, 300 K, 0.997 g/cm^3; COM beads; 200 ps every 0.2 ps",
@@ -29,15 +30,24 @@ GRIDS: dict[str, str] = {
     "beads; 100 ps every 0.4 ps per state point",
 }
 
+#: Molecules in free space (no box): CG beads of one molecule, many independent copies.
+MOLECULES: dict[str, str] = {
+    "alanine_dipeptide": "capped alanine (amber14 + OBC2), 300 K; paper 001's 6 beads; "
+    "64 copies x 1.6 ns every 1 ps (no box)",
+}
+
 
 def available() -> tuple[str, ...]:
     """Names of the shipped datasets."""
-    return tuple(DATASETS)
+    return tuple(DATASETS) + tuple(MOLECULES)
 
 
 def _file(name: str, suffix: str):
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; shipped: {', '.join(DATASETS)}")
+    if name not in DATASETS and name not in MOLECULES:
+        raise ValueError(
+            f"unknown dataset {name!r}; shipped: {', '.join(DATASETS)}; "
+            f"molecules: {', '.join(MOLECULES)}"
+        )
     f = resources.files(__name__) / f"{name}{suffix}"
     if not f.is_file():
         raise FileNotFoundError(

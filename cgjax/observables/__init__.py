@@ -12,6 +12,17 @@ Structure (RDF, angle distribution, Steinhardt order) takes ``[T, N, 3]`` or
 """
 
 from cgjax.observables._adf import ADF, adf
+from cgjax.observables._fes import (
+    FES,
+    NoiseBaseline,
+    basin_populations,
+    equivalent_sigma,
+    fes_metrics,
+    free_energy_surface,
+    noise_baseline,
+    ramachandran,
+    torsions_of,
+)
 from cgjax.observables._metrics import (
     force_errors,
     free_energy_mse,
@@ -32,6 +43,15 @@ from cgjax.observables._steinhardt import Steinhardt, steinhardt
 
 __all__ = [
     "ADF",
+    "FES",
+    "NoiseBaseline",
+    "basin_populations",
+    "equivalent_sigma",
+    "fes_metrics",
+    "free_energy_surface",
+    "noise_baseline",
+    "ramachandran",
+    "torsions_of",
     "MSD",
     "RDF",
     "Diffusion",

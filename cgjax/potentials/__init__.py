@@ -11,8 +11,16 @@
 
 from cgjax.potentials._allegro import Allegro
 from cgjax.potentials._base import PairTerm, Sum, Term, sum_of
+from cgjax.potentials._cgnet import CGnet, cgnet_features, cgnet_normalization
 from cgjax.potentials._cutoff import smooth_switch
 from cgjax.potentials._deeppot import DeepPotSE
+from cgjax.potentials._dihedral import (
+    CollinearTorsionError,
+    FourierDihedrals,
+    dihedral_angles,
+    fit_fourier_dihedrals,
+    torsion_angles,
+)
 from cgjax.potentials._energy import EnergyModel, energy_model
 from cgjax.potentials._gnn import GNN
 from cgjax.potentials._graph import Graph, build_graph
@@ -26,6 +34,7 @@ from cgjax.potentials._high_frequency import HighFrequency, high_frequency
 from cgjax.potentials._hipnn import HIPNN
 from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
 from cgjax.potentials._nequip import NequIP
+from cgjax.potentials._pair_repulsion import PairRepulsion, fit_pair_repulsion, nonbonded_pairs
 from cgjax.potentials._repulsion import (
     ExponentialRepulsion,
     SoftRepulsion,
@@ -41,6 +50,17 @@ from cgjax.potentials._zoo import MODELS, build
 __all__ = [
     "MODELS",
     "Allegro",
+    "CGnet",
+    "CollinearTorsionError",
+    "FourierDihedrals",
+    "PairRepulsion",
+    "cgnet_features",
+    "cgnet_normalization",
+    "dihedral_angles",
+    "fit_fourier_dihedrals",
+    "fit_pair_repulsion",
+    "nonbonded_pairs",
+    "torsion_angles",
     "HarmonicAngles",
     "HarmonicBonds",
     "SplinePair",

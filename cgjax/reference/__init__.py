@@ -6,8 +6,21 @@ Generate a CG reference trajectory (centre of mass per molecule, summed forces):
 
 or from Python with :func:`generate` / :func:`generate_to_file` and a
 :class:`GenerationConfig`. :data:`SYSTEMS` holds every system's parameters.
+
+Capped alanine in implicit solvent, mapped to paper 001's six beads (many
+non-interacting copies in one OpenMM system, resumable):
+
+    python -m cgjax.reference alanine --out ala.npz --copies 64 --production 1600
+
+or :func:`generate_alanine` with an :class:`AlanineConfig`.
 """
 
+from cgjax.reference._alanine import (
+    ALANINE_BEADS,
+    AlanineConfig,
+    alanine_system,
+    generate_alanine,
+)
 from cgjax.reference._analysis import observables_to_file, reference_observables
 from cgjax.reference._cli import main
 from cgjax.reference._generate import (
@@ -37,6 +50,10 @@ from cgjax.reference._systems import (
 )
 
 __all__ = [
+    "ALANINE_BEADS",
+    "AlanineConfig",
+    "alanine_system",
+    "generate_alanine",
     "SYSTEMS",
     "BoxTooSmallError",
     "GridSpec",

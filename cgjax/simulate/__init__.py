@@ -21,6 +21,7 @@ from cgjax.simulate._integrators import (
     nvt_nose_hoover,
 )
 from cgjax.simulate._protocol import THERMOSTATS, Protocol, Sample, sample
+from cgjax.simulate._replicas import sample_replicas
 from cgjax.simulate._runner import (
     Monitor,
     RunResult,
@@ -39,6 +40,7 @@ from cgjax.simulate._validate import (
 )
 
 __all__ = [
+    "sample_replicas",
     "Adjoint",
     "Backsolve",
     "Checkpoint",

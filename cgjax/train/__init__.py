@@ -47,6 +47,7 @@ from cgjax.train._ensemble import (
 )
 from cgjax.train._fit_force_matching import FMSettings, fit_force_matching
 from cgjax.train._force_matching import force_matching, tree_all_finite
+from cgjax.train._kfold import fit_kfold_force_matching
 from cgjax.train._loop import (
     Schedule,
     evaluate,
@@ -55,6 +56,7 @@ from cgjax.train._loop import (
     minibatch_indices,
     restore_latest,
 )
+from cgjax.train._molecule_priors import PRIOR_TERMS, MoleculeTopology, fit_molecule_priors
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
 from cgjax.train._relative_entropy import (
@@ -69,6 +71,10 @@ from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_val
 from cgjax.train._trajectory import TrajectoryState, trajectory_matching
 
 __all__ = [
+    "PRIOR_TERMS",
+    "MoleculeTopology",
+    "fit_molecule_priors",
+    "fit_kfold_force_matching",
     "PAPER_AMPLITUDE_BRACKET",
     "PAPER_OMEGA",
     "AmplitudeSearch",

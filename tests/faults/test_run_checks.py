@@ -106,7 +106,8 @@ def test_the_shipped_configs_check_their_values(tmp_path):
     assert not wd.exists()
 
 
-@pytest.mark.parametrize("name", ["argon_dynamics", "deepcg_water", "methane_dynamics",
+@pytest.mark.parametrize("name", ["alanine_cgschnet", "argon_dynamics", "deepcg_water",
+                                  "methane_dynamics",
                                   "spce_dynamics", "transferability",
                                   "water_data_efficiency"])  # fmt: skip
 def test_every_preset_passes_its_checks_and_every_check_is_a_documented_key(name):

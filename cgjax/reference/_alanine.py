@@ -1,0 +1,452 @@
+"""Capped alanine (ACE-ALA-NME) in OBC2 implicit solvent, mapped to paper 001's 6 beads.
+
+Many copies of the molecule share one OpenMM ``System`` so one context steps
+them all. They must not interact: the nonbonded and GB terms use
+``CutoffNonPeriodic`` with a cutoff longer than any intramolecular distance,
+and each copy's centroid is held near its own lattice site by a flat-bottom
+restraint (zero inside ``restraint_radius``), so copies stay further apart than
+the cutoff. With OpenMM's implicit-solvent setup (reaction-field dielectric 1)
+a cutoff beyond every intramolecular pair changes energies by a constant only;
+the forces equal those of ``NoCutoff`` (checked in the tests). The restraint
+acts on each copy's centroid alone, so it leaves the internal (and so the CG)
+configurational distribution unchanged; it sits in its own force group, left
+out of the saved forces. Every saved frame checks that copies are apart and
+that no copy is larger than the cutoff, and stops otherwise.
+
+Bonds to hydrogen may be constrained (with hydrogen-mass repartitioning for a
+4 fs step). OpenMM leaves constraint forces out of the forces it reports, so
+each hydrogen's force is added to its heavy atom's
+(:func:`cgjax.data.constrained_slice_map`): the constraint forces cancel and
+the mapped forces are the CG mean-force estimate.
+
+References:
+  paper 001: B. E. Husic et al., J. Chem. Phys. 153, 194101 (2020), Sec. IV A.
+  J. A. Maier et al., J. Chem. Theory Comput. 11, 3696 (2015) (ff14SB).
+  A. Onufriev, D. Bashford, D. A. Case, Proteins 55, 383 (2004) (OBC2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from importlib import resources
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from cgjax import units
+
+__all__ = [
+    "ALANINE_BEADS",
+    "AlanineConfig",
+    "alanine_system",
+    "generate_alanine",
+]
+
+# Paper 001's beads, in its order: (residue, atom name, element).
+ALANINE_BEADS = (
+    ("ACE", "C", "C"),
+    ("ALA", "N", "N"),
+    ("ALA", "CA", "C"),
+    ("ALA", "C", "C"),
+    ("NME", "N", "N"),
+    ("ALA", "CB", "C"),
+)
+BEAD_NAMES = ("C_ACE", "N", "CA", "C", "N_NME", "CB")
+ATOMIC_NUMBERS = {"C": 6, "N": 7}
+_RESTRAINT_GROUP = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class AlanineConfig:
+    """A capped-alanine reference run.
+
+    Attributes:
+      copies: independent molecules simulated together.
+      spacing: lattice spacing of the copies' sites (nm).
+      cutoff: nonbonded and GB cutoff (nm); longer than the molecule.
+      restraint_radius: flat-bottom radius of each copy's centroid restraint (nm).
+      temperature: K.
+      equilibration: Langevin run after minimisation, not saved (ps).
+      production: saved run per copy (ps).
+      save_every: ps between saved frames.
+      dt: time step (fs).
+      hydrogen_mass: amu per hydrogen after repartitioning (``None``: no HMR).
+      constraints: ``"hbonds"`` or ``"none"``.
+      friction: Langevin friction (1/ps).
+      seed: velocities and Langevin noise.
+      platform, threads: OpenMM platform and CPU threads.
+      checkpoint_every: ps of production between checkpoints (resume with the same command).
+    """
+
+    copies: int = 64
+    spacing: float = 5.0
+    cutoff: float = 2.0
+    restraint_radius: float = 0.5
+    temperature: float = 300.0
+    equilibration: float = 50.0
+    production: float = 1600.0
+    save_every: float = 1.0
+    dt: float = 4.0
+    hydrogen_mass: float | None = 4.0
+    constraints: str = "hbonds"
+    friction: float = 1.0
+    seed: int = 0
+    platform: str = "CPU"
+    threads: int | None = None
+    checkpoint_every: float = 50.0
+
+    def steps(self, t_ps: float, name: str) -> int:
+        """Whole number of ``dt`` steps in ``t_ps`` ps, or ``ValueError``."""
+        n = t_ps / (self.dt * units.fs)
+        if abs(n - round(n)) > 1e-6 * max(1.0, n) or n < 0:
+            raise ValueError(f"{name} = {t_ps} ps is not a whole number of {self.dt} fs steps")
+        return round(n)
+
+    def check(self) -> None:
+        """Raises ``ValueError`` on an inconsistent config."""
+        if self.constraints not in ("hbonds", "none"):
+            raise ValueError(f"constraints must be 'hbonds' or 'none', got {self.constraints!r}")
+        for name in ("copies", "spacing", "cutoff", "temperature", "dt", "save_every"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.spacing - 2 * self.restraint_radius - 1.6 < self.cutoff:
+            raise ValueError(
+                f"spacing {self.spacing} nm leaves copies within the {self.cutoff} nm cutoff "
+                f"(needs >= cutoff + 2 restraint_radius + 1.6 nm of molecule)"
+            )
+        every = self.steps(self.save_every, "save_every")
+        if self.steps(self.production, "production") % every:
+            raise ValueError("production must be a whole number of save_every intervals")
+        self.steps(self.equilibration, "equilibration")
+
+
+def pdb_path() -> str:
+    """Path of the shipped ACE-ALA-NME structure (``cgjax/reference/data``)."""
+    return str(resources.files("cgjax.reference") / "data" / "alanine-dipeptide.pdb")
+
+
+class AlanineSystem(NamedTuple):
+    """A built multi-copy system (lengths nm, masses amu)."""
+
+    system: Any  # openmm.System
+    positions: np.ndarray  # [copies * 22, 3] nm
+    masses: np.ndarray  # [copies * 22] amu, as simulated (after HMR)
+    bead_atoms: np.ndarray  # [6] atom indices of the beads in one copy
+    bead_masses: np.ndarray  # [6] amu, heavy atom + its hydrogens (standard masses)
+    constraints: np.ndarray  # [n_constraints, 2] of one copy
+    sites: np.ndarray  # [copies, 3] restraint centres, nm
+    n_atoms: int  # atoms per copy
+
+
+def _one_copy(app, config: AlanineConfig):
+    pdb = app.PDBFile(pdb_path())
+    ff = app.ForceField("amber14-all.xml", "implicit/obc2.xml")
+    return pdb, ff
+
+
+def _bead_atoms(topology) -> tuple[np.ndarray, np.ndarray]:
+    """Bead atom indices ``[6]`` and, per bead, heavy + bonded H standard masses (amu)."""
+    atoms = list(topology.atoms())
+    index = {(a.residue.name, a.name): a.index for a in atoms}
+    beads = np.asarray([index[(res, name)] for res, name, _ in ALANINE_BEADS])
+    masses = np.zeros(len(beads))
+    for k, i in enumerate(beads):
+        masses[k] = atoms[i].element.mass._value
+    for a, b in topology.bonds():
+        for x, y in ((a, b), (b, a)):
+            if x.index in beads and y.element.symbol == "H":
+                masses[list(beads).index(x.index)] += y.element.mass._value
+    return beads, masses
+
+
+def alanine_system(config: AlanineConfig) -> AlanineSystem:
+    """The OpenMM system of ``config.copies`` non-interacting copies on a cubic lattice."""
+    import openmm
+    from openmm import app, unit
+
+    config.check()
+    pdb, ff = _one_copy(app, config)
+    R0 = np.asarray(pdb.positions.value_in_unit(unit.nanometer))
+    R0 = R0 - R0.mean(axis=0)
+    side = int(np.ceil(config.copies ** (1 / 3) - 1e-9))
+    modeller = app.Modeller(app.Topology(), [])
+    sites = []
+    for k in range(config.copies):
+        site = config.spacing * np.asarray([k % side, (k // side) % side, k // side**2], float)
+        sites.append(site)
+        modeller.add(pdb.topology, (R0 + site) * unit.nanometer)
+    system = ff.createSystem(
+        modeller.topology,
+        nonbondedMethod=app.CutoffNonPeriodic,
+        nonbondedCutoff=config.cutoff * unit.nanometer,
+        constraints=app.HBonds if config.constraints == "hbonds" else None,
+        hydrogenMass=None if config.hydrogen_mass is None else config.hydrogen_mass * unit.amu,
+        removeCMMotion=False,
+    )
+    n = pdb.topology.getNumAtoms()
+    restraint = openmm.CustomCentroidBondForce(
+        1, "0.5*k*step(d-r0)*(d-r0)^2; d=sqrt((x1-x0)^2+(y1-y0)^2+(z1-z0)^2)"
+    )
+    restraint.addGlobalParameter("k", 1000.0)  # kJ/mol/nm^2
+    restraint.addGlobalParameter("r0", config.restraint_radius)
+    for name in ("x0", "y0", "z0"):
+        restraint.addPerBondParameter(name)
+    for k, site in enumerate(sites):
+        atoms = list(range(k * n, (k + 1) * n))
+        restraint.addGroup(atoms, [1.0] * n)  # centroid: independent of (HMR) masses
+        restraint.addBond([k], list(site))
+    restraint.setForceGroup(_RESTRAINT_GROUP)
+    system.addForce(restraint)
+    pairs = [system.getConstraintParameters(i)[:2] for i in range(system.getNumConstraints())]
+    one = np.asarray([p for p in pairs if p[0] < n and p[1] < n], np.int64).reshape(-1, 2)
+    beads, bead_masses = _bead_atoms(pdb.topology)
+    masses = np.asarray([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
+    return AlanineSystem(
+        system,
+        np.asarray(modeller.positions.value_in_unit(unit.nanometer)),
+        masses,
+        beads,
+        bead_masses,
+        one,
+        np.asarray(sites),
+        n,
+    )
+
+
+def check_copies_apart(R: np.ndarray, n_atoms: int, cutoff: float) -> None:
+    """Raises ``RuntimeError`` if a copy spans more than ``cutoff`` or two copies come within it.
+
+    Args:
+      R: ``[copies * n_atoms, 3]`` positions (nm).
+      n_atoms: atoms per copy.
+      cutoff: nonbonded cutoff (nm).
+    """
+    X = R.reshape(-1, n_atoms, 3)
+    centre = X.mean(axis=1)
+    radius = np.linalg.norm(X - centre[:, None], axis=-1).max(axis=1)
+    if 2 * radius.max() >= cutoff:
+        raise RuntimeError(
+            f"a copy spans {2 * radius.max():.2f} nm >= the {cutoff} nm cutoff: intramolecular "
+            "pairs would be cut; use a longer cutoff"
+        )
+    d = np.linalg.norm(centre[:, None] - centre[None], axis=-1)
+    gap = d - radius[:, None] - radius[None] - cutoff
+    np.fill_diagonal(gap, np.inf)
+    if gap.min() <= 0:
+        i, j = np.unravel_index(np.argmin(gap), gap.shape)
+        raise RuntimeError(f"copies {i} and {j} came within the cutoff; use a larger spacing")
+
+
+def _context(openmm, s: AlanineSystem, config: AlanineConfig):
+    integrator = openmm.LangevinMiddleIntegrator(
+        config.temperature, config.friction, config.dt * units.fs
+    )
+    integrator.setRandomNumberSeed(config.seed + 1)  # 0 would mean "pick one at random"
+    platform = openmm.Platform.getPlatformByName(config.platform)
+    props = {"Threads": str(config.threads)} if config.threads and config.platform == "CPU" else {}
+    return openmm.Context(s.system, integrator, platform, props), integrator
+
+
+def _state(context, every_group_but_restraint: set):
+    from openmm import unit
+
+    st = context.getState(
+        getPositions=True, getVelocities=True, getForces=True, groups=every_group_but_restraint
+    )
+    R = st.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    V = st.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond)
+    F = st.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+    return np.asarray(R), np.asarray(V), np.asarray(F)
+
+
+class _Run(NamedTuple):
+    """Production so far: mapped arrays ``[frames, copies, 6, 3]`` and per-frame T (K)."""
+
+    positions: list
+    forces: list
+    temperatures: list
+
+
+def _checkpoint_path(out: str | os.PathLike) -> str:
+    return os.fspath(out) + ".partial.npz"
+
+
+def _save_checkpoint(path: str, context, run: _Run, config: AlanineConfig) -> None:
+    import json
+
+    import openmm
+
+    xml = openmm.XmlSerializer.serialize(context.getState(getPositions=True, getVelocities=True))
+    tmp = path + ".tmp.npz"
+    np.savez(
+        tmp,
+        positions=np.asarray(run.positions, np.float32).reshape(-1, config.copies, 6, 3),
+        forces=np.asarray(run.forces, np.float32).reshape(-1, config.copies, 6, 3),
+        temperatures=np.asarray(run.temperatures),
+        state=np.asarray(xml),
+        config=np.asarray(json.dumps(dataclasses.asdict(config))),
+    )
+    os.replace(tmp, path)
+
+
+def _resume(path: str, context, config: AlanineConfig) -> _Run | None:
+    """Restores a checkpoint written by the same config, or returns ``None``."""
+    import json
+
+    import openmm
+
+    if not os.path.exists(path):
+        return None
+    # The run's length may change between resumes (extend or stop early); nothing else.
+    free = ("production", "checkpoint_every")
+    mine = {k: v for k, v in dataclasses.asdict(config).items() if k not in free}
+    with np.load(path) as z:
+        saved = {k: v for k, v in json.loads(str(z["config"])).items() if k not in free}
+        if saved != json.loads(json.dumps(mine)):
+            raise ValueError(f"{path} was written by a different config; remove it to start over")
+        if len(z["positions"]) > config.steps(config.production, "production") // config.steps(
+            config.save_every, "save_every"
+        ):
+            raise ValueError(f"{path} holds more frames than production asks for")
+        context.setState(openmm.XmlSerializer.deserialize(str(z["state"])))
+        return _Run(list(z["positions"]), list(z["forces"]), list(z["temperatures"]))
+
+
+def _equilibrate(openmm, context, integrator, s: AlanineSystem, config: AlanineConfig, bar):
+    context.setPositions(s.positions)
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 0)
+    context.setVelocitiesToTemperature(config.temperature, config.seed + 1)
+    n_save = config.steps(config.save_every, "save_every")
+    for _ in range(config.steps(config.equilibration, "equilibration") // n_save):
+        integrator.step(n_save)
+        bar.update()
+    check_copies_apart(_state(context, {0})[0], s.n_atoms, config.cutoff)
+
+
+def _frame(context, s: AlanineSystem, config: AlanineConfig, cg_map, dof: int):
+    from cgjax.reference._generate import kinetic_temperature
+
+    R, V, F = _state(context, {0})
+    if not (np.isfinite(R).all() and np.isfinite(F).all() and np.isfinite(V).all()):
+        raise RuntimeError("non-finite positions, velocities or forces; try a smaller dt")
+    T = kinetic_temperature(V, s.masses, dof)
+    if not config.temperature / 3 < T < 3 * config.temperature:
+        raise RuntimeError(f"kinetic temperature {T:.1f} K is far from {config.temperature} K")
+    check_copies_apart(R, s.n_atoms, config.cutoff)
+    shape = (config.copies, s.n_atoms, 3)
+    return cg_map.map_positions(R.reshape(shape)), cg_map.map_forces(F.reshape(shape)), T
+
+
+def _frames(run: _Run, s: AlanineSystem, config: AlanineConfig, provenance: dict):
+    from cgjax import data
+
+    P = np.asarray(run.positions, np.float32).reshape(-1, config.copies, 6, 3)
+    F = np.asarray(run.forces, np.float32).reshape(-1, config.copies, 6, 3)
+    T = P.shape[0]
+    elements = [e for _, _, e in ALANINE_BEADS]
+    kinds = sorted(set(elements))
+    return data.Frames(
+        P.transpose(1, 0, 2, 3).reshape(-1, 6, 3),  # copy-major: copy k is frames [kT, (k+1)T)
+        np.asarray([kinds.index(e) for e in elements], np.int32),
+        s.bead_masses,
+        forces=F.transpose(1, 0, 2, 3).reshape(-1, 6, 3),
+        box=None,
+        temperature=config.temperature,
+        dt=config.save_every,
+        provenance=provenance,
+        metadata={
+            "system": "alanine_dipeptide",
+            "copies": config.copies,
+            "frames_per_copy": T,
+            "bead_names": list(BEAD_NAMES),
+            "species_names": kinds,
+            "atomic_numbers": [ATOMIC_NUMBERS[e] for e in elements],
+            "aa_temperature": np.asarray(run.temperatures),
+            "aa_temperature_mean": float(np.mean(run.temperatures)),
+            "mapping": "slice; each bead's force adds its constrained hydrogens' forces",
+        },
+    )
+
+
+def generate_alanine(
+    config: AlanineConfig,
+    out: str | os.PathLike,
+    *,
+    progress: bool = True,
+    provenance: dict | None = None,
+):
+    """Runs the capped-alanine reference and saves its 6-bead frames to ``out``.
+
+    Protocol: copies on a lattice (``spacing`` nm apart), energy minimisation,
+    ``equilibration`` ps then ``production`` ps of ``LangevinMiddleIntegrator``
+    at ``temperature``, saving mapped positions and forces every ``save_every``
+    ps. Every ``checkpoint_every`` ps the run is saved to ``out + ".partial.npz"``;
+    the same command resumes from it; only ``production`` (to extend or end a
+    run) and ``checkpoint_every`` may change, anything else raises.
+
+    Args:
+      config: the :class:`AlanineConfig`.
+      out: the ``.npz`` to write (:class:`cgjax.data.Frames`).
+      progress: tqdm bars.
+      provenance: extra provenance entries (e.g. the command line).
+
+    Returns:
+      :class:`cgjax.data.Frames`: positions ``[copies * T, 6, 3]`` (nm, copy-major,
+      ``T = production / save_every``), forces ``[copies * T, 6, 3]`` (kJ/mol/nm),
+      bead masses (amu, heavy atom with its hydrogens), no box.
+
+    Raises:
+      RuntimeError: non-finite values, a runaway temperature, or copies that
+        came within the cutoff; the checkpoint stays for inspection.
+    """
+    import openmm
+    from tqdm.auto import tqdm
+
+    from cgjax import data
+    from cgjax.data import constrained_slice_map
+
+    s = alanine_system(config)
+    cg_map = constrained_slice_map(s.bead_atoms, s.constraints, s.n_atoms)
+    context, integrator = _context(openmm, s, config)
+    dof = 3 * s.system.getNumParticles() - s.system.getNumConstraints()
+    n_save = config.steps(config.save_every, "save_every")
+    n_frames = config.steps(config.production, "production") // n_save
+    every = max(1, round(config.checkpoint_every / config.save_every))
+    ckpt = _checkpoint_path(out)
+    run = _resume(ckpt, context, config)
+    if run is None:
+        n_eq = config.steps(config.equilibration, "equilibration") // n_save
+        with tqdm(total=n_eq, desc="alanine equilibrate", disable=not progress) as bar:
+            _equilibrate(openmm, context, integrator, s, config, bar)
+        run = _Run([], [], [])
+        _save_checkpoint(ckpt, context, run, config)
+    with tqdm(
+        total=n_frames, initial=len(run.positions), desc="alanine production",
+        unit="ps", disable=not progress, mininterval=10,
+    ) as bar:  # fmt: skip
+        while len(run.positions) < n_frames:
+            integrator.step(n_save)
+            P, F, T = _frame(context, s, config, cg_map, dof)
+            run.positions.append(P.astype(np.float32))
+            run.forces.append(F.astype(np.float32))
+            run.temperatures.append(T)
+            bar.set_postfix(T=f"{T:.1f}")
+            bar.update()
+            if len(run.positions) % every == 0:
+                _save_checkpoint(ckpt, context, run, config)
+    prov = data.provenance(
+        "cgjax.reference.alanine",
+        config=dataclasses.asdict(config),
+        force_field=["amber14-all.xml", "implicit/obc2.xml"],
+        structure="openmmtools 0.27.0 alanine-dipeptide-gbsa/alanine-dipeptide.pdb",
+        openmm_version=openmm.__version__,
+        n_atoms_per_copy=s.n_atoms,
+        n_constraints_per_copy=len(s.constraints),
+        map=cg_map.describe(),
+        **(provenance or {}),
+    )
+    frames = _frames(run, s, config, prov)
+    frames.save(out)
+    os.remove(ckpt)
+    return frames

@@ -123,8 +123,9 @@ class Workdir:
             raise
         return os.path.relpath(path, self.path)
 
-    def load_params(self, rel: str, template: Any) -> Any:
-        """The params saved by :meth:`save_params` at ``rel``, shaped like ``template``.
+    def load_params(self, rel: str, template: Any = None) -> Any:
+        """The params saved by :meth:`save_params` at ``rel``, shaped like ``template``
+        (``None``: the nested dicts of arrays as saved).
 
         Raises:
           FileNotFoundError: naming the file when it is missing.
@@ -138,7 +139,9 @@ class Workdir:
             raise FileNotFoundError(f"parameters {path} are missing (a stage recorded them)")
         with open(path, "rb") as f:
             state = serialization.msgpack_restore(f.read())
-        return jax.tree.map(jnp.asarray, serialization.from_state_dict(template, state))
+        if template is not None:
+            state = serialization.from_state_dict(template, state)
+        return jax.tree.map(jnp.asarray, state)
 
     def read_json(self, rel: str) -> dict:
         """``rel``'s JSON content, or ``{}`` when it does not exist yet (a cache)."""

@@ -40,7 +40,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from flax import serialization
 
 from cgjax import datasets, losses, potentials, reference, simulate, train, units, workflow
 
@@ -54,20 +53,6 @@ PAPER_TRANSFER_RATIO_BELOW_300K = 0.5
 
 def _tag(T: float) -> str:
     return f"T{T:g}"
-
-
-def _save_params(wd, name, params) -> str:
-    path = wd.sub("params", f"{name}.msgpack")
-    with open(path + ".tmp", "wb") as f:
-        f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
-    os.replace(path + ".tmp", path)
-    return os.path.relpath(path, wd.path)
-
-
-def _load_params(wd, rel):
-    with open(os.path.join(wd.path, rel), "rb") as f:
-        state = serialization.msgpack_restore(f.read())
-    return jax.tree.map(jnp.asarray, state)
 
 
 # ----------------------------------------------------------------------------- data
@@ -165,7 +150,7 @@ def _stage_hipnn(T, frames, split, prior, config, wd):
         model, tr, va, settings, workdir=os.path.join(wd.path, f"train_hipnn_{_tag(T)}"),
         progress=config.progress, log=wd.log,
     )  # fmt: skip
-    metrics["params"] = _save_params(wd, f"hipnn_{_tag(T)}", params)
+    metrics["params"] = wd.save_params(f"hipnn_{_tag(T)}", params)
     return metrics
 
 
@@ -186,7 +171,7 @@ def _stage_mscg(T, frames, split, prior, config, wd):
         "val_force_rmse_kcal_per_mol_per_A": rmse / units.kcal_per_mol_per_angstrom,
         "train_force_rmse_residual": float(fit.rmse), "condition_number": fit.condition_number,
         "n_empty_basis": int(np.sum(fit.empty)),
-        "params": _save_params(wd, f"mscg_{_tag(T)}", params),
+        "params": wd.save_params(f"mscg_{_tag(T)}", params),
     }  # fmt: skip
 
 
@@ -198,7 +183,7 @@ def _stage_md(kind, T_train, T_sim, states, splits, priors, refs, trained, confi
     model = potentials.energy_model(
         _potential(kind, priors[T_train].term, config), system=_system(frames)
     )
-    params = _load_params(wd, trained[kind][T_train]["params"])
+    params = wd.load_params(trained[kind][T_train]["params"])
     md = config.md
     protocol = simulate.Protocol(
         temperature=float(T_sim), dt=float(md.dt), thermostat="nose_hoover", tau=float(md.tau),

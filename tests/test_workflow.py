@@ -69,3 +69,5 @@ def test_params_and_json_round_trip_through_the_workdir(tmp_path):
     assert wd.read_json("stages/cache.json") == {}  # not there yet: an empty cache
     wd.write_json("stages/cache.json", {"A=0.1": {"D": np.float64(0.2)}})
     assert wd.read_json("stages/cache.json") == {"A=0.1": {"D": 0.2}}
+    raw = wd.load_params(rel)  # no template: the nested dicts as saved
+    np.testing.assert_array_equal(raw["gnn"]["w"], params["gnn"]["w"])

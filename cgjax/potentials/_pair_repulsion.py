@@ -25,6 +25,7 @@ from cgjax.potentials._harmonic import (
     _features,
     _HarmonicTerm,
 )
+from cgjax.potentials._repulsion import soft_repulsion
 
 __all__ = ["PairRepulsion", "fit_pair_repulsion", "nonbonded_pairs"]
 
@@ -58,7 +59,7 @@ class PairRepulsion(_HarmonicTerm):
         idx = self._indices(graph.n_nodes)
         sigma = jnp.tile(self._init("sigma", len(idx) // self.n_copies), self.n_copies)
         r = _bond_lengths(graph.positions, jnp.asarray(idx), graph.displacement)
-        return jnp.sum((sigma / r) ** self.exponent)
+        return jnp.sum(soft_repulsion(r, sigma, self.exponent))
 
 
 def nonbonded_pairs(n_particles: int, bonds: Any, angles: Any = ()) -> tuple[tuple[int, int], ...]:

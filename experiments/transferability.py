@@ -137,8 +137,9 @@ def _potential(kind, prior_term, config):
 
 def _forces(model, params, positions):
     """``[T, N, 3]`` forces (kJ/mol/nm) at ``positions`` ``[T, N, 3]`` (nm), frame by frame."""
-    one = jax.jit(lambda R: losses.predict_forces(model, params, R[None])[0])
-    return np.stack([np.asarray(one(jnp.asarray(R)), np.float64) for R in positions])
+    one = lambda R: losses.predict_forces(model, params, R[None])[0]  # noqa: E731
+    # one compiled loop over the frames (all pairs: one frame's memory at a time)
+    return np.asarray(jax.jit(lambda X: jax.lax.map(one, X))(jnp.asarray(positions)), np.float64)
 
 
 def _stage_hipnn(T, frames, split, prior, config, wd):

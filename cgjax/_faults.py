@@ -11,7 +11,8 @@ checkpoint, a metrics line, a log line, ``results.json``. Each such place calls
   points of an uninterrupted run;
 - ``CGJAX_FAULT_KILL=STAGE:K``: the process sends itself ``SIGKILL`` at the
   ``K``-th point within stage ``STAGE`` (no cleanup, no ``finally``: what
-  ``kill -9`` or a power cut does).
+  ``kill -9`` or a power cut does); ``CGJAX_FAULT_KILL=@EVENT``: at the first
+  point whose event is ``EVENT`` (e.g. ``@results.json: temporary file written``).
 
 ``tests/faults/test_fault_injection.py`` uses both to kill every experiment
 inside each of its stages and checks that reruns finish with the same
@@ -34,15 +35,19 @@ _stage = ["-"]  # the innermost running stage
 _counts: dict[str, int] = {}
 
 
-def _kill_spec() -> tuple[str, int] | None:
+def _kill_spec() -> tuple[str, int] | str | None:
     spec = os.environ.get(KILL_ENV)
     if not spec:
         return None
+    if spec.startswith("@"):
+        return spec[1:]
     stage, _, k = spec.rpartition(":")
     try:
         return stage, int(k)
     except ValueError:
-        raise ValueError(f"{KILL_ENV} must be STAGE:K (K an integer), got {spec!r}") from None
+        raise ValueError(
+            f"{KILL_ENV} must be STAGE:K (K an integer) or @EVENT, got {spec!r}"
+        ) from None
 
 
 def point(event: str) -> None:
@@ -55,7 +60,7 @@ def point(event: str) -> None:
     if trace:
         with open(trace, "a") as f:
             f.write(f"{stage}\t{k}\t{event}\n")
-    if kill is not None and kill == (stage, k):
+    if kill == (stage, k) or kill == event:
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -16,6 +16,7 @@ configurations sampled without velocities). Energies kJ/mol, lengths nm;
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -164,10 +165,9 @@ def pressure(
         raise ValueError("pressure: positions have non-finite values")
     box = model.box if box is None else box
     B = _box_of(box, X.dtype)
-    energy = model.energy_fn(params)
     nb = None if model.cutoff is None else allocate_neighbor_list(model, X)
     for _ in range(8):
-        W, overflow = _virials(energy, X, B, nb)
+        W, overflow = _virials(model.energy_fn, params, X, B, nb)
         if not bool(overflow):
             break
         nb = grow_neighbor_list(model, nb, X)
@@ -182,14 +182,18 @@ def pressure(
     return Pressure(float(P.mean()), sem, P, W)
 
 
-def _virials(energy, X, B, nb):
+@functools.partial(jax.jit, static_argnums=0)
+def _virials(energy_fn, params, X, B, nb):
+    """``([T] virials, any overflow)``; one compilation per model (the parameters are traced)."""
+    energy = energy_fn(params)
+
     def one(R):
         if nb is None:
             return virial(energy, R, B), jnp.asarray(False)
         nbr = nb.update(R)
         return virial(energy, R, B, neighbor=nbr), nbr.did_buffer_overflow
 
-    W, overflow = jax.jit(lambda X: jax.lax.map(one, X, batch_size=8))(X)
+    W, overflow = jax.lax.map(one, X, batch_size=8)
     return W, jnp.any(overflow)
 
 

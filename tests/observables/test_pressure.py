@@ -114,3 +114,37 @@ def test_lj_tail_correction_closed_form():
     x3 = 1 / 2.5**3
     expected = 16 / 3 * np.pi * 0.64 * (2 / 3 * x3**3 - x3)
     assert observables.lj_tail_pressure(1.0, 1.0, 2.5, 0.8) * units.bar == pytest.approx(expected)
+
+
+def test_shipped_argon_virial_equals_openmm_volume_derivative():
+    """The shipped argon frames with their own force field (3.3 sigma cutoff switched from
+    3.0 sigma): cgjax's strain-derivative virial equals ``-3 V dU/dV`` of OpenMM's energy
+    (Reference platform, double precision) by central differences of scaled coordinates."""
+    pytest.importorskip("openmm", reason="OpenMM (the 'reference' extra) is not installed")
+    from openmm import Vec3, unit
+
+    from cgjax import datasets, reference
+
+    frames = datasets.load("argon_864", wrapped=True)
+    R = np.asarray(frames.positions[-1], np.float64)
+    L = float(np.asarray(frames.box)[0, 0])
+    sigma, eps = 3.405 * units.angstrom, 119.8 * units.kB
+    rc, rs = 3.3 * sigma, 3.0 * sigma
+    ctx, _ = reference.lj_fluid_context(R, L, sigma=sigma, epsilon=eps, mass=39.948, cutoff=rc,
+                                        switch=rs, platform="Reference")  # fmt: skip
+
+    def u_omm(s):
+        ctx.setPeriodicBoxVectors(Vec3(L * s, 0, 0), Vec3(0, L * s, 0), Vec3(0, 0, L * s))
+        ctx.setPositions(R * s * unit.nanometer)
+        e = ctx.getState(getEnergy=True).getPotentialEnergy()
+        return e.value_in_unit(unit.kilojoule_per_mole)
+
+    h = 1e-5
+    W_omm = -(u_omm(1 + h) - u_omm(1 - h)) / (2 * h)
+    term = potentials.LennardJones(sigma=sigma, epsilon=eps, cutoff=rc, r_onset=rs,
+                                   param_dtype=jnp.float64)  # fmt: skip
+    model = potentials.energy_model(term, species=np.zeros(len(R), np.int32), box=np.full(3, L))
+    params = model.init_fn(jax.random.key(0), jnp.asarray(R))
+    W = float(observables.virial(model.energy_fn(params), jnp.asarray(R), L))
+    assert abs(W) > 100.0
+    assert W == pytest.approx(W_omm, rel=1e-6)

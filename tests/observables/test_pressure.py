@@ -124,10 +124,12 @@ def test_shipped_argon_virial_equals_openmm_volume_derivative():
     from openmm import Vec3, unit
 
     from cgjax import datasets, reference
+    from cgjax._space import wrap
 
-    frames = datasets.load("argon_864", wrapped=True)
-    R = np.asarray(frames.positions[-1], np.float64)
-    L = float(np.asarray(frames.box)[0, 0])
+    with np.load(str(datasets.path("argon_864"))) as d:  # one frame; Frames.load wraps all 500
+        box = np.asarray(d["box"], np.float64)
+        R = wrap(np.asarray(d["positions"][-1], np.float64), box)
+    L = float(box[0, 0])
     sigma, eps = 3.405 * units.angstrom, 119.8 * units.kB
     rc, rs = 3.3 * sigma, 3.0 * sigma
     ctx, _ = reference.lj_fluid_context(R, L, sigma=sigma, epsilon=eps, mass=39.948, cutoff=rc,
@@ -144,7 +146,9 @@ def test_shipped_argon_virial_equals_openmm_volume_derivative():
     term = potentials.LennardJones(sigma=sigma, epsilon=eps, cutoff=rc, r_onset=rs,
                                    param_dtype=jnp.float64)  # fmt: skip
     model = potentials.energy_model(term, species=np.zeros(len(R), np.int32), box=np.full(3, L))
-    params = model.init_fn(jax.random.key(0), jnp.asarray(R))
-    W = float(observables.virial(model.energy_fn(params), jnp.asarray(R), L))
+    R = jnp.asarray(R)
+    nb = model.neighbor_fn(skin=0.0).allocate(R)
+    params = model.init_fn(jax.random.key(0), R, neighbor=nb)
+    W = float(observables.virial(model.energy_fn(params), R, L, neighbor=nb))
     assert abs(W) > 100.0
     assert W == pytest.approx(W_omm, rel=1e-6)

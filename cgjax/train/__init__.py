@@ -47,6 +47,14 @@ from cgjax.train._ensemble import (
 )
 from cgjax.train._fit_force_matching import FMSettings, fit_force_matching
 from cgjax.train._force_matching import force_matching, tree_all_finite
+from cgjax.train._inversion import (
+    IBISettings,
+    IMCSettings,
+    InversionState,
+    ibi_trainer,
+    imc_trainer,
+    potential_of_mean_force,
+)
 from cgjax.train._kfold import fit_kfold_force_matching
 from cgjax.train._loop import (
     Schedule,
@@ -71,6 +79,12 @@ from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_val
 from cgjax.train._trajectory import TrajectoryState, trajectory_matching
 
 __all__ = [
+    "IBISettings",
+    "IMCSettings",
+    "InversionState",
+    "ibi_trainer",
+    "imc_trainer",
+    "potential_of_mean_force",
     "PRIOR_TERMS",
     "MoleculeTopology",
     "fit_molecule_priors",

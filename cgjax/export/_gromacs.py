@@ -90,6 +90,11 @@ def write_gromacs_table(
             f"GROMACS ({precision} precision) expects a table spacing of {want} nm; this "
             f"table has {table.dr:.6g} nm: build it with pair_table(..., dr={want})"
         )
+    if abs(table.r_min / want - round(table.r_min / want)) > 1e-6:
+        raise ValueError(
+            f"GROMACS table rows are multiples of {want} nm from 0; this table starts at "
+            f"r_min = {table.r_min:.10g} nm: build it with an r_min that is a multiple of {want}"
+        )
     path = os.fspath(path)
     stem, ext = os.path.splitext(path)
     jobs = []

@@ -127,13 +127,28 @@ def _pair_terms(potential: Term, params: dict) -> list[tuple[PairTerm, dict]]:
     return [(potential, params)]
 
 
+def _default_r_min(terms: list[tuple[PairTerm, dict]]) -> float:
+    starts = {getattr(t, "r_min", None) for t, _ in terms}
+    if len(starts) != 1 or None in starts:
+        raise ValueError(
+            "pair_table needs r_min= (nm) unless every term is a spline with one r_min "
+            f"(terms: {[type(t).__name__ for t, _ in terms]})"
+        )
+    return float(starts.pop())
+
+
 def pair_table(
-    potential: Term, params: dict, *, r_min: float, dr: float = 0.0005, r_max: float | None = None
+    potential: Term,
+    params: dict,
+    *,
+    r_min: float | None = None,
+    dr: float = 0.0005,
+    r_max: float | None = None,
 ) -> PairTable:
     """Tabulates a pair potential: ``U`` and ``F = -dU/dr`` per species pair.
 
-    The grid is ``r_k = k dr`` (nm) from the first multiple of ``dr`` at or
-    above ``r_min`` to the first at or beyond ``r_max``; values are computed
+    The grid is ``r_k = r_min + k dr`` (nm) up to the first point at or
+    beyond ``r_max``; values are computed
     in float64 when ``jax_enable_x64`` is on (else float32). ``U`` is the
     sum of the terms' switched pair energies (``PairTerm.pair_energy``), so
     it is zero at and beyond the cutoff.
@@ -143,7 +158,13 @@ def pair_table(
         ``SplinePair``) or a :class:`~cgjax.potentials.Sum` of them.
       params: that potential's parameters: the term's own dict for a single
         term (``params["spline"]`` of a model's params), ``{name: dict}`` for a sum.
-      r_min: smallest tabulated distance (nm), > 0.
+      r_min: smallest tabulated distance (nm), > 0; default the spline's
+        ``r_min`` for :class:`~cgjax.potentials.SplinePair` terms. Below it
+        the writers continue ``U`` linearly with the force at ``r_min``
+        (LAMMPS stops instead), which is exactly what a spline does below its
+        ``r_min``: export a spline from its own ``r_min``, so that its kink
+        there (``U''`` jumps) falls on the table's end and no engine
+        interpolates across it.
       dr: grid spacing (nm). GROMACS expects 0.002 (single precision) or
         0.0005 (double).
       r_max: largest tabulated distance (nm); default the potential's cutoff.
@@ -154,9 +175,11 @@ def pair_table(
     Raises:
       NotAPairTermError: for a term that is no species-pair term (a GNN, a
         bonded prior, :class:`~cgjax.potentials.PairRepulsion`'s listed pairs).
-      ValueError: on ``r_min <= 0``, ``dr <= 0`` or ``r_max <= r_min``.
+      ValueError: on ``r_min <= 0``, ``dr <= 0`` or ``r_max <= r_min``, or no
+        ``r_min`` for terms other than splines.
     """
     terms = _pair_terms(potential, params)
+    r_min = _default_r_min(terms) if r_min is None else r_min
     cutoff = potential.max_cutoff()
     r_max = cutoff if r_max is None else r_max
     if not (r_min > 0 and dr > 0 and r_max > r_min):
@@ -164,9 +187,7 @@ def pair_table(
             f"pair_table needs 0 < r_min < r_max and dr > 0 (nm), got r_min={r_min}, "
             f"r_max={r_max}, dr={dr}"
         )
-    k0 = int(np.ceil(r_min / dr - 1e-9))
-    k1 = int(np.ceil(r_max / dr - 1e-9))
-    r = np.arange(k0, k1 + 1) * dr
+    r = r_min + np.arange(int(np.ceil((r_max - r_min) / dr - 1e-9)) + 1) * dr
     n_species = potential.species_count() or 1
     pairs = tuple((i, j) for i in range(n_species) for j in range(i, n_species))
     rj = jnp.asarray(r, jnp.result_type(float))

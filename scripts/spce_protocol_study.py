@@ -1,6 +1,8 @@
 """SPC/E diffusion vs generation protocol (issue 23): segments from one equilibrated state.
 
     python scripts/spce_protocol_study.py --out /tmp/ref23/study --threads 1
+    python scripts/spce_protocol_study.py --analyse /tmp/ref23/study_*tol*.npz \
+        cgjax/datasets/spce_512.npz --json table.json
 
 Protocol: 512 SPC/E at 300 K and 0.997 g/cm^3 (cgjax.reference's system),
 PME tolerance 1e-4, lattice start, minimisation, ``--langevin`` ps
@@ -127,5 +129,65 @@ def main() -> None:
               f"E drift {res['total'][-1] - res['total'][0]:.1f} kJ/mol", flush=True)  # fmt: skip
 
 
+def analyse(paths: list[str]) -> list[dict]:
+    """D (cm^2/s) with block errors, <T> (K) and the NVE energy drift of study or shipped files.
+
+    Two fits of the COM-removed MSD (``cgjax.observables.diffusion_from_trajectory``),
+    each with blocks of the same length in every file, so the error bars compare:
+    2-10 ps in 20-ps blocks and 5-20 ps in 25-ps blocks. ``.npz`` files of this
+    study hold ``positions``/``temperature``/``total``; anything else is read as
+    :class:`cgjax.data.Frames` (its ``metadata["aa_temperature"]``).
+    """
+    from cgjax import data
+    from cgjax.observables import diffusion_from_trajectory
+
+    rows = []
+    for path in paths:
+        raw = np.load(path, allow_pickle=True)
+        if "format" in raw.files:
+            f = data.Frames.load(path)
+            x, dt = np.asarray(f.positions, np.float64), float(f.dt)
+            T, drift = np.asarray(f.metadata["aa_temperature"]), None
+        else:
+            x, dt, T = raw["positions"], float(raw["dt"]), raw["temperature"]
+            E = raw["total"]
+            n = x.shape[1]  # kJ/mol per molecule per ns, from a linear fit
+            t_ns = np.arange(len(E)) * dt * 1e-3
+            drift = float(np.polyfit(t_ns, E, 1)[0] / n)
+        row = {"file": path, "length_ps": round(len(x) * dt, 3), "T_mean_K": float(T.mean())}
+        nb_T = max(2, round(len(x) * dt / 20))
+        row["T_sem_K"] = float(np.std([b.mean() for b in np.array_split(T, nb_T)], ddof=1)
+                               / np.sqrt(nb_T))  # fmt: skip
+        for window, block_ps in (((2.0, 10.0), 20.0), ((5.0, 20.0), 25.0)):
+            nb = round(len(x) * dt / block_ps)
+            d = diffusion_from_trajectory(x, dt, fit_window=window, n_blocks=nb)
+            key = f"D_{window[0]:g}_{window[1]:g}"
+            row[key] = float(d.D) / 100.0  # nm^2/ps -> cm^2/s
+            row[key + "_err"] = float(d.D_err) / 100.0
+            row[key + "_blocks"] = [round(float(v) / 100.0, 9) for v in d.D_blocks]
+        row["nve_drift_kJ_per_mol_ns_molecule"] = drift
+        rows.append(row)
+        print(f"{path}: {row['length_ps']} ps, <T> {row['T_mean_K']:.2f} +- {row['T_sem_K']:.2f} K,"
+              f" D(2-10) {row['D_2_10'] * 1e5:.3f} +- {row['D_2_10_err'] * 1e5:.3f},"
+              f" D(5-20) {row['D_5_20'] * 1e5:.3f} +- {row['D_5_20_err'] * 1e5:.3f} e-5 cm2/s"
+              + ("" if drift is None else f", NVE drift {drift:.4f} kJ/mol/ns/mol"))  # fmt: skip
+    return rows
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--analyse" in sys.argv:
+        argv = sys.argv[sys.argv.index("--analyse") + 1 :]
+        out = None
+        if "--json" in argv:
+            out = argv[argv.index("--json") + 1]
+            argv = argv[: argv.index("--json")]
+        table = analyse(argv)
+        if out:
+            import json
+
+            with open(out, "w") as fh:
+                json.dump(table, fh, indent=1)
+    else:
+        main()

@@ -40,6 +40,7 @@ from cgjax.reference._grid import (
 )
 from cgjax.reference._openmm import lj_fluid_context, require_openmm
 from cgjax.reference._systems import (
+    EWALD_TOLERANCE,
     SYSTEMS,
     BoxTooSmallError,
     Molecule,
@@ -54,6 +55,7 @@ __all__ = [
     "AlanineConfig",
     "alanine_system",
     "generate_alanine",
+    "EWALD_TOLERANCE",
     "SYSTEMS",
     "BoxTooSmallError",
     "GridSpec",

@@ -13,7 +13,7 @@ import argparse
 import shlex
 import sys
 
-from cgjax.reference._systems import SYSTEMS
+from cgjax.reference._systems import EWALD_TOLERANCE, SYSTEMS
 
 __all__ = ["main"]
 
@@ -27,6 +27,8 @@ def _generation_parser(parser: argparse.ArgumentParser, name: str) -> None:
     a("--temperature", type=float, default=None, help=f"K (default {spec.temperature})")
     a("--density", type=float, default=None, help=f"g/cm^3 (default {spec.density})")
     a("--equilibration", type=float, default=20.0, help="Langevin equilibration, ps (20)")
+    a("--nh-equilibration", type=float, default=20.0,
+      help="Nose-Hoover equilibration before production, not saved, ps (20)")  # fmt: skip
     a("--production", type=float, default=100.0, help="Nose-Hoover production, ps (100)")
     a("--save-every", type=float, default=0.2, help="ps between saved frames (0.2)")
     a("--dt", type=float, default=None, help=f"time step, fs (default {spec.dt_fs})")
@@ -36,6 +38,8 @@ def _generation_parser(parser: argparse.ArgumentParser, name: str) -> None:
     a("--cutoff", type=float, default=None, help=f"nm (default {spec.cutoff:.4g})")
     a("--friction", type=float, default=1.0, help="Langevin friction, 1/ps (1)")
     a("--collision-frequency", type=float, default=1.0, help="Nose-Hoover coupling, 1/ps (1)")
+    a("--ewald-tolerance", type=float, default=EWALD_TOLERANCE,
+      help=f"PME relative force error ({EWALD_TOLERANCE:g}; OpenMM's is 5e-4)")  # fmt: skip
     a("--dtype", choices=("float32", "float64"), default="float32", help="saved arrays")
     a(
         "--velocities",
@@ -73,6 +77,8 @@ def _grid_parser(parser: argparse.ArgumentParser) -> None:
     a("--densities", type=float, nargs="+", default=None, help="g/cm^3")
     a("--molecules", type=int, default=None, help="molecules per box (system default)")
     a("--equilibration", type=float, default=20.0, help="Langevin equilibration, ps (20)")
+    a("--nh-equilibration", type=float, default=20.0,
+      help="Nose-Hoover equilibration before production, not saved, ps (20)")  # fmt: skip
     a("--production", type=float, default=50.0, help="Nose-Hoover production, ps (50)")
     a("--save-every", type=float, default=0.2, help="ps between saved frames (0.2)")
     a("--dt", type=float, default=None, help="time step, fs (system default)")
@@ -96,8 +102,9 @@ def _run_grid(args, command: str) -> int:
             raise SystemExit("grid: give --grid FILE or --system, --temperatures and --densities")
         spec = GridSpec.product(
             args.system, args.temperatures, args.densities, n_molecules=args.molecules,
-            equilibration=args.equilibration, production=args.production,
-            save_every=args.save_every, dt=args.dt, cutoff=args.cutoff, seed=args.seed,
+            equilibration=args.equilibration, nh_equilibration=args.nh_equilibration,
+            production=args.production, save_every=args.save_every, dt=args.dt,
+            cutoff=args.cutoff, seed=args.seed,
             platform=args.platform, threads=args.threads, dtype=args.dtype,
             velocities=args.velocities,
         )  # fmt: skip
@@ -222,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         temperature=args.temperature,
         density=args.density,
         equilibration=args.equilibration,
+        nh_equilibration=args.nh_equilibration,
         production=args.production,
         save_every=args.save_every,
         dt=args.dt,
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         cutoff=args.cutoff,
         friction=args.friction,
         collision_frequency=args.collision_frequency,
+        ewald_tolerance=args.ewald_tolerance,
         dtype=args.dtype,
         velocities=args.velocities,
     )

@@ -86,7 +86,8 @@ class GridSpec:
       system: a key of :data:`~cgjax.reference.SYSTEMS`.
       points: ``((T K, rho g/cm^3), ...)`` state points.
       n_molecules: molecules per box (``None``: the system's default).
-      equilibration, production, save_every: ps (see :class:`GenerationConfig`).
+      equilibration, nh_equilibration, production, save_every: ps (see
+        :class:`GenerationConfig`).
       dt: time step (fs; ``None``: the system's default).
       cutoff: real-space cutoff (nm; ``None``: the system's default).
       seed: point ``k`` of :attr:`points` is run with seed ``seed + k``.
@@ -99,6 +100,7 @@ class GridSpec:
     points: tuple[tuple[float, float], ...]
     n_molecules: int | None = None
     equilibration: float = 20.0
+    nh_equilibration: float = 20.0
     production: float = 50.0
     save_every: float = 0.2
     dt: float | None = None
@@ -142,7 +144,8 @@ class GridSpec:
         for k, (T, rho) in enumerate(self.points):
             c = GenerationConfig(
                 system=self.system, n_molecules=self.n_molecules, temperature=T, density=rho,
-                equilibration=self.equilibration, production=self.production,
+                equilibration=self.equilibration, nh_equilibration=self.nh_equilibration,
+                production=self.production,
                 save_every=self.save_every, dt=self.dt, seed=self.seed + k,
                 platform=self.platform, threads=self.threads, cutoff=self.cutoff,
                 dtype=self.dtype, velocities=self.velocities,

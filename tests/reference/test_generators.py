@@ -33,7 +33,8 @@ def _massive(name):
     return [i for i, m in enumerate(reference.SYSTEMS[name].molecule.masses) if m > 0]
 
 
-COMMON = ["--equilibration", "0.4", "--production", "0.4", "--no-progress", "--dtype", "float64"]
+COMMON = ["--equilibration", "0.4", "--nh-equilibration", "0.2", "--production", "0.4",
+          "--no-progress", "--dtype", "float64"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +156,11 @@ def test_tip3p_matches_openmm_force_field_file():
             top.addBond(o, top.addAtom(h, H, res))
     top.setPeriodicBoxVectors(np.eye(3) * L)
     theirs = app.ForceField("tip3p.xml").createSystem(
-        top, nonbondedMethod=app.PME, nonbondedCutoff=0.6, rigidWater=True
+        top,
+        nonbondedMethod=app.PME,
+        nonbondedCutoff=0.6,
+        rigidWater=True,
+        ewaldErrorTolerance=reference.EWALD_TOLERANCE,  # ours; OpenMM's default is 5e-4
     )
     ours = reference.build_system(spec, n, L, cutoff=0.6)
     for f in theirs.getForces():
@@ -191,7 +196,8 @@ def _leftovers(directory):
 def test_explosion_leaves_no_file(tmp_path):
     out, aa_out = tmp_path / "cg.npz", tmp_path / "aa.npz"
     argv = ["spce", "--out", str(out), "--aa-out", str(aa_out), "--molecules", "64"]
-    argv += ["--cutoff", "0.6", "--equilibration", "0", "--production", "2", "--no-progress"]
+    argv += ["--cutoff", "0.6", "--equilibration", "0", "--nh-equilibration", "0"]
+    argv += ["--production", "2", "--no-progress"]
     # 20 fs steps blow rigid water apart within a few saves.
     with pytest.raises(Exception, match="(?i)nan|temperature|non-finite"):
         reference.main(argv + ["--dt", "20", "--save-every", "0.2"])
@@ -211,6 +217,7 @@ def test_exception_mid_run_leaves_no_file(tmp_path, monkeypatch):
     out = tmp_path / "cg.npz"
     argv = ["argon", "--out", str(out), "--aa-out", str(tmp_path / "aa.npz")]
     argv += ["--molecules", "108", "--cutoff", "0.85", "--equilibration", "0.2"]
+    argv += ["--nh-equilibration", "0"]
     with pytest.raises(KeyboardInterrupt):
         reference.main(argv + ["--production", "1", "--no-progress"])
     assert sum(calls) == 2
@@ -228,6 +235,7 @@ def test_failed_cg_save_removes_aa_file(tmp_path, monkeypatch):
     monkeypatch.setattr(data.Frames, "save", save)
     argv = ["argon", "--out", str(tmp_path / "cg.npz"), "--aa-out", str(tmp_path / "aa.npz")]
     argv += ["--molecules", "108", "--cutoff", "0.85", "--equilibration", "0"]
+    argv += ["--nh-equilibration", "0"]
     with pytest.raises(OSError, match="disk full"):
         reference.main(argv + ["--production", "0.2", "--no-progress"])
     assert _leftovers(tmp_path) == []
@@ -253,3 +261,43 @@ def test_help_runs_as_a_module():
     assert r.returncode == 0, r.stderr
     for name in ("spce", "tip3p", "argon", "methane", "observables"):
         assert name in r.stdout
+
+
+def test_converged_protocol_is_the_default():
+    """Issue 23: Nose-Hoover equilibration before production and PME tolerance 1e-4 by default.
+
+    The CLI, the config, the grid and ``build_system`` agree; OpenMM's own
+    default (5e-4) is not what a system gets; a tiny run records both settings
+    and spends its Nose-Hoover equilibration before the first saved frame.
+    """
+    c = reference.GenerationConfig("spce")
+    assert c.nh_equilibration == 20.0 and c.ewald_tolerance == 1e-4 == reference.EWALD_TOLERANCE
+    g = reference.GridSpec("methanol", ((300.0, 0.77),))
+    assert g.nh_equilibration == c.nh_equilibration
+    assert g.configs()[0][1].ewald_tolerance == c.ewald_tolerance
+    from cgjax.reference._cli import _parser
+
+    args = _parser().parse_args(["spce", "--out", "x.npz"])
+    assert args.nh_equilibration == c.nh_equilibration
+    assert args.ewald_tolerance == c.ewald_tolerance
+    grid_args = _parser().parse_args(["grid", "--out", "d"])
+    assert grid_args.nh_equilibration == c.nh_equilibration
+    assert openmm.NonbondedForce().getEwaldErrorTolerance() == pytest.approx(5e-4)
+    system = reference.build_system(reference.SYSTEMS["spce"], 64, 1.24, cutoff=0.6)
+    (nb,) = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+    assert nb.getEwaldErrorTolerance() == pytest.approx(1e-4)
+    assert nb.getNonbondedMethod() == openmm.NonbondedForce.PME
+    with pytest.raises(ValueError, match="ewald_tolerance"):
+        reference.GenerationConfig("spce", ewald_tolerance=0.0).resolved()
+    with pytest.raises(ValueError, match="nh_equilibration"):
+        reference.GenerationConfig("spce", nh_equilibration=-1.0).resolved()
+
+
+def test_tiny_run_records_the_protocol(runs):
+    cg, _ = runs["spce"]
+    p = cg.provenance
+    assert p["config"]["nh_equilibration"] == 0.2 and p["ewald_tolerance"] == 1e-4
+    assert p["integrators"]["nh_equilibration"].startswith("0.2 ps of the production")
+    assert p["timings"]["nh_equilibration_s"] > 0
+    argon, _ = runs["argon"]  # no PME: no tolerance recorded
+    assert argon.provenance["ewald_tolerance"] is None

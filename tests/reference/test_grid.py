@@ -22,8 +22,8 @@ from cgjax.reference import _grid  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 #: a tiny methanol grid point: 64 molecules (1.64 nm box at 0.77 g/cm^3), 0.2 ps
-TINY = dict(n_molecules=64, cutoff=0.6, equilibration=0.2, production=0.2, save_every=0.1,
-            threads=1)  # fmt: skip
+TINY = dict(n_molecules=64, cutoff=0.6, equilibration=0.2, nh_equilibration=0.1,
+            production=0.2, save_every=0.1, threads=1)  # fmt: skip
 
 
 def test_trappe_parameters_as_published():
@@ -92,7 +92,8 @@ def test_killed_grid_resumes_without_redoing_points(tmp_path, monkeypatch):
     out = tmp_path / "g"
     cmd = [sys.executable, "-m", "cgjax.reference", "grid", "--system", "methanol",
            "--temperatures", "250", "300", "350", "--densities", "0.77", "--molecules", "64",
-           "--cutoff", "0.6", "--equilibration", "0.2", "--production", "2",
+           "--cutoff", "0.6", "--equilibration", "0.2", "--nh-equilibration", "0.1",
+           "--production", "2",
            "--save-every", "0.1", "--threads", "1", "--no-progress", "--out", str(out)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,

@@ -136,6 +136,15 @@ def test_spce_diffusion():
     assert d["D_err_cm2_per_s"] < 0.1 * d["D_cm2_per_s"]
 
 
+def test_spce_made_with_the_converged_protocol():
+    """Issue 23: NH equilibration before production, PME tolerance 1e-4, 200 ps."""
+    p = datasets.load("spce_512").provenance
+    assert p["config"]["nh_equilibration"] >= 10.0 and p["config"]["equilibration"] >= 50.0
+    assert p["config"]["ewald_tolerance"] == p["ewald_tolerance"] == 1e-4
+    assert p["config"]["production"] == 200.0
+    assert "--nh-equilibration" in p["command"] and "--ewald-tolerance" in p["command"]
+
+
 def test_argon_diffusion_near_rahman():
     d = datasets.load_observables("argon_864")["diffusion"]
     assert d["fit_window_ps"] == [2.0, 10.0] and d["n_blocks"] == 5

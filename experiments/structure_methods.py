@@ -42,6 +42,9 @@ import optax
 from cgjax import datasets, losses, observables, potentials, simulate, train, units, workflow
 
 DATASETS = {"argon": ("argon_864", "argon"), "spce": ("spce_512", "SPC/E water")}
+#: The AA pair potential of a system whose CG map is the identity (argon, Rahman 1964 as
+#: ``cgjax/reference/_systems.py`` builds it): sigma nm, epsilon kJ/mol, cutoff, switch start nm.
+AA_PAIR = {"argon": (0.3405, 119.8 * units.kB, 3.3 * 0.3405, 3.0 * 0.3405)}
 
 
 class Setup(NamedTuple):
@@ -56,18 +59,27 @@ class Setup(NamedTuple):
     protocol: simulate.Protocol
     R0: Any
     temperature: float
+    p_aa: float | None  # AA pressure (bar), where the CG frames determine it
 
 
 class Method(NamedTuple):
-    """A method of the comparison: its trainer and what one update costs.
+    """A method of the comparison: its trainer, its model and what its updates cost.
 
     Attributes:
       trainer: the :class:`~cgjax.train.SamplingTrainer`.
-      simulated_ps: ``simulated_ps(state, n_updates) -> ps`` simulated so far.
+      simulated_ps: ``simulated_ps(state, history) -> ps`` simulated so far
+        (``history``: the updates' metrics).
+      model: the :class:`~cgjax.potentials.EnergyModel` it trains.
+      p_start: its start parameters.
+      gradients_per_update: parameter gradients of an objective one update evaluates
+        (0: an inversion method such as IBI, which needs none).
     """
 
     trainer: Any
-    simulated_ps: Callable[[Any, int], float]
+    simulated_ps: Callable[[Any, list], float]
+    model: Any
+    p_start: Any
+    gradients_per_update: int = 1
 
 
 def _relative_adam(lr: float) -> optax.GradientTransformation:
@@ -89,7 +101,8 @@ def rem_method(s: Setup, config) -> Method:
     )  # fmt: skip
     trainer = train.relative_entropy_trainer(s.model, s.frames[::stride], s.protocol,
                                              settings=settings, R0=s.R0)  # fmt: skip
-    return Method(trainer, lambda st, n: st.n_samplings * _per_sampling_ps(s.protocol))
+    ps = _per_sampling_ps(s.protocol)
+    return Method(trainer, lambda st, h: st.n_samplings * ps, s.model, s.p_start)
 
 
 def adjoint_method(s: Setup, config) -> Method:
@@ -102,7 +115,7 @@ def adjoint_method(s: Setup, config) -> Method:
     spec = simulate.TrajectorySpec(s.model, s.R0, V0, p, adjoint=adjoint)
     loss = losses.rdf_loss(s.r, s.g_aa, simulate=spec, sigma=float(c.sigma))
     trainer = train.trajectory_matching(loss, _relative_adam(float(c.lr)))
-    return Method(trainer, lambda st, n: n * p.production_steps * p.dt)
+    return Method(trainer, lambda st, h: len(h) * p.production_steps * p.dt, s.model, s.p_start)
 
 
 def difftre_method(s: Setup, config) -> Method:
@@ -111,7 +124,7 @@ def difftre_method(s: Setup, config) -> Method:
     trainer = train.difftre_trainer(s.model, [target], _relative_adam(float(c.lr)), s.protocol,
                                     s.R0, settings=train.DiffTReSettings(
                                         ess_threshold=float(c.ess_threshold)))  # fmt: skip
-    return Method(trainer, lambda st, n: st.simulated_ps)
+    return Method(trainer, lambda st, h: st.simulated_ps, s.model, s.p_start)
 
 
 #: name -> ``fn(setup, config) -> Method``; the comparison runs ``config.methods`` in order.
@@ -144,21 +157,45 @@ def _setup(name: str, config) -> Setup:
     protocol = simulate.Protocol.from_config(config.sampling, temperature=temperature,
                                              seed=int(config.seed))  # fmt: skip
     return Setup(name, model, p_start, X, r[keep], g[keep], protocol,
-                 jnp.asarray(X[-1], jnp.float32), temperature)  # fmt: skip
+                 jnp.asarray(X[-1], jnp.float32), temperature,
+                 _aa_pressure(name, system, X, protocol.kT))  # fmt: skip
 
 
-def _evaluate(s: Setup, params, config, steps: int) -> dict:
-    """A Nose-Hoover run of ``params`` (the common protocol, ``steps`` recorded): RDF and TAE."""
+def _pressure_bar(model, params, X, kT) -> float | None:
+    """Mean virial pressure of frames ``X`` (bar), or None without a pressure observable."""
+    pressure = getattr(observables, "pressure", None)
+    return None if pressure is None else float(pressure(model, params, X, kT=kT).mean)
+
+
+def _aa_pressure(name: str, system, X, kT) -> float | None:
+    """The AA pressure (bar) where the mapped frames determine it: argon, whose AA
+    potential is one LJ pair (``cgjax/reference/_systems.py``); None for SPC/E (its
+    molecular virial needs the atoms)."""
+    if name not in AA_PAIR:
+        return None
+    sigma, epsilon, cutoff, r_onset = AA_PAIR[name]
+    lj = potentials.LennardJones(n_species=1, sigma=sigma, epsilon=epsilon, cutoff=cutoff,
+                                 r_onset=r_onset)  # fmt: skip
+    model = potentials.energy_model(lj, system=system)
+    params = model.init_fn(jax.random.key(0), jnp.asarray(X[0]))
+    return _pressure_bar(model, params, X[:: max(1, len(X) // 100)], kT)
+
+
+def _evaluate(s: Setup, model, params, config, steps: int) -> dict:
+    """A Nose-Hoover run of ``params`` (the common protocol, ``steps`` recorded): RDF, TAE
+    and pressure."""
     p = s.protocol.replace(production_steps=steps, seed=int(config.seed) + 7)
-    out = simulate.sample(s.model, params, s.R0, p, progress=False)
+    out = simulate.sample(model, params, s.R0, p, progress=False)
     r_max, n_bins = float(s.r[-1] + 0.5 * (s.r[1] - s.r[0])), len(s.r)
-    g = np.asarray(observables.rdf(out.trajectory.positions, s.model.system.box, r_max=r_max,
-                                   n_bins=n_bins).g)  # fmt: skip
+    X = out.trajectory.positions
+    g = np.asarray(observables.rdf(X, model.system.box, r_max=r_max, n_bins=n_bins).g)
     return {"g": g, "rdf_tae_A": train.rdf_tae_A(s.r, s.g_aa, g),
-            "simulated_ps": _per_sampling_ps(p)}  # fmt: skip
+            "pressure_bar": _pressure_bar(model, params, X, p.kT)}  # fmt: skip
 
 
 def _lj_values(params) -> dict:
+    if not (isinstance(params, dict) and {"sigma", "epsilon"} <= set(params)):
+        return {"sigma_nm": None, "epsilon_kJ_per_mol": None}
     return {"sigma_nm": float(np.asarray(params["sigma"]).ravel()[0]),
             "epsilon_kJ_per_mol": float(np.asarray(params["epsilon"]).ravel()[0])}  # fmt: skip
 
@@ -166,27 +203,31 @@ def _lj_values(params) -> dict:
 def _run_method(s: Setup, name: str, config, wd) -> dict:
     """One method on one system: updates with evaluations every ``eval.every``, then the final."""
     method = METHODS[name](s, config)
-    trainer, state = method.trainer, None
-    curve = [{"update": 0, **_evaluate(s, s.p_start, config, int(config.eval.production_steps))}]
+    trainer, state, model = method.trainer, None, method.model
+    n_eval = int(config.eval.production_steps)
+    curve = [{"update": 0, **_evaluate(s, model, method.p_start, config, n_eval)}]
     history, t_train, n, converged = [], 0.0, 0, False
     log = lambda msg: wd.log(f"[{s.name}] {msg}")  # noqa: E731
     for n in range(1, int(config.n_updates) + 1):
         t0 = time.perf_counter()
-        fit = train.fit_sampling(trainer, s.p_start if state is None else state, 1, log=log)
+        fit = train.fit_sampling(trainer, method.p_start if state is None else state, 1, log=log)
         t_train += time.perf_counter() - t0
         state, converged = fit.state, fit.converged
         h = {k: v for k, v in fit.history[0].items() if isinstance(v, int | float | bool | None)}
         history.append({**h, **_lj_values(state.params)})
         if n % int(config.eval.every) == 0 or converged or n == int(config.n_updates):
-            ev = _evaluate(s, state.params, config, int(config.eval.production_steps))
+            ev = _evaluate(s, model, state.params, config, n_eval)
             curve.append({"update": n, **ev})
             log(f"{name} after update {n}: RDF TAE {ev['rdf_tae_A']:.3f} A")
         if converged:
             break
-    final = _evaluate(s, state.params, config, int(config.eval.final_production_steps))
+    final = _evaluate(s, model, state.params, config, int(config.eval.final_production_steps))
+    p_err = None if None in (final["pressure_bar"], s.p_aa) else final["pressure_bar"] - s.p_aa
     row = {"system": s.name, "method": name, "rdf_tae_A": final["rdf_tae_A"],
-           "pressure_error_bar": None, "simulated_ps": method.simulated_ps(state, n),
-           "wall_s": t_train, "gradient_evaluations": n, "converged": converged,
+           "pressure_bar": final["pressure_bar"], "pressure_error_bar": p_err,
+           "simulated_ps": method.simulated_ps(state, history),
+           "wall_s": t_train, "updates": n,
+           "gradient_evaluations": n * method.gradients_per_update, "converged": converged,
            **_lj_values(state.params)}  # fmt: skip
     tae = [{"update": e["update"], "rdf_tae_A": e["rdf_tae_A"]} for e in curve]
     return {"row": row, "g": final["g"], "history": history, "tae_curve": tae}
@@ -241,11 +282,13 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             runs[(name, method)] = res
             rows.append(res["row"])
     _plot(wd, setups, runs)
-    cols = ["system", "method", "rdf_tae_A", "pressure_error_bar", "simulated_ps", "wall_s",
-            "gradient_evaluations", "sigma_nm", "epsilon_kJ_per_mol"]  # fmt: skip
+    cols = ["system", "method", "rdf_tae_A", "pressure_bar", "pressure_error_bar",
+            "simulated_ps", "wall_s", "updates", "gradient_evaluations", "sigma_nm",
+            "epsilon_kJ_per_mol"]  # fmt: skip
     table = workflow.format_table(rows, cols)
     wd.log(f"final RDF TAE (0-{float(config.rdf_r_max):g} nm, Å), costs:\n{table}")
     results = {"table": rows, "rdf_r_nm": {n: s.r for n, s in setups.items()},
+               "aa_pressure_bar": {n: s.p_aa for n, s in setups.items()},
                "aa_rdf": {n: s.g_aa for n, s in setups.items()},
                "rdf": {f"{k[0]}_{k[1]}": v["g"] for k, v in runs.items()},
                "tae_curves": {f"{k[0]}_{k[1]}": v["tae_curve"] for k, v in runs.items()},

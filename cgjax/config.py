@@ -30,6 +30,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from cgjax import _faults
+
 __all__ = [
     "ConfigFile",
     "apply_override",
@@ -306,7 +308,9 @@ def write_json(path: str, data: Any, *, indent: int | None = 2) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(json_ready(data), f, indent=indent)
+        _faults.point(f"{os.path.basename(path)}: temporary file written")
         os.replace(tmp, path)
+        _faults.point(f"{os.path.basename(path)}: replaced")
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cgjax import _faults
 from cgjax.config import json_ready, write_json
 
 __all__ = ["Workdir", "format_table"]
@@ -40,6 +41,26 @@ class Workdir:
         self._plan: dict[str, float] = {}
         self._t0 = time.perf_counter()
         self._done_weight = 0.0
+        self._clean_interrupted()
+
+    def _clean_interrupted(self) -> None:
+        """Removes the temporary files of writes a killed run left unfinished and says
+        when ``results.json`` is unreadable (it is written again at the end)."""
+        stale = []
+        for sub in ("", "stages", "params"):
+            folder = os.path.join(self.path, sub)
+            if os.path.isdir(folder):
+                stale += [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".tmp")]
+        for f in stale:
+            with contextlib.suppress(OSError):
+                os.remove(f)
+        if stale:
+            names = ", ".join(sorted(os.path.relpath(f, self.path) for f in stale))
+            self.log(f"removed {len(stale)} temporary file(s) of an interrupted run: {names}")
+        results = os.path.join(self.path, "results.json")
+        if os.path.exists(results) and _unreadable(results):
+            self.log(f"results.json is unreadable ({_unreadable(results)}): it is written again "
+                     "when the run ends")  # fmt: skip
 
     def plan(self, stages: dict[str, float]) -> None:
         """Declares the stages to come with their expected relative costs.
@@ -84,6 +105,7 @@ class Workdir:
             f.write(line + "\n")
         if self.echo:
             print(line, flush=True)
+        _faults.point("log line written")
 
     def stage(self, name: str, fn: Callable[[], dict]) -> dict:
         """The result of stage ``name``: computed once, then read from ``stages/name.json``.
@@ -93,15 +115,20 @@ class Workdir:
         """
         path = os.path.join(self.path, "stages", f"{name}.json")
         where = self._position(name)
+        rel = os.path.relpath(path, self.path)
         if os.path.exists(path):
-            with open(path) as f:
-                self.log(f"{where}: done before, read from {os.path.relpath(path, self.path)}")
-                return json.load(f)
-        self.log(f"{where}: start")
-        t0 = time.perf_counter()
-        out = dict(fn())
-        out["stage_wall_s"] = time.perf_counter() - t0
-        write_json(path, out)
+            problem = _unreadable(path)
+            if not problem:
+                self.log(f"{where}: done before, read from {rel}")
+                with open(path) as f:
+                    return json.load(f)
+            self.log(f"{where}: {rel} is unreadable ({problem}): the stage runs again")
+        with _faults.in_stage(name):
+            self.log(f"{where}: start")
+            t0 = time.perf_counter()
+            out = dict(fn())
+            out["stage_wall_s"] = time.perf_counter() - t0
+            write_json(path, out)
         self._done_weight += self._plan.get(name, 0.0)
         self.log(f"{where}: done in {out['stage_wall_s']:.1f} s{self._eta(name)}")
         return json.loads(json.dumps(json_ready(out)))
@@ -116,7 +143,9 @@ class Workdir:
         try:
             with open(tmp, "wb") as f:
                 f.write(serialization.msgpack_serialize(serialization.to_state_dict(params)))
+            _faults.point(f"params/{name}.msgpack: temporary file written")
             os.replace(tmp, path)
+            _faults.point(f"params/{name}.msgpack: replaced")
         except BaseException:  # a full disk: no partial file left behind
             with contextlib.suppress(OSError):
                 os.remove(tmp)
@@ -162,6 +191,16 @@ class Workdir:
         path = os.path.join(self.path, "results.json")
         write_json(path, results)
         return path
+
+
+def _unreadable(path: str) -> str:
+    """Why the JSON file ``path`` cannot be read (e.g. cut short by a crash), or ``""``."""
+    try:
+        with open(path) as f:
+            json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{type(e).__name__}: {e}"
+    return ""
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str], *, floatfmt: str = ".3g") -> str:

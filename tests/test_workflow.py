@@ -71,3 +71,27 @@ def test_params_and_json_round_trip_through_the_workdir(tmp_path):
     assert wd.read_json("stages/cache.json") == {"A=0.1": {"D": 0.2}}
     raw = wd.load_params(rel)  # no template: the nested dicts as saved
     np.testing.assert_array_equal(raw["gnn"]["w"], params["gnn"]["w"])
+
+
+def test_files_cut_short_by_a_kill_are_found_and_redone(tmp_path):
+    """What a killed run can leave: a stage JSON cut short (written without the atomic
+    writer), temporary files of unfinished writes, a results.json cut short."""
+    wd = workflow.Workdir(str(tmp_path), echo=False)
+    wd.stage("a", lambda: {"x": 1})
+    wd.stage("b", lambda: {"x": 2})
+    wd.write_results({"a": 1})
+    (tmp_path / "stages" / "b.json").write_text('{"x": ')
+    (tmp_path / "stages" / "c.json.1234.tmp").write_text("{")
+    (tmp_path / "results.json").write_text('{"a"')
+    again = workflow.Workdir(str(tmp_path), echo=False)
+    log = (tmp_path / "log.txt").read_text()
+    assert "removed 1 temporary file(s) of an interrupted run: stages/c.json.1234.tmp" in log
+    assert "results.json is unreadable (JSONDecodeError" in log
+    assert not (tmp_path / "stages" / "c.json.1234.tmp").exists()
+    calls = []
+    assert again.stage("a", lambda: calls.append("a") or {"x": 1})["x"] == 1
+    assert again.stage("b", lambda: calls.append("b") or {"x": 3})["x"] == 3
+    assert calls == ["b"]  # only the damaged stage ran again
+    log = (tmp_path / "log.txt").read_text()
+    assert "stage b: stages/b.json is unreadable (JSONDecodeError" in log
+    assert json.loads((tmp_path / "stages" / "b.json").read_text())["x"] == 3

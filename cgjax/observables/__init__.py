@@ -38,6 +38,13 @@ from cgjax.observables._msd import (
     diffusion_from_trajectory,
     msd,
 )
+from cgjax.observables._pressure import (
+    Pressure,
+    instantaneous_pressure,
+    lj_tail_pressure,
+    pressure,
+    virial,
+)
 from cgjax.observables._rdf import RDF, coordination_number, rdf, rdf_smooth, rebin_rdf
 from cgjax.observables._steinhardt import Steinhardt, steinhardt
 
@@ -56,6 +63,11 @@ __all__ = [
     "RDF",
     "Diffusion",
     "Steinhardt",
+    "Pressure",
+    "instantaneous_pressure",
+    "lj_tail_pressure",
+    "pressure",
+    "virial",
     "adf",
     "coordination_number",
     "diffusion_coefficient",

@@ -60,6 +60,14 @@ from cgjax.train._ensemble import (
 )
 from cgjax.train._fit_force_matching import FMSettings, fit_force_matching
 from cgjax.train._force_matching import force_matching, tree_all_finite
+from cgjax.train._inversion import (
+    IBISettings,
+    IMCSettings,
+    InversionState,
+    ibi_trainer,
+    imc_trainer,
+    potential_of_mean_force,
+)
 from cgjax.train._kfold import fit_kfold_force_matching
 from cgjax.train._loop import (
     Schedule,
@@ -93,6 +101,12 @@ __all__ = [
     "difftre_trainer",
     "pressure_target",
     "rdf_target",
+    "IBISettings",
+    "IMCSettings",
+    "InversionState",
+    "ibi_trainer",
+    "imc_trainer",
+    "potential_of_mean_force",
     "PRIOR_TERMS",
     "MoleculeTopology",
     "fit_molecule_priors",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import tqdm.auto
 
-from cgjax import units
+from cgjax import _faults, units
 from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_validation
 
 __all__ = ["Schedule", "evaluate", "fit", "frame_arrays", "minibatch_indices", "restore_latest"]
@@ -174,20 +175,65 @@ def _checkpoint_manager(workdir: str, max_to_keep: int) -> ocp.CheckpointManager
 def restore_latest(workdir: str, template: TrainState) -> TrainState | None:
     """The state in ``workdir``'s latest checkpoint (shaped like ``template``), or None."""
     mgr = _checkpoint_manager(workdir, 3)
-    step = mgr.latest_step()
-    if step is None:
-        return None
-    return mgr.restore(step, args=ocp.args.StandardRestore(template))
+    step, state = _restore(mgr, template, lambda m: print(m, flush=True))
+    return None if step is None else state
 
 
 def _trim_metrics(path: str, last_step: int) -> None:
-    """Drops records after ``last_step`` (they belong to a run that was cut off)."""
+    """Drops records after ``last_step`` (they belong to a run that was cut off) and
+    a last line cut short by a crash; rewrites the file atomically."""
     if not os.path.exists(path):
         return
+    keep = []
     with open(path) as f:
-        keep = [line for line in f if line.strip() and json.loads(line)["step"] <= last_step]
-    with open(path, "w") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a kill: written again
+                continue
+            if record["step"] <= last_step:
+                keep.append(line if line.endswith("\n") else line + "\n")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
         f.writelines(keep)
+    os.replace(tmp, path)
+
+
+def _restore(mgr: ocp.CheckpointManager, template: Any, log: Callable[[str], None]):
+    """``(step, state)`` of the newest checkpoint that restores, or ``(None, template)``.
+
+    Newer steps that fail to restore while an older one does (a checkpoint cut
+    short by a crash or a full disk) are moved to ``checkpoints_damaged/`` beside
+    the checkpoint directory and reported through ``log``; nothing is deleted.
+
+    Raises:
+      RuntimeError: no checkpoint restores (e.g. they belong to another model),
+        naming the directory and the error.
+    """
+    failed = []
+    for step in sorted(mgr.all_steps(), reverse=True):
+        try:
+            state = mgr.restore(step, args=ocp.args.StandardRestore(template))
+        except Exception as e:  # orbax raises many types for damaged files
+            failed.append((step, f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"))
+            continue
+        if failed:
+            aside = os.path.join(os.path.dirname(str(mgr.directory)), "checkpoints_damaged")
+            os.makedirs(aside, exist_ok=True)
+            for bad, why in failed:
+                os.replace(os.path.join(str(mgr.directory), str(bad)),
+                           os.path.join(aside, f"{bad}-{time.time_ns()}"))  # fmt: skip
+                log(f"checkpoint {bad} in {mgr.directory} cannot be restored ({why}); moved to "
+                    f"{aside}, resuming from checkpoint {step}")  # fmt: skip
+            mgr.reload()
+        return step, state
+    if failed:
+        raise RuntimeError(
+            f"no checkpoint in {mgr.directory} can be restored into this run's state (newest: "
+            f"step {failed[0][0]}, {failed[0][1]}); they may belong to another model or config: "
+            "use another workdir or remove that directory to start over"
+        )
+    return None, template
 
 
 def _diverged(step: int, what: str, mgr: ocp.CheckpointManager | None) -> TrainingDiverged:
@@ -283,9 +329,8 @@ def _open_workdir(workdir: str | None, max_to_keep: int, state: TrainState):
     os.makedirs(workdir, exist_ok=True)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     mgr = _checkpoint_manager(workdir, max_to_keep)
-    latest = mgr.latest_step()
+    latest, state = _restore(mgr, state, lambda m: tqdm.auto.tqdm.write(m))
     if latest is not None:
-        state = mgr.restore(latest, args=ocp.args.StandardRestore(state))
         _trim_metrics(metrics_path, int(latest))
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)
@@ -404,6 +449,7 @@ def fit(
         if mgr is not None and mgr.latest_step() != step:
             mgr.save(step, args=ocp.args.StandardSave(state), force=True)
             mgr.wait_until_finished()
+            _faults.point(f"checkpoint {step} saved")
 
     # A checkpoint is written only once its state is known to be good: the
     # next update's loss (computed at its parameters) or an evaluation of
@@ -444,6 +490,7 @@ def fit(
                 if metrics_path is not None:
                     with open(metrics_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
+                    _faults.point(f"metrics of step {done} appended")
                 if log is not None:
                     log(record)
             if done % schedule.checkpoint_every == 0 or done == n_steps or stop:

@@ -135,11 +135,15 @@ def test_resume_after_sigkill(problem, uninterrupted, tmp_path):
     )
     ckpt = tmp_path / "w" / "checkpoints"
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None:
-            if ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir()):
-                break
+        deadline = time.time() + 600  # imports and compiles take minutes on a loaded machine
+        saved = False
+        while not saved and time.time() < deadline and proc.poll() is None:
+            # a step directory is complete once orbax wrote its commit marker
+            saved = ckpt.exists() and any(
+                p.name.isdigit() and (p / "commit_success.txt").exists() for p in ckpt.iterdir()
+            )
             time.sleep(0.05)
+        assert saved, "no checkpoint was written before the deadline"
         assert proc.poll() is None, "the training process ended before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -201,3 +205,46 @@ def test_schedule_is_validated_and_fit_wants_one(problem):
     trainer, state, tr, va = problem
     with pytest.raises(TypeError, match="schedule must be a train.Schedule"):
         train.fit(trainer, state, tr, va, {"n_steps": 4}, workdir=None)
+
+
+def test_damaged_checkpoint_and_cut_metrics_line_resume_from_the_last_good_step(
+    problem, uninterrupted, tmp_path, capsys
+):
+    """A checkpoint step whose files were cut short (a crash or full disk mid-save) is moved
+    aside and the run resumes from the step before; a metrics line cut short is dropped."""
+    trainer, state, tr, va = problem
+    final, _ = uninterrupted
+
+    def kill_at_10(record):
+        if record["step"] == 10:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train.fit(trainer, state, tr, va, SCHEDULE, workdir=str(tmp_path), log=kill_at_10, **KW)
+    step8 = tmp_path / "checkpoints" / "8"
+    files = sorted(p for p in step8.rglob("*") if p.is_file() and p.stat().st_size > 0)
+    assert files
+    for p in files:  # every data file of step 8 cut to half its size
+        p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 10, "train_lo')  # a record cut off mid-write
+    seen = []
+    resumed = train.fit(
+        trainer, state, tr, va, SCHEDULE, workdir=str(tmp_path), log=seen.append, **KW
+    )
+    out = capsys.readouterr()
+    assert "checkpoint 8" in out.out + out.err and "cannot be restored" in out.out + out.err
+    assert [r["step"] for r in seen] == [6, 8, 10, 12]  # resumed from step 4
+    assert_same_state(resumed, final)
+    assert [r["step"] for r in read_metrics(tmp_path)] == [2, 4, 6, 8, 10, 12]
+    aside = list((tmp_path / "checkpoints_damaged").iterdir())
+    assert len(aside) == 1 and aside[0].name.startswith("8-")  # kept, not deleted
+
+
+def test_checkpoints_of_another_model_give_a_named_error(problem, tmp_path):
+    trainer, state, tr, va = problem
+    train.fit(trainer, state, tr, va, SCHEDULE.replace(n_steps=4), workdir=str(tmp_path), **KW)
+    other = state.replace(params={**state.params, "extra": np.zeros(2)})  # another model
+    with pytest.raises(RuntimeError, match="no checkpoint in .*checkpoints can be restored"):
+        train.restore_latest(str(tmp_path), other)
+    assert (tmp_path / "checkpoints" / "4").exists()  # nothing moved or deleted

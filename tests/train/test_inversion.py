@@ -1,0 +1,127 @@
+"""IBI and IMC on the pair spline, against an LJ fluid simulated here (Henderson's theorem).
+
+The target is the RDF of 256 Lennard-Jones atoms (argon's sigma, epsilon at
+94.4 K and 20.71 nm^-3, cutoff 0.85 nm switched from 0.8 nm) sampled by the
+same BAOAB Langevin integrator the inversions use, so the pair potential that
+reproduces it is that LJ (Henderson: unique for a pair system, with U(r_c) =
+0). CI budget: 100 ps of target and 20-ps samplings per update; the full
+acceptance numbers (0.05 kJ/mol over r >= sigma, TAE <= 0.02 A) need far longer
+runs: ``scripts/henderson_inversion.py``. Here: IBI moves the potential of
+mean force towards LJ and both methods move the RDF towards the target.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from cgjax import observables, potentials, simulate, train, units
+from cgjax.potentials._cutoff import smooth_switch
+
+QUIET = simulate.Monitor(progress=False)
+SIGMA, EPSILON, T = 0.3405, 0.996, 94.4  # nm, kJ/mol, K
+CUTOFF, ONSET = 0.85, 0.8
+DT, FRICTION = 0.02, 1.0  # ps, 1/ps
+PROTOCOL = simulate.Protocol(temperature=T, dt=DT, thermostat="langevin", friction=FRICTION,
+                             record_every=20, equilibration_steps=200,
+                             production_steps=1000)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def lj_target():
+    """``(spline model, its initial params, target RDF, target pressure (bar), last frame)``."""
+    R, L = simulate.fcc_lattice(4, 20.71)
+    n = R.shape[0]
+    system = simulate.System.create(box=np.eye(3) * L, species=np.zeros(n, np.int32),
+                                    masses=np.full(n, 39.948))  # fmt: skip
+    lj = potentials.LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF, r_onset=ONSET)
+    model = potentials.energy_model(lj, system=system)
+    R = jnp.asarray(R, jnp.float32)
+    p_true = model.init_fn(jax.random.key(0), R)
+    nf = model.neighbor_fn(skin=0.1)
+    nb = nf.allocate(R)
+    hot = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=0.004, kT=4 * units.kB * T,
+                                friction=5.0)  # fmt: skip
+    out = simulate.run(hot, hot.init_fn(jax.random.key(2), R, neighbor=nb), n_steps=2000,
+                       record_every=100, neighbor_fn=nf, neighbor=nb, monitor=QUIET)  # fmt: skip
+    sim = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=DT, kT=units.kB * T,
+                                friction=FRICTION)  # fmt: skip
+    state = sim.init_fn(jax.random.key(1), out.state.position, neighbor=out.neighbor)
+    out = simulate.run(sim, state, n_steps=1000, record_every=100, neighbor_fn=nf,
+                       neighbor=out.neighbor, monitor=QUIET)  # fmt: skip
+    out = simulate.run(sim, out.state, n_steps=5000, record_every=20, neighbor_fn=nf,
+                       neighbor=out.neighbor, monitor=QUIET)  # fmt: skip
+    X = np.asarray(out.trajectory.positions)
+    target = observables.rdf(X, system.box, r_max=1.0, n_bins=200)
+    P = observables.pressure(model, p_true, X, kT=units.kB * T).mean
+    spline = potentials.SplinePair(n_basis=44, r_min=0.3, cutoff=CUTOFF)
+    smodel = potentials.energy_model(spline, system=system)
+    return smodel, smodel.init_fn(jax.random.key(0), R), target, P, X[-1]
+
+
+def _lj_error(model, params):
+    """Largest ``|U_spline - U_LJ|`` over sigma <= r < cutoff (kJ/mol)."""
+    r = jnp.linspace(SIGMA, CUTOFF, 300)
+    U = model.potential.basis(r) @ jnp.reshape(params["coefficients"], -1)
+    U_lj = potentials.lennard_jones(r, SIGMA, EPSILON) * smooth_switch(r, ONSET, CUTOFF)
+    return float(jnp.max(jnp.abs(U - U_lj)))
+
+
+def _run(trainer, params, n):
+    fit = train.fit_sampling(trainer, params, n)
+    return fit, [h["tae"] for h in fit.history]
+
+
+def test_ibi_moves_the_pmf_to_lennard_jones(lj_target):
+    model, p0, target, P_target, R0 = lj_target
+    pmf = train.potential_of_mean_force(model, p0, target, T)
+    assert np.all(np.isfinite(np.asarray(pmf["coefficients"])))  # g = 0 in the core: no NaN
+    err0 = _lj_error(model, pmf)
+    settings = train.IBISettings(alpha=1.0, pressure=P_target)
+    fit, tae = _run(train.ibi_trainer(model, target, PROTOCOL, settings=settings, R0=R0), pmf, 4)
+    err = _lj_error(model, fit.params)
+    print(f"IBI: |U - U_LJ| {err0:.3f} -> {err:.3f} kJ/mol, TAE (A)", np.round(tae, 4) * 10)
+    assert err0 > 0.4
+    assert err < err0
+    assert tae[-1] < 0.6 * tae[0]
+    assert fit.history[-1]["simulated_ps"] == pytest.approx(4 * 1200 * DT)
+    assert all(np.isfinite(h["pressure"]) for h in fit.history)
+
+
+def test_imc_moves_the_rdf_to_the_target(lj_target):
+    model, p0, target, _, R0 = lj_target
+    pmf = train.potential_of_mean_force(model, p0, target, T)
+    err0 = _lj_error(model, pmf)
+    trainer = train.imc_trainer(model, target, PROTOCOL, R0=R0)
+    fit, tae = _run(trainer, pmf, 3)
+    err = _lj_error(model, fit.params)
+    print(f"IMC: |U - U_LJ| {err0:.3f} -> {err:.3f} kJ/mol, TAE (A)", np.round(tae, 4) * 10)
+    # Measured here: TAE 0.66 -> 0.46 A in 3 updates, but max |U - U_LJ| 0.57 -> 0.86
+    # kJ/mol: from 50-frame samples the pair-histogram covariance is noise in its weak
+    # (long-range, pressure) directions and the Newton step overshoots the pressure.
+    # Only the RDF's approach is asserted here; see scripts/henderson_inversion.py.
+    assert tae[-1] < 0.8 * tae[0]
+    assert all(np.isfinite(h["pressure"]) for h in fit.history)
+    assert np.all(np.isfinite(np.asarray(fit.params["coefficients"])))
+
+
+def test_zeros_and_bad_targets(lj_target):
+    model, p0, target, _, R0 = lj_target
+    r, g = np.asarray(target.r, np.float64), np.asarray(target.g, np.float64).copy()
+    g[(r > 0.5) & (r < 0.52)] = 0.0  # a hole where the logarithm would be -inf
+    pmf = train.potential_of_mean_force(model, p0, (r, g), T)
+    assert np.all(np.isfinite(np.asarray(pmf["coefficients"])))
+    with pytest.raises(ValueError, match="target: r and g must be finite"):
+        train.potential_of_mean_force(model, p0, (r, np.where(r < 0.1, np.nan, g)), T)
+    with pytest.raises(ValueError, match="target: g must be >= 0"):
+        train.potential_of_mean_force(model, p0, (r, g - 2.0), T)
+    with pytest.raises(ValueError, match="uniform bins starting at 0"):
+        train.potential_of_mean_force(model, p0, (r + 0.001, g), T)
+    with pytest.raises(ValueError, match="no bin inside the cutoff has g > g_min"):
+        train.potential_of_mean_force(model, p0, (r, 0.0 * g), T)
+    with pytest.raises(ValueError, match="before the spline's cutoff"):
+        train.ibi_trainer(model, (r[:100], g[:100]), PROTOCOL, R0=R0)
+    with pytest.raises(ValueError, match="one SplinePair term"):
+        train.ibi_trainer(model, target, PROTOCOL, term="nope", R0=R0)
+    with pytest.raises(ValueError, match="needs R0="):
+        train.imc_trainer(model, target, PROTOCOL).init(p0)

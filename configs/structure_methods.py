@@ -1,6 +1,6 @@
 """Base config and presets of ``experiments/structure_methods.py`` (issue 20).
 
---config=configs/structure_methods.py:smoke   # argon only, 2 updates per method: the test suite runs it
+--config=configs/structure_methods.py:smoke   # argon, 2 updates per method: the tests run it
 --config=configs/structure_methods.py:quick   # the default: both systems, 10 updates per method
 --config=configs/structure_methods.py:full    # longer samplings and more updates (not run yet)
 

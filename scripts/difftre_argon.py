@@ -28,6 +28,12 @@ Measured (shared 2-core machine, 256 atoms, 500-ps target, 25-ps samplings):
   -0.81 %; epsilon was still rising through the last updates (-1.4 %, -0.6 %, +0.2 %).
   With b2 = 0.999 Adam's memory of the first, large gradients froze the steps at
   epsilon -7.9 % after 50 updates.
+- The same with 140 updates (55 samplings, 1650 ps; 126 s of wall in that run):
+  mean of the last 40 updates sigma -0.06 %, epsilon +0.16 %; over the last 60
+  updates epsilon stayed within -0.4 % .. +0.6 % (sampled every 14 updates).
+
+    python scripts/difftre_argon.py --updates 140 --average 40 --pressure-weight 1e-6 \
+        --target-ps 500 --production-ps 25
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ Trajectory matching (RDF and MSD losses through diffrax, paper 004):
 ``train.fit_sampling(train.trajectory_matching(loss, optax.adam(3e-3)), params, 40,
 keep_best=True)``. Relative entropy minimisation is a trainer of the same shape
 (``train.relative_entropy_trainer``; ``train.relative_entropy`` drives it): both
-sample the model themselves, so :func:`fit_sampling` drives them, while
+sample the model themselves, so :func:`fit_sampling` drives them (and DiffTRe,
+``train.difftre_trainer(model, [train.rdf_target(r, g, box, sigma=0.01)], optax.adam(1e-3),
+protocol, R0)``, gradients of reweighted ensemble averages), while
 :func:`fit` drives trainers of stored frames.
 
 Ensembles: ``train.ensemble(trainer, 5)`` with
@@ -25,6 +27,17 @@ Ensembles: ``train.ensemble(trainer, 5)`` with
 """
 
 from cgjax.train._bisection import BisectionResult, BracketError, bisect
+from cgjax.train._difftre import (
+    DiffTReSettings,
+    DiffTReState,
+    EnsembleTarget,
+    Reweighted,
+    Reweighting,
+    adf_target,
+    difftre_trainer,
+    pressure_target,
+    rdf_target,
+)
 from cgjax.train._dynamics import (
     PAPER_AMPLITUDE_BRACKET,
     PAPER_OMEGA,
@@ -79,6 +92,15 @@ from cgjax.train._state import Trainer, TrainingDiverged, TrainState, record_val
 from cgjax.train._trajectory import TrajectoryState, trajectory_matching
 
 __all__ = [
+    "DiffTReSettings",
+    "DiffTReState",
+    "EnsembleTarget",
+    "Reweighted",
+    "Reweighting",
+    "adf_target",
+    "difftre_trainer",
+    "pressure_target",
+    "rdf_target",
     "IBISettings",
     "IMCSettings",
     "InversionState",

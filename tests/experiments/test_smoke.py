@@ -26,7 +26,7 @@ EXP = {
     for name, experiment in (
         ("water_data_efficiency", "water_data_efficiency"), ("deepcg_water", "deepcg_water"),
         ("spce_dynamics", "spce_dynamics"), ("argon_dynamics", "spce_dynamics"),
-        ("methane_dynamics", "spce_dynamics"),
+        ("methane_dynamics", "spce_dynamics"), ("structure_methods", "structure_methods"),
     )
 }  # fmt: skip
 

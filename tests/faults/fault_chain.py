@@ -47,6 +47,7 @@ EXPERIMENTS = {
     "spce_dynamics": "spce_dynamics",
     "alanine_cgschnet": "alanine_cgschnet",
     "transferability": "transferability",
+    "structure_methods": "structure_methods",
 }
 #: keys whose values are measured times, not results: left out of the comparison
 VOLATILE = re.compile(r"wall|per_s$|per_day|seconds|^timings$|^date")

@@ -37,3 +37,19 @@ def pytest_runtest_teardown(item, nextitem):
     # Each experiment smoke compiles a whole pipeline; free it before the next.
     if "experiments" in item.path.parts:
         _free_compiled_programs_now()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the kill points the fault-injection tests tried (``tests/faults``), which
+    they record as ``fault_injection`` properties (print() is lost under xdist)."""
+    lines = [
+        value
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        for name, value in getattr(report, "user_properties", [])
+        if name == "fault_injection"
+    ]
+    if lines:
+        terminalreporter.write_sep("-", f"fault injection: {len(lines)} experiments")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -144,10 +144,11 @@ def _position(trace, spec: str) -> int:
     return next(i for i, (s, kk, _) in enumerate(trace) if s == stage and kk == int(k))
 
 
-def check_kill_chain(name: str, tmp_path, capsys) -> None:
+def check_kill_chain(name: str, tmp_path, record_property) -> None:
     """Runs experiment ``name``'s smoke preset uninterrupted, then killed at each point of
     :func:`_kill_plan` in turn (one process each, one workdir), then to the end; asserts
-    as the module says. Prints the kill points tried."""
+    as the module says. Records the kill points tried (``record_property``), which
+    ``tests/conftest.py`` prints at the end of the session."""
     cache_dir = str(tmp_path / "jax_cache")
     log = tmp_path / "runs.log"
     trace_path = tmp_path / "trace.tsv"
@@ -191,6 +192,7 @@ def check_kill_chain(name: str, tmp_path, capsys) -> None:
     assert got == expected
     leftovers = [os.path.join(d, f) for d, _, fs in os.walk(wd) for f in fs if f.endswith(".tmp")]
     assert not leftovers
-    with capsys.disabled():
-        print(f"\n{name}: {len(plan)} kill points tried (seed {SEED}): "
-              + "; ".join(what for _, what in plan))  # fmt: skip
+    record_property(
+        "fault_injection",
+        f"{name}: {len(plan)} kill points tried (seed {SEED}): " + "; ".join(w for _, w in plan),
+    )

@@ -10,5 +10,5 @@ from fault_chain import check_kill_chain  # noqa: E402
 
 
 @pytest.mark.slow
-def test_killed_inside_stages_and_rerun_gives_the_same_results(tmp_path, capsys):
-    check_kill_chain("alanine_cgschnet", tmp_path, capsys)
+def test_killed_inside_stages_and_rerun_gives_the_same_results(tmp_path, record_property):
+    check_kill_chain("alanine_cgschnet", tmp_path, record_property)

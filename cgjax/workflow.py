@@ -45,9 +45,15 @@ class Workdir:
 
     def _clean_interrupted(self) -> None:
         """Removes the temporary files of writes a killed run left unfinished and says
-        when ``results.json`` is unreadable (it is written again at the end)."""
+        when ``results.json`` is unreadable (it is written again at the end).
+
+        Temporary files are left alone in a multi-process sweep
+        (``CGJAX_NUM_PROCESSES`` > 1): there the processes share the workdir, each
+        under its own lock, and one may be writing while another starts.
+        """
         stale = []
-        for sub in ("", "stages", "params"):
+        shared = int(os.environ.get("CGJAX_NUM_PROCESSES", "1") or 1) > 1
+        for sub in () if shared else ("", "stages", "params"):
             folder = os.path.join(self.path, sub)
             if os.path.isdir(folder):
                 stale += [os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".tmp")]

@@ -17,12 +17,13 @@ from cgjax.losses._force_matching import (
     force_rmse_mae,
     predict_forces,
 )
-from cgjax.losses._loss import Loss
+from cgjax.losses._loss import Loss, evaluate_trajectory_terms
 from cgjax.losses._trajectory import TrajectoryTerm, msd_loss, rdf_loss
 
 __all__ = [
     "Loss",
     "TrajectoryTerm",
+    "evaluate_trajectory_terms",
     "force_mae",
     "force_matching_loss",
     "force_mse",

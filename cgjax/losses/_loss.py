@@ -14,7 +14,7 @@ import jax
 
 from cgjax._types import Params
 
-__all__ = ["Loss"]
+__all__ = ["Loss", "evaluate_trajectory_terms"]
 
 Batch = dict[str, Any]
 
@@ -27,9 +27,10 @@ class Loss:
     new losses (a plain callable is accepted on either side of ``+``).
 
     Trajectory terms (objects with ``simulate`` and ``from_trajectory``, see
-    :func:`~cgjax.losses.rdf_loss`) are evaluated as ``from_trajectory(traj)``:
-    each distinct ``simulate`` (by identity) runs once per call and its
-    trajectory is shared by all terms that hold it.
+    :func:`~cgjax.losses.rdf_loss`) are evaluated by
+    :func:`evaluate_trajectory_terms`: each distinct ``simulate`` (by
+    identity) runs once per call and its trajectory is shared by all terms
+    that hold it (streamed, keeping no frames, when every such term can be).
 
     Attributes:
       terms: ``((weight, fn), ...)``.
@@ -45,16 +46,17 @@ class Loss:
         object.__setattr__(self, "terms", tuple(terms))
 
     def __call__(self, params: Params, batch: Batch) -> jax.Array:
+        groups: dict[int, list] = {}  # id(simulate) -> its terms, for this call
+        for _, fn in self.terms:
+            if _is_trajectory_term(fn):
+                groups.setdefault(id(fn.simulate), []).append(fn)
+        values: dict[int, Any] = {}  # id(term) -> value
+        for fns in groups.values():
+            vals, _ = evaluate_trajectory_terms(fns, params)
+            values.update(zip(map(id, fns), vals, strict=True))
         total = 0.0
-        trajectories: dict[int, Any] = {}  # id(simulate) -> trajectory, for this call
         for weight, fn in self.terms:
-            simulate = getattr(fn, "simulate", None)
-            if simulate is not None and hasattr(fn, "from_trajectory"):
-                if id(simulate) not in trajectories:
-                    trajectories[id(simulate)] = simulate(params)
-                value = fn.from_trajectory(trajectories[id(simulate)])
-            else:
-                value = fn(params, batch)
+            value = values[id(fn)] if id(fn) in values else fn(params, batch)
             total = total + weight * value
         return total
 
@@ -78,3 +80,50 @@ class Loss:
         return Loss(terms=tuple((scale * w, fn) for w, fn in self.terms))
 
     __rmul__ = __mul__
+
+
+def _is_trajectory_term(fn: Any) -> bool:
+    return getattr(fn, "simulate", None) is not None and hasattr(fn, "from_trajectory")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Joint:
+    """Several terms' frame sums evaluated together in one segment (hashable by value)."""
+
+    observers: tuple
+
+    def __call__(self, frames: Any) -> tuple:
+        return tuple(o(frames) for o in self.observers)
+
+
+def evaluate_trajectory_terms(terms: Any, params: Params) -> tuple[list, Any]:
+    """Values of trajectory terms that share one ``simulate``, from one run of it.
+
+    If every term has a frame sum (``term.observe`` and ``term.from_observed``,
+    e.g. :func:`~cgjax.losses.rdf_loss`'s) and ``simulate`` takes ``observe=``
+    (:class:`~cgjax.simulate.TrajectorySpec` does: ``simulate.streams``), the
+    sums are taken inside the compiled segments and no frame is kept (memory
+    flat in the trajectory's length); otherwise the frames are recorded and each
+    term's ``from_trajectory`` reads them. Both give the same value up to
+    float round-off.
+
+    Args:
+      terms: trajectory terms (``simulate``, ``from_trajectory``), all holding
+        the same ``simulate``.
+      params: the potential's parameters.
+
+    Returns:
+      ``(values, trajectory)``: one scalar per term, and the
+      :class:`~cgjax.simulate.DiffTrajectory` (its frame fields hold only the
+      last frame when streamed).
+    """
+    terms = list(terms)
+    simulate = terms[0].simulate
+    if any(t.simulate is not simulate for t in terms):
+        raise ValueError("evaluate_trajectory_terms: the terms hold different simulate objects")
+    observers = [getattr(t, "observe", None) for t in terms]
+    if getattr(simulate, "streams", False) and all(o is not None for o in observers):
+        traj = simulate(params, observe=_Joint(tuple(observers)))
+        return [t.from_observed(o) for t, o in zip(terms, traj.observed, strict=True)], traj
+    traj = simulate(params)
+    return [t.from_trajectory(traj) for t in terms], traj

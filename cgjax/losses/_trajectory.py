@@ -20,7 +20,7 @@ from jaxtyping import Array, Float
 
 from cgjax.losses._loss import Loss
 from cgjax.observables._msd import msd as msd_curve
-from cgjax.observables._rdf import rdf_smooth
+from cgjax.observables._rdf import rdf_smooth, rdf_smooth_frame_sum
 
 __all__ = ["TrajectoryTerm", "msd_loss", "rdf_loss"]
 
@@ -34,11 +34,17 @@ class TrajectoryTerm:
         object share one simulation inside a :class:`Loss`.
       from_trajectory: ``DiffTrajectory -> scalar``.
       name: for messages.
+      observe: optional frame sum (see ``simulate_differentiable(observe=)``):
+        with it and ``from_observed`` the term can be evaluated without
+        keeping the frames (:func:`~cgjax.losses.evaluate_trajectory_terms`).
+      from_observed: ``observe``'s sum over the trajectory ``-> scalar``.
     """
 
     simulate: Callable[[Any], Any]
     from_trajectory: Callable[[Any], jax.Array]
     name: str = "trajectory"
+    observe: Callable | None = None
+    from_observed: Callable | None = None
 
     def __call__(self, params: Any, batch: Any = None) -> jax.Array:
         del batch
@@ -125,7 +131,53 @@ def rdf_loss(
         ).g
         return jnp.mean((g - jnp.asarray(g_target, g.dtype)) ** 2)
 
-    return Loss(TrajectoryTerm(simulate, from_trajectory, "rdf"))
+    n_frames = getattr(simulate, "n_frames", None)
+    if n_frames is not None and not 0 <= start_frame < n_frames:
+        raise ValueError(f"start_frame ({start_frame}) must lie in [0, {n_frames - 1}]")
+    observe = from_observed = None
+    if pair is None:  # streamed: the frames' g summed inside the trajectory's segments
+        observe = _RDFFrameSum(_box_key(box), r_max, n_bins, sigma, int(start_frame))
+
+        def from_observed(sums) -> jax.Array:
+            g_sum, weight = sums
+            g = g_sum / weight
+            return jnp.mean((g - jnp.asarray(g_target, g.dtype)) ** 2)
+
+    return Loss(TrajectoryTerm(simulate, from_trajectory, "rdf", observe, from_observed))
+
+
+def _box_key(box: Any) -> tuple:
+    """A hashable copy of a concrete box (nm)."""
+    b = np.asarray(box, np.float64)
+    return (b.shape, tuple(b.ravel().tolist()))
+
+
+@dataclasses.dataclass(frozen=True)
+class _RDFFrameSum:
+    """The RDF term's frame sum: ``(sum_t w_t g_t, sum_t w_t)`` with ``w_t = [t >= start_frame]``.
+
+    Hashable by value, so every loss built with the same settings shares the
+    compiled segments. Frames before ``start_frame`` cost nothing (a segment
+    with none past it skips the histogram).
+    """
+
+    box: tuple
+    r_max: float
+    n_bins: int
+    sigma: float
+    start_frame: int
+
+    def __call__(self, frames: Any) -> tuple:
+        R = frames.positions
+        w = (frames.index >= self.start_frame).astype(R.dtype)
+        box = np.asarray(self.box[1], np.float64).reshape(self.box[0])
+
+        def g_sum():
+            return rdf_smooth_frame_sum(R, w, box, r_max=self.r_max, n_bins=self.n_bins,
+                                        sigma=self.sigma)  # fmt: skip
+
+        g = jax.lax.cond(jnp.any(w > 0), g_sum, lambda: jnp.zeros(self.n_bins, R.dtype))
+        return g, jnp.sum(w)
 
 
 def msd_loss(

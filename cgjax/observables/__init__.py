@@ -45,7 +45,14 @@ from cgjax.observables._pressure import (
     pressure,
     virial,
 )
-from cgjax.observables._rdf import RDF, coordination_number, rdf, rdf_smooth, rebin_rdf
+from cgjax.observables._rdf import (
+    RDF,
+    coordination_number,
+    rdf,
+    rdf_smooth,
+    rdf_smooth_frame_sum,
+    rebin_rdf,
+)
 from cgjax.observables._steinhardt import Steinhardt, steinhardt
 
 __all__ = [
@@ -80,6 +87,7 @@ __all__ = [
     "mse",
     "rdf",
     "rdf_smooth",
+    "rdf_smooth_frame_sum",
     "rebin_rdf",
     "steinhardt",
     "total_absolute_error",

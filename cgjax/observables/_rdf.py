@@ -85,7 +85,8 @@ def _result(counts, edges, norm, density):
 
 
 @functools.partial(jax.jit, static_argnames=("r_max", "n_bins", "sigma", "batch_size"))
-def _counts(R, box_mat, pairs, *, r_max, n_bins, sigma, batch_size):
+def _counts(R, box_mat, pairs, *, r_max, n_bins, sigma, batch_size, frame_weights=None):
+    """Pair counts per bin summed over frames (each frame weighted by ``frame_weights``)."""
     i, j, weights = pairs
     dr = r_max / n_bins
     if sigma is None:
@@ -109,7 +110,51 @@ def _counts(R, box_mat, pairs, *, r_max, n_bins, sigma, batch_size):
 
     # Under grad, keep only each frame's positions and recompute its [pairs, window]
     # smearing in the backward pass: memory O(pairs * window) instead of O(T * ...).
-    return map_frames(jax.checkpoint(frame), R, batch_size).sum(0)
+    per_frame = map_frames(jax.checkpoint(frame), R, batch_size)
+    if frame_weights is not None:
+        per_frame = per_frame * frame_weights[:, None]
+    return per_frame.sum(0)
+
+
+def rdf_smooth_frame_sum(
+    positions: Float[Array, "T N 3"],
+    frame_weights: Float[Array, " T"],
+    box: Any,
+    *,
+    r_max: float,
+    n_bins: int,
+    sigma: float,
+) -> Float[Array, " n_bins"]:
+    """``sum_t w_t g_t(r)``: the Gaussian-smeared RDF of each frame, weighted and summed.
+
+    The streaming form of :func:`rdf_smooth` (all particles): summed over blocks
+    of a trajectory and divided by the summed weights it gives the same ``g``
+    as :func:`rdf_smooth` of all the frames at once (the frames' ``g`` are
+    averaged), so a long trajectory's RDF can be taken block by block without
+    holding its frames. Traceable (``positions`` and ``frame_weights`` may be
+    traced); differentiable in ``positions``.
+
+    Args:
+      positions: ``[T, N, 3]`` (nm).
+      frame_weights: ``[T]`` weight of each frame (e.g. 0 for equilibration frames).
+      box: one periodic box (nm), concrete.
+      r_max, n_bins, sigma: as in :func:`rdf_smooth` (nm, count, nm).
+
+    Returns:
+      ``[n_bins]`` the weighted sum of ``g`` (dimensionless x weight).
+    """
+    R, box_mat, pairs, r_max, n_bins, batch, _, norm, _ = _setup(
+        positions, box, r_max, n_bins, None, None
+    )
+    sigma = check_range(None, sigma, "sigma")
+    window = 2 * int(np.ceil(_TRUNCATE * sigma / (r_max / n_bins))) + 1
+    batch = max(1, batch // window)
+    w = jnp.asarray(frame_weights, R.dtype)
+    if w.shape != (R.shape[0],):
+        raise ValueError(f"frame_weights must have shape [{R.shape[0]}], got {w.shape}")
+    counts = _counts(R, box_mat, pairs, r_max=r_max, n_bins=n_bins, sigma=sigma,
+                     batch_size=batch, frame_weights=w)  # fmt: skip
+    return counts / jnp.asarray(norm / R.shape[0], R.dtype)  # norm of one frame
 
 
 def rdf(

@@ -10,20 +10,25 @@ exact for the checkpointed adjoint.
 A trajectory is a Python loop over segments of ``segment_steps`` steps; each
 segment is one compiled function: it builds the neighbor list afresh from its
 wrapped start positions (no gradient flows through the list: only its integer
-pairs reach the energy), then runs one ``diffeqsolve`` with it. Between segments, on concrete
-values, the host reallocates an overflowed list and reruns the segment (no
-pair is dropped), and stops with :class:`~cgjax.simulate.SimulationError` on
-non-finite positions or on a particle that moved farther than ``skin / 2``
-inside one segment (the list, built at the segment's start, would then miss
-pairs). The state at a segment's end is the next segment's start, so
-gradients flow through all segments (except with the :class:`Truncated` adjoint).
-Because each list is a function of its segment's start, ``jax.checkpoint``
-of a segment (``Checkpoint(remat=True)``, and always for :class:`Backsolve`) keeps
-neither its steps nor its list for the backward pass: only its start state.
-The segments' frames are joined pairwise as they arrive (:class:`_FrameStack`),
-so the compiled programs do not depend on the trajectory's length either:
-peak memory no longer grows per segment, only with the recorded frames
-themselves (benchmarks/README.md, "Gradient of an RDF loss through MD").
+pairs reach the energy), then runs one ``diffeqsolve`` with it, starting from
+the acceleration the previous segment ended with (diffrax's solver state, so
+a segment boundary costs no extra force evaluation). Between segments, on
+concrete values, the host reallocates an overflowed list and reruns the
+segment (no pair is dropped), and stops with
+:class:`~cgjax.simulate.SimulationError` on non-finite positions or on a
+particle that moved farther than ``skin / 2`` inside one segment (the list,
+built at the segment's start, would then miss pairs); the segment reports both
+as two numbers, so no frame crosses to the host. The state at a segment's end
+is the next segment's start, so gradients flow through all segments (except
+with the :class:`Truncated` adjoint). Because each list is a function of its
+segment's start, ``jax.checkpoint`` of a segment (``Checkpoint(remat=True)``,
+and always for :class:`Backsolve`) keeps neither its steps nor its list for
+the backward pass: only its start state. The segments' frames are joined
+pairwise as they arrive (:class:`_FrameStack`), so the compiled programs do not
+depend on the trajectory's length either. With ``observe`` (a sum over frames,
+e.g. an RDF histogram, evaluated inside each segment) no frame is kept at all,
+and peak memory is flat in the trajectory's length (benchmarks/README.md,
+"Gradient of an RDF loss through MD").
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class DiffTrajectory(NamedTuple):
       neighbor: the last segment's neighbor list (built at its start), or None; pass
         it as ``neighbor=`` to the next run to reuse its capacity (and compiles).
       reallocations: ``[(step, old_capacity, new_capacity), ...]``.
+      observed: with ``observe=`` (see :func:`simulate_differentiable`), the sum
+        of ``observe`` over all segments (differentiable); the frame fields then
+        hold the last frame only (``F = 1``). None otherwise.
     """
 
     time: np.ndarray
@@ -76,6 +84,7 @@ class DiffTrajectory(NamedTuple):
     thermostat: Float[Array, " F"] | None
     neighbor: Any
     reallocations: list
+    observed: Any = None
 
 
 class _Verlet(diffrax.AbstractSolver):
@@ -83,7 +92,8 @@ class _Verlet(diffrax.AbstractSolver):
 
     Time is counted in steps: a diffrax step ``[t0, t1]`` advances ``(t1 - t0) dt`` ps.
     The acceleration at the end of a step is carried to the next (first same as
-    last), so each step costs one force evaluation.
+    last), so each step costs one force evaluation; a segment passes its last
+    one to the next as diffrax's ``solver_state``.
     """
 
     accel_fn: Callable = eqx.field(static=True)
@@ -187,10 +197,39 @@ class _FrameStack:
         return out
 
 
+class _Frames(NamedTuple):
+    """The frames of one segment handed to ``observe``: ``[F, N, 3]`` positions (nm,
+    unwrapped), velocities (nm/ps), ``[F]`` Nose-Hoover friction (1/ps) or None, and
+    ``[F]`` int32 ``index``: each frame's number in the whole trajectory (0 first)."""
+
+    positions: Any
+    velocities: Any
+    thermostat: Any
+    index: Any
+
+
 def _segment_fn(
-    key: tuple, energy_fn_of_params: Callable, masses: np.ndarray, neighbor_fn: Any, box: Any
+    key: tuple,
+    energy_fn_of_params: Callable,
+    masses: np.ndarray,
+    neighbor_fn: Any,
+    box: Any,
+    observe: Any = None,
 ) -> Callable:
-    """A compiled ``segment(params, y0, template) -> (frames, neighbor)`` for one setting.
+    """A compiled segment for one setting.
+
+    ``segment(params, y0, a0, fresh, template, frame0) -> (out, y1, a1, check, neighbor)``:
+
+    - ``a0`` is the acceleration at ``y0`` carried from the previous segment's
+      last step (first same as last across segments: no force evaluation is
+      repeated at a segment boundary); ``fresh`` (a traced bool) recomputes it
+      instead, for the first segment (one compiled program serves both);
+    - ``out`` is the segment's frames, or with ``observe`` the observation of
+      them (the frames then are not kept);
+    - ``y1``, ``a1`` the end state and its acceleration;
+    - ``check`` ``[2]``: the number of the first recorded frame with a
+      non-finite position (or -1) and the largest distance a particle moved
+      from ``y0`` (nm), so the host checks two numbers, not the frames.
 
     With a ``neighbor_fn``, the segment builds its neighbor list afresh from
     its own (``stop_gradient``-ed, wrapped) start positions with ``template``'s
@@ -225,10 +264,13 @@ def _segment_fn(
         rate = (jnp.sum(m * V * V) - dof * kT) / Q
         return (dt * V, dt * (a - xi * V), dt * rate)
 
-    def solve(params, y0, s0, s1, adjoint_obj):
+    def solve(args, y0, a0, s0, s1, adjoint_obj):
+        """Frames at ``s0 + record_every, ..., s1`` and the acceleration at ``s1``
+        (``a0``: the one at ``s0``; None: computed by the solver's ``init``)."""
         m = jnp.asarray(masses, y0[0].dtype)[:, None]
         solver = _Verlet(accel_fn, dt, kT if nose_hoover else None, Q, dof, m)
         ts = jnp.arange(s0 + record_every, s1 + 1, record_every).astype(y0[0].dtype)
+        backsolve = isinstance(adjoint_obj, diffrax.BacksolveAdjoint)
         sol = diffrax.diffeqsolve(
             diffrax.ODETerm(vector_field),
             solver,
@@ -236,34 +278,41 @@ def _segment_fn(
             t1=float(s1),
             dt0=1.0,
             y0=y0,
-            args=params,
-            saveat=diffrax.SaveAt(ts=ts),
+            args=args,
+            saveat=diffrax.SaveAt(ts=ts, solver_state=not backsolve),
             stepsize_controller=diffrax.ConstantStepSize(),
             adjoint=adjoint_obj,
             max_steps=s1 - s0,
+            solver_state=a0,
         )
-        return sol.ys
+        return sol.ys, (jnp.zeros_like(y0[0]) if backsolve else sol.solver_state)
 
-    def frames(params, y0, neighbor):
+    # Only the checkpointed adjoint carries the acceleration into a segment.
+    # Backsolve: diffrax treats a passed solver state as a constant. Truncated:
+    # the acceleration at the window's start must stay a function of the
+    # parameters (as it is when recomputed there).
+    carry = adjoint == "checkpoint"
+
+    def frames(args, y0, a0):
         if adjoint == "checkpoint":
-            return solve((params, neighbor), y0, 0, n_steps, _every_step(n_steps))
+            return solve(args, y0, a0, 0, n_steps, _every_step(n_steps))
         if adjoint == "backsolve":
             # The backward pass integrates the augmented (adjoint) ODE, which is
             # not a separable Hamiltonian system, with a generic fixed-step solver.
             back = diffrax.BacksolveAdjoint(solver=diffrax.Tsit5())
-            return solve((params, neighbor), y0, 0, n_steps, back)
+            return solve(args, y0, None, 0, n_steps, back)
         # truncated: no gradient before the last `window` steps of the segment
         free = n_steps - window
         ckpt = _every_step(n_steps)
         if free == 0:
-            return solve((params, neighbor), jax.lax.stop_gradient(y0), 0, n_steps, ckpt)
-        nograd = jax.lax.stop_gradient((params, neighbor, y0))
-        early = jax.lax.stop_gradient(solve(nograd[:2], nograd[2], 0, free, ckpt))
+            return solve(args, jax.lax.stop_gradient(y0), None, 0, n_steps, ckpt)
+        nograd = jax.lax.stop_gradient((args, y0))
+        early, _ = jax.lax.stop_gradient(solve(*nograd, None, 0, free, ckpt))
         mid = jax.tree_util.tree_map(lambda x: x[-1], early)
-        late = solve((params, neighbor), mid, free, n_steps, ckpt)
-        return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), early, late)
+        late, a1 = solve(args, mid, None, free, n_steps, ckpt)
+        return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), early, late), a1
 
-    def segment(params, y0, template):
+    def segment(params, y0, a0, fresh, template, frame0):
         neighbor = None
         if neighbor_fn is not None:
             # Built inside the segment from y0, so under jax.checkpoint the list is
@@ -273,8 +322,22 @@ def _segment_fn(
             neighbor = neighbor.replace(
                 reference_position=jax.lax.stop_gradient(neighbor.reference_position)
             )
-        out = None if neighbor is None else jax.lax.stop_gradient(neighbor)
-        return frames(params, y0, neighbor), out
+        args = (params, neighbor)
+        if carry:  # the previous segment's last acceleration, or a fresh one
+            a0 = jax.lax.cond(fresh, lambda: accel_fn(y0[0], args), lambda: a0)
+        ys, a1 = frames(args, y0, a0 if carry else None)
+        y1 = jax.tree_util.tree_map(lambda x: x[-1], ys)
+        R = jax.lax.stop_gradient(ys[0])
+        finite = jnp.all(jnp.isfinite(R), axis=(1, 2))
+        first_bad = jnp.where(finite.all(), -1, jnp.argmin(finite))
+        moved = jnp.sqrt(jnp.max(jnp.sum((R - jax.lax.stop_gradient(y0[0])[None]) ** 2, -1)))
+        check = jnp.stack([first_bad.astype(R.dtype), moved])
+        out = ys
+        if observe is not None:
+            index = frame0 + jnp.arange(R.shape[0], dtype=jnp.int32)
+            out = observe(_Frames(ys[0], ys[1], ys[2] if nose_hoover else None, index))
+        nb = None if neighbor is None else jax.lax.stop_gradient(neighbor)
+        return out, y1, a1, check, nb
 
     # One jitted (and, with remat, checkpointed) function per setting, reused by
     # every segment: a fresh jax.checkpoint wrapper per segment was traced anew
@@ -397,6 +460,7 @@ def simulate_differentiable(
     *,
     neighbor: Any = None,
     xi0: float = 0.0,
+    observe: Callable | None = None,
 ) -> DiffTrajectory:
     """Runs the protocol's production as MD whose recorded frames are differentiable in ``params``.
 
@@ -444,6 +508,17 @@ def simulate_differentiable(
         segments (forward and backward) are traced and compiled again;
         measured on 512 SPC/E beads, 200 steps: 9 s per forward without it.
       xi0: Nose-Hoover friction at the start (1/ps).
+      observe: ``observe(frames) -> pytree``, a *sum over the frames* it is given
+        (e.g. a histogram: :func:`~cgjax.losses.rdf_loss` uses one), evaluated
+        inside each compiled segment on that segment's frames (``frames``: a
+        named tuple of ``positions`` ``[F, N, 3]`` nm unwrapped, ``velocities``
+        nm/ps, ``thermostat`` 1/ps or None, and ``index`` ``[F]`` int32, each
+        frame's number in the trajectory). The run returns the sum over segments
+        as ``DiffTrajectory.observed`` and keeps no frames: peak memory is then
+        flat in the number of recorded frames too (with ``Checkpoint(remat=True)``
+        or :class:`Backsolve`, only each segment's start state remains per
+        segment). It must be hashable (compiled segments are cached by it), e.g.
+        a frozen dataclass or a module-level function.
 
     Returns:
       :class:`DiffTrajectory`.
@@ -489,10 +564,11 @@ def simulate_differentiable(
     remat = bool(getattr(adjoint, "remat", False)) or adjoint_name == "backsolve"
 
     frames, reallocations, done, last = _FrameStack(), [], 0, None
+    observed = None
+    accel = jnp.zeros_like(R0)  # replaced by the first segment's own (fresh=True)
     while done < n_steps:
         length = min(segment_steps, n_steps - done)
         win = None if window is None else min(window, length)
-        start = _concrete(y[0])
         key = (
             energy_fn_of_params,
             system.displacement_fn,
@@ -507,17 +583,20 @@ def simulate_differentiable(
             record_every,
             neighbor_fn,
             None if box is None else box.tobytes(),
+            observe,
             remat,
         )
-        segment = _segment_fn(key, energy_fn_of_params, system.masses, neighbor_fn, box)
+        segment = _segment_fn(key, energy_fn_of_params, system.masses, neighbor_fn, box, observe)
+        fresh = jnp.asarray(done == 0)
+        frame0 = jnp.asarray(done // record_every, jnp.int32)
         for _ in range(8):
-            ys, last = segment(params, y, neighbor)
+            out, y1, accel1, check, last = segment(params, y, accel, fresh, neighbor, frame0)
             overflow = None if last is None else _concrete(last.did_buffer_overflow)
             if overflow is None or not bool(overflow):
                 break
             # the segment's list overflowed: a bigger template, and the segment rerun
             old = int(neighbor.idx.shape[-1])
-            wrapped = jnp.asarray(wrap(start, box), R0.dtype)
+            wrapped = jnp.asarray(wrap(_concrete(y[0]), box), R0.dtype)
             neighbor = neighbor_fn.allocate(wrapped, at_least=neighbor)
             reallocations.append((done, old, int(neighbor.idx.shape[-1])))
         else:
@@ -527,26 +606,40 @@ def simulate_differentiable(
                 step=done,
                 reason="neighbor-list overflow",
             )
-        _check_segment(ys[0], start, done, record_every, float(dt), max_move)
-        frames.push(ys)
-        y = jax.tree_util.tree_map(lambda x: x[-1], ys)
+        _check_segment(_concrete(check), done, length, record_every, float(dt), max_move)
+        if observe is None:
+            frames.push(out)
+        else:
+            observed = out if observed is None else _add_tree(observed, out)
+        y, accel = y1, accel1
         done += length
 
-    cat = frames.result()
-    time = (1 + np.arange(n_steps // record_every)) * record_every * float(dt)
+    if observe is None:
+        cat = frames.result()
+        time = (1 + np.arange(n_steps // record_every)) * record_every * float(dt)
+    else:  # only the last frame is kept
+        cat = jax.tree_util.tree_map(lambda x: x[None], y)
+        time = np.array([n_steps * float(dt)])
     xi = cat[2] if ensemble == "nose_hoover" else None
-    return DiffTrajectory(time, cat[0], cat[1], xi, last, reallocations)
+    return DiffTrajectory(time, cat[0], cat[1], xi, last, reallocations, observed)
 
 
-def _check_segment(positions, start, step0, record_every, dt, max_move) -> None:
-    """Raises :class:`SimulationError` on non-finite frames or too large moves."""
-    R = _concrete(positions)
-    if R is None:
+@jax.jit
+def _add_tree(a: Any, b: Any) -> Any:
+    return jax.tree_util.tree_map(jnp.add, a, b)
+
+
+def _check_segment(check, step0, length, record_every, dt, max_move) -> None:
+    """Raises :class:`SimulationError` on a non-finite frame or a too large move.
+
+    ``check`` is a segment's ``[first non-finite frame or -1, largest move (nm)]``
+    (None inside ``jit``: no value to check).
+    """
+    if check is None:
         return
-    finite = np.all(np.isfinite(R), axis=(1, 2))
-    if not finite.all():
-        k = int(np.argmin(finite))
-        step = step0 + (k + 1) * record_every
+    first_bad, moved = int(check[0]), float(check[1])
+    if first_bad >= 0:
+        step = step0 + (first_bad + 1) * record_every
         reason = "non-finite positions (NaN/inf)"
         raise SimulationError(
             f"differentiable simulation blew up: {reason} by step {step} (t = {step * dt:.4g} "
@@ -555,17 +648,14 @@ def _check_segment(positions, start, step0, record_every, dt, max_move) -> None:
             step=step,
             reason=reason,
         )
-    if np.isfinite(max_move) and start is not None:
-        moved = float(np.sqrt(np.max(np.sum((R - start[None]) ** 2, -1))))
-        if moved > max_move:
-            reason = "a particle moved farther in one segment than the neighbor-list skin allows"
-            raise SimulationError(
-                f"{reason}: {moved:.4g} nm > skin / 2 = {max_move:.4g} nm within steps "
-                f"{step0 + 1}..{step0 + R.shape[0] * record_every}; use smaller segment_steps "
-                "or a larger skin",
-                step=step0 + R.shape[0] * record_every,
-                reason=reason,
-            )
+    if np.isfinite(max_move) and moved > max_move:
+        reason = "a particle moved farther in one segment than the neighbor-list skin allows"
+        raise SimulationError(
+            f"{reason}: {moved:.4g} nm > skin / 2 = {max_move:.4g} nm within steps "
+            f"{step0 + 1}..{step0 + length}; use smaller segment_steps or a larger skin",
+            step=step0 + length,
+            reason=reason,
+        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -590,6 +680,10 @@ class TrajectorySpec:
     adjoint: Adjoint = Checkpoint()
     neighbor: Any = None
 
+    #: ``spec(params, observe=...)`` streams frame sums (no frames kept);
+    #: :func:`~cgjax.losses.evaluate_trajectory_terms` checks this flag.
+    streams: ClassVar[bool] = True
+
     @property
     def system(self) -> System:
         """The model's :class:`System` (its box serves the RDF loss)."""
@@ -609,9 +703,11 @@ class TrajectorySpec:
     def n_frames(self) -> int:
         return self.protocol.production_steps // self.protocol.record_every
 
-    def __call__(self, params: Params) -> DiffTrajectory:
+    def __call__(self, params: Params, observe: Callable | None = None) -> DiffTrajectory:
+        """The trajectory from ``params``; ``observe``: see :func:`simulate_differentiable`."""
         return simulate_differentiable(self.model, params, self.R0, self.V0, self.protocol,
-                                       self.adjoint, neighbor=self.neighbor)  # fmt: skip
+                                       self.adjoint, neighbor=self.neighbor,
+                                       observe=observe)  # fmt: skip
 
 
 def maxwell_boltzmann(key: jax.Array, model: Any, kT: float, dtype=jnp.float32) -> jax.Array:

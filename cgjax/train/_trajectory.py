@@ -24,6 +24,7 @@ import numpy as np
 import optax
 
 from cgjax._types import Params
+from cgjax.losses import TrajectoryTerm, evaluate_trajectory_terms
 from cgjax.train._sampling import SamplingTrainer
 
 __all__ = ["TrajectoryState", "trajectory_matching"]
@@ -109,8 +110,11 @@ def trajectory_matching(
         return {k: v for k, v in tree.items() if k not in frozen} if frozen else tree
 
     def value(params, start_spec):
-        traj = start_spec(params)
-        total = sum(w * fn.from_trajectory(traj) for w, fn in terms)
+        fns = [TrajectoryTerm(start_spec, fn.from_trajectory, getattr(fn, "name", "trajectory"),
+                              getattr(fn, "observe", None), getattr(fn, "from_observed", None))
+               for _, fn in terms]  # fmt: skip
+        values, traj = evaluate_trajectory_terms(fns, params)
+        total = sum(w * v for (w, _), v in zip(terms, values, strict=True))
         last = jax.lax.stop_gradient((traj.positions[-1], traj.velocities[-1]))
         return total, (last, traj.neighbor)
 

@@ -1,5 +1,7 @@
 """Trajectory losses (smeared RDF, MSD) combined with force matching in one Loss."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -104,3 +106,50 @@ def test_msd_target_times_mismatched(setup):
     too_long = losses.msd_loss(np.arange(20) * spec.frame_interval, np.zeros(20), simulate=spec)
     with pytest.raises(ValueError, match="trajectory has only 10 frames"):
         too_long(setup[1], None)
+
+
+def test_streamed_rdf_equals_recorded_frames(setup):
+    """The RDF term summed inside the segments (no frames kept) equals the one read from
+    the recorded frames: value and gradient (float64). start_frame = 3 lies inside the
+    second 20-step segment, so a mask that ignored it would not match the recorded frames."""
+    model, params, spec, _ = setup
+    seg = dataclasses.replace(spec, adjoint=simulate.Checkpoint(segment_steps=20))
+    loss = losses.rdf_loss(CENTRES, np.ones(N_BINS), simulate=seg, sigma=0.02, start_frame=3)
+    term = loss.terms[0][1]
+    assert term.observe is not None and seg.streams
+
+    def recorded(p):
+        traj = seg(p)
+        return term.from_trajectory(traj), traj.positions
+
+    def streamed(p):
+        values, traj = losses.evaluate_trajectory_terms([term], p)
+        return values[0], (traj.positions, traj.observed)
+
+    (v0, frames), g0 = jax.value_and_grad(recorded, has_aux=True)(params)
+    (v1, (last, observed)), g1 = jax.value_and_grad(streamed, has_aux=True)(params)
+    print(f"\nrecorded {float(v0):.12g}, streamed {float(v1):.12g}")
+    np.testing.assert_allclose(v1, v0, rtol=1e-12)
+    for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g0), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    # the streamed run keeps only the last frame, the recorded run's last; 7 frames counted
+    assert last.shape == (1, *frames.shape[1:])
+    np.testing.assert_allclose(last[0], frames[-1], rtol=0, atol=1e-12)
+    assert float(observed[0][1]) == frames.shape[0] - 3
+    with pytest.raises(ValueError, match=r"start_frame \(10\) must lie in \[0, 9\]"):
+        losses.rdf_loss(CENTRES, np.ones(N_BINS), simulate=seg, sigma=0.02, start_frame=10)
+
+
+def test_rdf_frame_sum_in_blocks_equals_rdf_smooth():
+    """Summing rdf_smooth_frame_sum over blocks and dividing by the weights is rdf_smooth."""
+    from cgjax import observables
+
+    R = jax.random.uniform(jax.random.key(3), (5, 40, 3), jnp.float64) * 1.2
+    kw = dict(r_max=0.6, n_bins=12, sigma=0.03)
+    whole = observables.rdf_smooth(R[1:], 1.2, **kw).g
+    w = jnp.asarray([0.0, 1.0, 1.0, 1.0, 1.0])
+    blocks = observables.rdf_smooth_frame_sum(R[:2], w[:2], 1.2, **kw) + \
+        observables.rdf_smooth_frame_sum(R[2:], w[2:], 1.2, **kw)  # fmt: skip
+    np.testing.assert_allclose(blocks / w.sum(), whole, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"frame_weights must have shape \[2\]"):
+        observables.rdf_smooth_frame_sum(R[:2], w, 1.2, **kw)

@@ -132,6 +132,20 @@ def _inversion(method, a, smodel, target, protocol, P, X):
     )
 
 
+def _invert(method, a, smodel, target, protocol, P, X, pmf, spline, n_final):
+    tr, rows = _inversion(method, a, smodel, target, protocol, P.mean, X), []
+    state = tr.init(pmf)
+    for k in range(a.updates):
+        state, m = tr.update(state)
+        err = lj_error(spline, state.params)
+        rows.append(dict(update=k, tae_A=m["tae"] / units.angstrom, pressure_bar=m["pressure"],
+                         error_after=err, simulated_ps=m["simulated_ps"]))  # fmt: skip
+        print(f"{method} {k}: {m['summary']}; after it max |U - U_LJ| {err:.3f} kJ/mol "
+              f"({m['wall_s']:.0f} s)", flush=True)  # fmt: skip
+    fin = final_check(method, smodel, state.params, state.start, protocol, target, spline, n_final)
+    return dict(updates=rows, **fin)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target-steps", type=int, default=100000)
@@ -179,23 +193,11 @@ def main():
             results["methods"]["oracle"] = final_check(
                 "oracle (projected LJ)", smodel, p_lj, X[-1], protocol, target, spline, n_final
             )
-            continue
-        tr, rows = _inversion(method, a, smodel, target, protocol, P.mean, X), []
-        state = tr.init(pmf)
-        for k in range(a.updates):
-            state, m = tr.update(state)
-            err = lj_error(spline, state.params)
-            rows.append(dict(update=k, tae_A=m["tae"] / units.angstrom, pressure_bar=m["pressure"],
-                             error_after=err, simulated_ps=m["simulated_ps"]))  # fmt: skip
-            print(f"{method} {k}: {m['summary']}; after it max |U - U_LJ| {err:.3f} kJ/mol "
-                  f"({m['wall_s']:.0f} s)", flush=True)  # fmt: skip
-        fin = final_check(method, smodel, state.params, state.start, protocol, target, spline,
-                          n_final)  # fmt: skip
-        results["methods"][method] = dict(updates=rows, **fin)
-        with open(a.out, "w") as f:
+        else:
+            results["methods"][method] = _invert(method, a, smodel, target, protocol, P, X, pmf,
+                                                 spline, n_final)  # fmt: skip
+        with open(a.out, "w") as f:  # after every method, so a cut-off run keeps what finished
             json.dump(results, f, indent=1)
-    with open(a.out, "w") as f:
-        json.dump(results, f, indent=1)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

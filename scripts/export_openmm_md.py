@@ -1,17 +1,20 @@
 """OpenMM running an exported table against cgjax running the same model: forces and RDF.
 
     PYTHONPATH=. python scripts/export_openmm_md.py --model lj --ps 40 --out /tmp/export_md
+    PYTHONPATH=. python scripts/export_openmm_md.py --model ibi --ps 100 --out /tmp/export_ibi
 
 On the shipped argon (864 atoms, 94.4 K, last frame as the start): the model
-(argon's LJ, or a SplinePair fitted to the argon PMF ``-kT ln g``, IBI's
-starting point) is tabulated with :func:`cgjax.export.pair_table`, run in
-OpenMM through :func:`cgjax.export.openmm_force` (LangevinMiddle, CPU
-platform) and in cgjax (``simulate.sample``, BAOAB Langevin), both at the
-same time step, friction and length. It reports the force error on the start
-frame, and the RDF TAE between the engines next to the statistical noise: the
-TAE between the two halves of each engine's own production (halves of equal
-length are compared across engines too, so every TAE is between runs of the
-same length). Writes ``results.json`` and ``rdf.png`` into ``--out``.
+(argon's LJ; a SplinePair fitted to the argon PMF ``-kT ln g``, IBI's starting
+point; or that spline after ``--ibi-updates`` IBI updates of ``--ibi-ps`` each
+against the shipped argon RDF, ``train.ibi_trainer``) is tabulated with
+:func:`cgjax.export.pair_table`, run in OpenMM through
+:func:`cgjax.export.openmm_force` (LangevinMiddle, CPU platform) and in cgjax
+(``simulate.sample``, BAOAB Langevin), both at the same time step, friction
+and length. It reports the force error on the start frame, and the RDF TAE
+between the engines next to the statistical noise: the TAE between the two
+halves of each engine's own production (halves of equal length are compared
+across engines too, so every TAE is between runs of the same length).
+Writes ``results.json`` and ``rdf.png`` into ``--out``.
 """
 
 from __future__ import annotations
@@ -26,14 +29,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cgjax import datasets, export, observables, potentials, simulate, units
+from cgjax import datasets, export, observables, potentials, simulate, train, units
 
 SIGMA, EPS = 0.3405, 0.996  # nm, kJ/mol
 CUT, ONSET = 3.3 * SIGMA, 3.0 * SIGMA
 MASS, TEMPERATURE = 39.948, 94.4  # amu, K
 
 
-def _model(which: str):
+def _model(which: str, args=None):
+    if which == "ibi":
+        return _ibi_model(args)
     if which == "lj":
         term = potentials.LennardJones(sigma=SIGMA, epsilon=EPS, cutoff=CUT, r_onset=ONSET)
         return term, {"sigma": jnp.full((1, 1), SIGMA), "epsilon": jnp.full((1, 1), EPS)}, 0.25
@@ -44,6 +49,37 @@ def _model(which: str):
     basis = np.asarray(term.basis(jnp.asarray(r[keep])))
     coef, *_ = np.linalg.lstsq(basis, -units.kT(TEMPERATURE) * np.log(g[keep]), rcond=None)
     return term, {"coefficients": jnp.asarray(coef.reshape(1, 1, -1))}, None
+
+
+def _ibi_model(args):
+    """SplinePair fitted by IBI to the shipped argon RDF (from the PMF; ``--ibi-updates``)."""
+    rdf = datasets.load_observables("argon_864")["rdf"]
+    target = (np.asarray(rdf["r_nm"]), np.asarray(rdf["g"]))
+    frames = datasets.load("argon_864", wrapped=True)
+    n = frames.positions.shape[1]
+    system = simulate.System.create(box=np.asarray(frames.box), species=np.zeros(n, np.int32),
+                                    masses=MASS)  # fmt: skip
+    g = target[1]
+    term = potentials.SplinePair(n_basis=32, r_min=float(target[0][np.argmax(g > 0.02)]),
+                                 cutoff=CUT)  # fmt: skip
+    model = potentials.energy_model(term, system=system)
+    R0 = np.asarray(frames.positions[0], np.float32)
+    pmf = train.potential_of_mean_force(model, model.init_fn(jax.random.key(0), R0), target,
+                                        TEMPERATURE)  # fmt: skip
+    every = int(round(args.every / args.dt))
+    protocol = simulate.Protocol(
+        temperature=TEMPERATURE, dt=args.dt, thermostat="langevin", friction=args.friction,
+        equilibration_steps=10 * every, production_steps=int(round(args.ibi_ps / args.dt)),
+        record_every=every, seed=args.seed + 7,
+    )  # fmt: skip
+    params32 = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), pmf)
+    tr = train.ibi_trainer(model, target, protocol, R0=R0)
+    state = tr.init(params32)
+    for k in range(args.ibi_updates):
+        state, m = tr.update(state)
+        print(f"IBI {k}: {m['summary']} ({m['wall_s']:.0f} s)", flush=True)
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), state.params)
+    return term, params, None
 
 
 def _openmm_run(table, R0, box, args):
@@ -96,7 +132,9 @@ def _forces(term, params, table, R, box):
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", choices=("lj", "spline"), default="lj")
+    p.add_argument("--model", choices=("lj", "spline", "ibi"), default="lj")
+    p.add_argument("--ibi-updates", type=int, default=5, help="IBI updates (--model ibi)")
+    p.add_argument("--ibi-ps", type=float, default=10.0, help="ps sampled per IBI update")
     p.add_argument("--ps", type=float, default=40.0, help="production per engine (ps)")
     p.add_argument("--eq", type=float, default=10.0, help="equilibration (ps)")
     p.add_argument("--dt", type=float, default=0.005, help="time step (ps)")
@@ -109,7 +147,7 @@ def main(argv=None) -> dict:
     jax.config.update("jax_enable_x64", True)  # tables in float64; the MD runs float32
     frames = datasets.load("argon_864", wrapped=True)
     R0, box = np.asarray(frames.positions[-1], np.float64), np.asarray(frames.box, np.float64)
-    term, params, r_min = _model(args.model)
+    term, params, r_min = _model(args.model, args)
     table = export.pair_table(term, params, r_min=r_min, dr=0.0005)
     out = {"model": args.model, "args": vars(args), "forces": _forces(term, params, table, R0, box)}
     print("forces on the start frame:", out["forces"], flush=True)

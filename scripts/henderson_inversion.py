@@ -11,6 +11,13 @@ of the target run (each half as long as ... see the output).
 
     PYTHONPATH=. python scripts/henderson_inversion.py --target-steps 100000 \
         --steps 10000 --updates 10 --out henderson.json
+
+``--target-cache FILE.npz`` stores (or reuses) the target trajectory, so a long
+target is simulated once. ``--oracle`` also samples the true LJ projected on
+the spline basis (the answer IBI/IMC should reach) as long as the final
+check: its TAE is the floor any inversion can reach at this sampling, and its
+``|U - U_LJ|`` the floor of the spline representation. Every final row also
+records where the largest ``|U - U_LJ|`` sits and the error profile.
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ SIGMA, EPSILON, T = 0.3405, 0.996, 94.4
 CUTOFF, ONSET, DT, FRICTION = 0.85, 0.8, 0.02, 1.0
 
 
-def target_run(n_steps: int):
-    quiet = simulate.Monitor(progress=False)
+def lj_system():
+    """``(system, LJ model, its params, fcc start [N, 3] nm)``: 256 atoms at 20.71 nm^-3."""
     R, L = simulate.fcc_lattice(4, 20.71)
     n = R.shape[0]
     system = simulate.System.create(box=np.eye(3) * L, species=np.zeros(n, np.int32),
@@ -39,7 +46,12 @@ def target_run(n_steps: int):
     lj = potentials.LennardJones(sigma=SIGMA, epsilon=EPSILON, cutoff=CUTOFF, r_onset=ONSET)
     model = potentials.energy_model(lj, system=system)
     R = jnp.asarray(R, jnp.float32)
-    p_true = model.init_fn(jax.random.key(0), R)
+    return system, model, model.init_fn(jax.random.key(0), R), R
+
+
+def target_run(n_steps: int, every: int = 20):
+    quiet = simulate.Monitor(progress=False)
+    system, model, p_true, R = lj_system()
     nf = model.neighbor_fn(skin=0.1)
     nb = nf.allocate(R)
     hot = simulate.nvt_langevin(model.energy_fn(p_true), system, dt=0.004, kT=4 * units.kB * T,
@@ -51,35 +63,117 @@ def target_run(n_steps: int):
     state = sim.init_fn(jax.random.key(1), out.state.position, neighbor=out.neighbor)
     out = simulate.run(sim, state, n_steps=2000, record_every=100, neighbor_fn=nf,
                        neighbor=out.neighbor, monitor=quiet)  # fmt: skip
-    out = simulate.run(sim, out.state, n_steps=n_steps, record_every=20, neighbor_fn=nf,
+    out = simulate.run(sim, out.state, n_steps=n_steps, record_every=every, neighbor_fn=nf,
                        neighbor=out.neighbor, monitor=simulate.Monitor(progress=True))  # fmt: skip
     X = np.asarray(out.trajectory.positions)
     return system, model, p_true, X
 
 
-def lj_error(spline, params):
+def lj_error(spline, params, profile=False):
+    """Largest ``|U - U_LJ|`` over sigma <= r < r_c (kJ/mol); with ``profile``, also
+    ``(r_at_max, [(r, U - U_LJ)] on a 0.025 nm grid)``."""
     r = jnp.linspace(SIGMA, CUTOFF, 400)
     U = spline.basis(r) @ jnp.reshape(params["coefficients"], -1)
     U_lj = potentials.lennard_jones(r, SIGMA, EPSILON) * smooth_switch(r, ONSET, CUTOFF)
-    return float(jnp.max(jnp.abs(U - U_lj)))
+    d = np.asarray(U - U_lj)
+    if not profile:
+        return float(np.max(np.abs(d)))
+    grid = np.arange(SIGMA, CUTOFF, 0.025)
+    rows = [(round(float(x), 4), round(float(np.interp(x, np.asarray(r), d)), 4)) for x in grid]
+    return float(np.max(np.abs(d))), float(r[np.argmax(np.abs(d))]), rows
+
+
+def projected_lj(spline, smodel, X0):
+    """The spline's coefficients fitted (least squares) to the target's switched LJ."""
+    r = jnp.linspace(spline.r_min, CUTOFF, 2000)
+    U_lj = potentials.lennard_jones(r, SIGMA, EPSILON) * smooth_switch(r, ONSET, CUTOFF)
+    c = np.linalg.lstsq(np.asarray(spline.basis(r)), np.asarray(U_lj), rcond=None)[0]
+    p = smodel.init_fn(jax.random.key(0), X0)
+    return {**p, "coefficients": jnp.asarray(c.reshape(np.shape(p["coefficients"])), jnp.float32)}
+
+
+def load_target(a):
+    """``(system, model, p_true, X)`` from ``--target-cache`` or a new target run."""
+    import os
+
+    if a.target_cache and os.path.exists(a.target_cache):
+        X = np.load(a.target_cache)["X"]
+        system, model, p_true, _ = lj_system()
+        print(f"target: {len(X)} frames from {a.target_cache}", flush=True)
+        return system, model, p_true, X
+    system, model, p_true, X = target_run(a.target_steps, a.target_every)
+    if a.target_cache:
+        np.savez(a.target_cache, X=X)
+    return system, model, p_true, X
+
+
+def final_check(name, smodel, params, start, protocol, target, spline, n_steps):
+    """TAE (A) of ``params`` sampled ``n_steps`` against the target, and the U error profile."""
+    fin = simulate.sample(smodel, params, start, protocol.replace(production_steps=n_steps))
+    box = smodel.system.box
+    g_fin = observables.rdf(fin.trajectory.positions, box, r_max=1.0, n_bins=200).g
+    tae = float(observables.total_absolute_error(target.r, target.g, g_fin)) / units.angstrom
+    err, r_at, prof = lj_error(spline, params, profile=True)
+    print(f"{name} final: TAE {tae:.4f} A over {n_steps} steps, max |U - U_LJ| {err:.3f} kJ/mol "
+          f"at r = {r_at:.4f} nm; U - U_LJ on a grid: {prof}", flush=True)  # fmt: skip
+    return dict(final_tae_A=tae, final_error=err, r_at_max_error=r_at, error_profile=prof)
+
+
+def _inversion(method, a, smodel, target, protocol, P, X):
+    if method == "ibi":
+        return train.ibi_trainer(smodel, target, protocol, R0=X[-1], settings=train.IBISettings(
+            alpha=a.alpha, pressure=None if a.no_pressure else P))  # fmt: skip
+    return train.imc_trainer(
+        smodel,
+        target,
+        protocol,
+        R0=X[-1],
+        settings=train.IMCSettings(regularization=a.regularization),
+    )
+
+
+def _invert(method, a, smodel, target, protocol, P, X, pmf, spline, n_final):
+    tr, rows = _inversion(method, a, smodel, target, protocol, P.mean, X), []
+    state = tr.init(pmf)
+    for k in range(a.updates):
+        state, m = tr.update(state)
+        err = lj_error(spline, state.params)
+        rows.append(dict(update=k, tae_A=m["tae"] / units.angstrom, pressure_bar=m["pressure"],
+                         error_after=err, simulated_ps=m["simulated_ps"]))  # fmt: skip
+        print(f"{method} {k}: {m['summary']}; after it max |U - U_LJ| {err:.3f} kJ/mol "
+              f"({m['wall_s']:.0f} s)", flush=True)  # fmt: skip
+    fin = final_check(method, smodel, state.params, state.start, protocol, target, spline, n_final)
+    return dict(updates=rows, **fin)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--target-steps", type=int, default=100000)
+    ap.add_argument("--target-every", type=int, default=20, help="steps between target frames")
+    ap.add_argument("--target-cache", default=None, help=".npz to store/reuse the target frames")
     ap.add_argument("--steps", type=int, default=10000, help="production steps per update")
     ap.add_argument("--updates", type=int, default=10)
-    ap.add_argument("--methods", default="imc,ibi")
+    ap.add_argument(
+        "--final-steps",
+        type=int,
+        default=None,
+        help="steps of the final check (default: half the target's)",
+    )
+    ap.add_argument("--methods", default="imc,ibi", help="imc, ibi, oracle (comma-separated)")
+    ap.add_argument("--alpha", type=float, default=1.0, help="IBI damping")
+    ap.add_argument("--no-pressure", action="store_true", help="IBI without the pressure ramp")
+    ap.add_argument("--regularization", type=float, default=1e-3, help="IMC Tikhonov lambda")
     ap.add_argument("--out", default="henderson.json")
     a = ap.parse_args()
     t0 = time.perf_counter()
-    system, model, p_true, X = target_run(a.target_steps)
+    system, model, p_true, X = load_target(a)
+    n_final = a.final_steps or len(X) * a.target_every // 2
     target = observables.rdf(X, system.box, r_max=1.0, n_bins=200)
     h = len(X) // 2
     g1 = observables.rdf(X[:h], system.box, r_max=1.0, n_bins=200).g
     g2 = observables.rdf(X[h:], system.box, r_max=1.0, n_bins=200).g
     floor = float(observables.total_absolute_error(target.r, g1, g2)) / units.angstrom
-    P = observables.pressure(model, p_true, X, kT=units.kB * T)
+    P = observables.pressure(model, p_true, X[:: max(1, len(X) // 2000)], kT=units.kB * T)
     print(f"target: {len(X)} frames, P = {P.mean:.1f} +- {P.sem:.1f} bar; TAE between its "
           f"halves {floor:.4f} A ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     spline = potentials.SplinePair(n_basis=44, r_min=0.3, cutoff=CUTOFF)
@@ -90,32 +184,19 @@ def main():
     protocol = simulate.Protocol(temperature=T, dt=DT, thermostat="langevin", friction=FRICTION,
                                  record_every=20, equilibration_steps=500,
                                  production_steps=a.steps)  # fmt: skip
-    results = dict(target_frames=len(X), target_pressure_bar=P.mean, target_pressure_sem=P.sem,
-                   tae_floor_A=floor, pmf_error=lj_error(spline, pmf), methods={})  # fmt: skip
+    results = dict(args=vars(a), target_frames=len(X), target_pressure_bar=P.mean,
+                   target_pressure_sem=P.sem, tae_floor_A=floor, final_steps=n_final,
+                   pmf_error=lj_error(spline, pmf), methods={})  # fmt: skip
     for method in a.methods.split(","):
-        if method == "ibi":
-            tr = train.ibi_trainer(smodel, target, protocol, R0=X[-1],
-                                   settings=train.IBISettings(pressure=P.mean))  # fmt: skip
+        if method == "oracle":  # the answer, sampled as long as the final checks
+            p_lj = projected_lj(spline, smodel, X[0])
+            results["methods"]["oracle"] = final_check(
+                "oracle (projected LJ)", smodel, p_lj, X[-1], protocol, target, spline, n_final
+            )
         else:
-            tr = train.imc_trainer(smodel, target, protocol, R0=X[-1])
-        state, rows = tr.init(pmf), []
-        for k in range(a.updates):
-            state, m = tr.update(state)
-            err = lj_error(spline, state.params)
-            rows.append(dict(update=k, tae_A=m["tae"] / units.angstrom, pressure_bar=m["pressure"],
-                             error_after=err, simulated_ps=m["simulated_ps"]))  # fmt: skip
-            print(f"{method} {k}: {m['summary']}; after it max |U - U_LJ| {err:.3f} kJ/mol "
-                  f"({m['wall_s']:.0f} s)", flush=True)  # fmt: skip
-        # the TAE of the final parameters, on a sampling as long as the target's half
-        fin = simulate.sample(smodel, state.params, state.start,
-                              protocol.replace(production_steps=a.target_steps // 2))  # fmt: skip
-        g_fin = observables.rdf(fin.trajectory.positions, system.box, r_max=1.0, n_bins=200).g
-        tae = float(observables.total_absolute_error(target.r, target.g, g_fin)) / units.angstrom
-        print(f"{method} final: TAE {tae:.4f} A, max |U - U_LJ| {rows[-1]['error_after']:.3f} "
-              "kJ/mol", flush=True)  # fmt: skip
-        results["methods"][method] = dict(updates=rows, final_tae_A=tae,
-                                          final_error=rows[-1]["error_after"])  # fmt: skip
-        with open(a.out, "w") as f:
+            results["methods"][method] = _invert(method, a, smodel, target, protocol, P, X, pmf,
+                                                 spline, n_final)  # fmt: skip
+        with open(a.out, "w") as f:  # after every method, so a cut-off run keeps what finished
             json.dump(results, f, indent=1)
     print(f"total {time.perf_counter() - t0:.0f} s")
 

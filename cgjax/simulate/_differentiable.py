@@ -538,6 +538,15 @@ def simulate_differentiable(
      window) = _settings(protocol, adjoint)  # fmt: skip
     system = system_of(model, "simulate_differentiable")
     energy_fn_of_params = model.energy_fn
+    if observe is not None:
+        try:
+            hash(observe)
+        except TypeError as err:
+            raise TypeError(
+                f"observe must be hashable (the compiled segments are cached by it), got "
+                f"{type(observe).__name__}: {err}; use a frozen dataclass or a module-level "
+                "function"
+            ) from None
     neighbor_fn = None if protocol.skin is None else model.neighbor_fn(skin=protocol.skin)
     system.check_positions(R0, "R0")
     system.check_positions(V0, "V0")

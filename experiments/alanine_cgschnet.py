@@ -56,8 +56,11 @@ def _networks(config, topology, frames):
         hidden=tuple(config.cgnet.hidden),
     )  # fmt: skip
     s = config.schnet.to_dict()
-    schnet = potentials.SchNet(n_species=2, **{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in s.items()})  # fmt: skip
+    # bonded pairs out of SchNet's graph: their ~0.003-nm stiff distances belong to the priors
+    exclude = tuple(sorted(bonded)) if s.pop("exclude_bonded", False) else ()
+    schnet = potentials.SchNet(n_species=2, exclude=exclude,
+                               **{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in s.items()})  # fmt: skip
     return {"cgnet": cgnet, "cgschnet": schnet}
 
 

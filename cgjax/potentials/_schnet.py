@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from cgjax.potentials._base import Term
 from cgjax.potentials._graph import Graph
@@ -35,6 +36,7 @@ def default_config() -> ml_collections.ConfigDict:
             cutoff=0.6,
             output_features=(64,),
             param_dtype=jnp.float32,
+            exclude=(),
         )
     )
 
@@ -70,6 +72,20 @@ class Interaction(nn.Module):
         return h + g(z)  # eq. 11
 
 
+def _kept_edges(exclude: Any, graph: Graph) -> jax.Array:
+    """``[E]`` 1.0 on edges not listed in ``exclude`` (either direction), 0.0 on listed ones."""
+    n = graph.n_nodes
+    pairs = np.asarray(exclude, dtype=np.int64).reshape(-1, 2)
+    if pairs.size and (pairs.min() < 0 or pairs.max() >= n):
+        raise ValueError(
+            f"SchNet.exclude: pair indices must be in [0, {n}) for this {n}-particle "
+            f"system, got {[tuple(int(x) for x in p) for p in pairs]}"
+        )
+    table = np.zeros((n, n), dtype=bool)
+    table[pairs[:, 0], pairs[:, 1]] = table[pairs[:, 1], pairs[:, 0]] = True
+    return jnp.where(jnp.asarray(table)[graph.senders, graph.receivers], 0.0, 1.0)
+
+
 class SchNet(Term):
     """CGSchNet energy: bead embeddings, interaction blocks, beadwise output MLP, summed.
 
@@ -92,6 +108,10 @@ class SchNet(Term):
       output_features: hidden widths of the output MLP (a final width-1 layer
         is added).
       param_dtype: dtype of the weights.
+      exclude: particle-index pairs ``(i, j)`` whose edges carry no message
+        (their filters are multiplied by 0), e.g. a molecule's bonded pairs whose
+        stiff distances a prior already holds; ``()``: every pair within the
+        cutoff, as paper 001. Indices must be ``< N``.
 
     References:
       Paper 001 §III B, eqs. 9-11 (CGSchNet); Schütt et al., SchNet (its ref. 24).
@@ -106,6 +126,7 @@ class SchNet(Term):
     cutoff: float = 0.6
     output_features: Sequence[int] = (64,)
     param_dtype: Any = jnp.float32
+    exclude: tuple[tuple[int, int], ...] = ()
     default_name: ClassVar[str] = "schnet"
 
     def needs_directed_edges(self) -> bool:
@@ -122,6 +143,8 @@ class SchNet(Term):
         rbf, envelope = radial_edge_features(
             graph, n_rbf=self.n_rbf, cutoff=self.cutoff, width=self.rbf_width, owner="SchNet"
         )
+        if self.exclude:
+            envelope = envelope * _kept_edges(self.exclude, graph)
         h = nn.Embed(
             self.n_species, self.embed_dim, param_dtype=self.param_dtype, name="embedding"
         )(graph.species)

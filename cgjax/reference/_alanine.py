@@ -77,6 +77,9 @@ class AlanineConfig:
       seed: velocities and Langevin noise.
       platform, threads: OpenMM platform and CPU threads.
       checkpoint_every: ps of production between checkpoints (resume with the same command).
+      start_phi_psi: ``(phi, psi)`` pairs (degrees) the copies start from, copy ``k``
+        from pair ``k mod len`` (:func:`set_phi_psi`, then the minimisation); ``()``:
+        every copy from the shipped structure (then all copies start in one basin).
     """
 
     copies: int = 64
@@ -95,6 +98,7 @@ class AlanineConfig:
     platform: str = "CPU"
     threads: int | None = None
     checkpoint_every: float = 50.0
+    start_phi_psi: tuple[tuple[float, float], ...] = ()
 
     def steps(self, t_ps: float, name: str) -> int:
         """Whole number of ``dt`` steps in ``t_ps`` ps, or ``ValueError``."""
@@ -119,6 +123,11 @@ class AlanineConfig:
         if self.steps(self.production, "production") % every:
             raise ValueError("production must be a whole number of save_every intervals")
         self.steps(self.equilibration, "equilibration")
+        for pair in self.start_phi_psi:
+            if len(pair) != 2 or not all(-180.0 <= float(x) <= 180.0 for x in pair):
+                raise ValueError(
+                    f"start_phi_psi entries must be (phi, psi) in [-180, 180] degrees, got {pair!r}"
+                )
 
 
 def pdb_path() -> str:
@@ -160,6 +169,55 @@ def _bead_atoms(topology) -> tuple[np.ndarray, np.ndarray]:
     return beads, masses
 
 
+def _side(bonds: dict[int, set[int]], root: int, cut: int) -> list[int]:
+    """Atoms reached from ``root`` without crossing the bond ``root``-``cut``."""
+    seen, todo = {root}, [root]
+    while todo:
+        i = todo.pop()
+        for j in bonds[i]:
+            if j not in seen and (i, j) != (root, cut):
+                seen.add(j)
+                todo.append(j)
+    if cut in seen:
+        raise ValueError(f"atoms {root} and {cut} are in a ring: no side to rotate")
+    return sorted(seen)
+
+
+def set_phi_psi(positions: np.ndarray, topology: Any, phi: float, psi: float) -> np.ndarray:
+    """One copy's positions (nm, ``[22, 3]``) with its backbone phi and psi set (degrees).
+
+    phi (C(ACE)-N-CA-C) is set by rotating every atom on CA's side of the N-CA
+    bond about it, psi (N-CA-C-N(NME)) by rotating C's side of the CA-C bond;
+    bond lengths and angles are kept. Clashes are left to the minimiser.
+    """
+    index = {(a.residue.name, a.name): a.index for a in topology.atoms()}
+    bonds: dict[int, set[int]] = {a.index: set() for a in topology.atoms()}
+    for a, b in topology.bonds():
+        bonds[a.index].add(b.index)
+        bonds[b.index].add(a.index)
+    c0, n, ca, c, n1 = (index[k] for k in (("ACE", "C"), ("ALA", "N"), ("ALA", "CA"),
+                                           ("ALA", "C"), ("NME", "N")))  # fmt: skip
+    R = np.array(positions, dtype=float)
+    for quad, target in (((c0, n, ca, c), phi), ((n, ca, c, n1), psi)):
+        _, b1, b2, _ = quad
+        now = float(np.rad2deg(_dihedral(R[list(quad)])))
+        moving = _side(bonds, b2, b1)
+        axis = (R[b2] - R[b1]) / np.linalg.norm(R[b2] - R[b1])
+        t = np.deg2rad(target - now)
+        K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        rot = np.eye(3) + np.sin(t) * K + (1 - np.cos(t)) * K @ K  # Rodrigues
+        R[moving] = (R[moving] - R[b2]) @ rot.T + R[b2]
+    return R
+
+
+def _dihedral(p: np.ndarray) -> float:
+    """Dihedral (rad) of four points ``[4, 3]``, IUPAC sign."""
+    b0, b1, b2 = p[0] - p[1], p[2] - p[1], p[3] - p[2]
+    b1 = b1 / np.linalg.norm(b1)
+    v, w = b0 - (b0 @ b1) * b1, b2 - (b2 @ b1) * b1
+    return float(np.arctan2(np.cross(b1, v) @ w, v @ w))
+
+
 def alanine_system(config: AlanineConfig) -> AlanineSystem:
     """The OpenMM system of ``config.copies`` non-interacting copies on a cubic lattice."""
     import openmm
@@ -175,7 +233,12 @@ def alanine_system(config: AlanineConfig) -> AlanineSystem:
     for k in range(config.copies):
         site = config.spacing * np.asarray([k % side, (k // side) % side, k // side**2], float)
         sites.append(site)
-        modeller.add(pdb.topology, (R0 + site) * unit.nanometer)
+        Rk = R0
+        if config.start_phi_psi:
+            phi, psi = config.start_phi_psi[k % len(config.start_phi_psi)]
+            Rk = set_phi_psi(R0, pdb.topology, float(phi), float(psi))
+            Rk = Rk - Rk.mean(axis=0)
+        modeller.add(pdb.topology, (Rk + site) * unit.nanometer)
     system = ff.createSystem(
         modeller.topology,
         nonbondedMethod=app.CutoffNonPeriodic,

@@ -135,6 +135,22 @@ def _alanine_parser(parser: argparse.ArgumentParser) -> None:
     a("--threads", type=int, default=None, help="CPU threads (OpenMM's default)")
     a("--checkpoint-every", type=float, default=d.checkpoint_every, help="ps")
     a("--no-progress", action="store_true", help="no progress bars")
+    a("--start-phi-psi", type=_phi_psi_pairs, default=(),
+      help="copies start from these backbone angles, cycled, e.g. '-70,140;-70,-40;60,40' "
+           "(degrees; default: all from the shipped structure)")  # fmt: skip
+
+
+def _phi_psi_pairs(text: str) -> tuple[tuple[float, float], ...]:
+    """``'-70,140;60,40'`` -> ``((-70.0, 140.0), (60.0, 40.0))``."""
+    try:
+        pairs = tuple(tuple(float(x) for x in item.split(",")) for item in text.split(";"))
+    except ValueError:
+        pairs = ((),)
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise argparse.ArgumentTypeError(
+            f"--start-phi-psi wants 'phi,psi;phi,psi;...' in degrees, got {text!r}"
+        )
+    return pairs
 
 
 def _alanine(args, command: str) -> int:
@@ -156,6 +172,7 @@ def _alanine(args, command: str) -> int:
         platform=args.platform,
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,
+        start_phi_psi=args.start_phi_psi,
     )
     cg = generate_alanine(
         config, args.out, progress=not args.no_progress, provenance={"command": command}

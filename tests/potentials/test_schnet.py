@@ -46,8 +46,10 @@ def mlp(q, x):
     return x
 
 
-def reference_energy(params, R, species, box, *, cutoff, n_rbf):
-    """Paper 001 eqs. 9-11 and the beadwise output network, pair by pair in numpy."""
+def reference_energy(params, R, species, box, *, cutoff, n_rbf, exclude=()):
+    """Paper 001 eqs. 9-11 and the beadwise output network, pair by pair in numpy;
+    pairs in ``exclude`` send no message."""
+    excluded = {frozenset(e) for e in exclude}
     p = jax.tree.map(np.asarray, params)
     centers = np.linspace(0.0, cutoff, n_rbf)
     width = cutoff / (n_rbf - 1)
@@ -63,7 +65,7 @@ def reference_energy(params, R, species, box, *, cutoff, n_rbf):
                 d = R[j] - R[i]
                 d = d - box * np.round(d / box)
                 r = np.linalg.norm(d)
-                if i == j or r >= cutoff:
+                if i == j or r >= cutoff or frozenset((i, j)) in excluded:
                     continue
                 e = np.exp(-0.5 * ((r - centers) / width) ** 2)
                 s = r / cutoff
@@ -87,6 +89,29 @@ def test_matches_pairwise_reference(schnet, system2):
     e = model.energy_fn(params)(jnp.asarray(R))
     e_ref = reference_energy(params, R, species, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"])
     np.testing.assert_allclose(float(e), e_ref, rtol=1e-12)
+
+
+def test_exclude_drops_listed_pairs_and_names_bad_indices(system2):
+    R, species, box = system2
+    exclude = ((0, 1), (3, 2), (5, 9))  # (3, 2): either order
+    schnet = potentials.SchNet(**SMALL, exclude=exclude)
+    model = potentials.energy_model(schnet, species=species, box=box)
+    params = perturbed_params(model, R)
+    e = model.energy_fn(params)(jnp.asarray(R))
+    e_ref = reference_energy(params, R, species, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"],
+                             exclude=exclude)  # fmt: skip
+    np.testing.assert_allclose(float(e), e_ref, rtol=1e-12)
+    e_all = reference_energy(params, R, species, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"])
+    assert abs(e_ref - e_all) > 1e-6  # the listed pairs were within the cutoff
+    # a particle whose every pair is excluded feels no force
+    n = len(R)
+    lone = potentials.SchNet(**SMALL, exclude=tuple((0, j) for j in range(1, n)))
+    lone_model = potentials.energy_model(lone, species=species, box=box)
+    f = -jax.grad(lone_model.energy_fn(params))(jnp.asarray(R))
+    assert float(jnp.abs(f[0]).max()) == 0.0 and float(jnp.abs(f[1:]).max()) > 1e-6
+    bad = potentials.SchNet(**SMALL, exclude=((0, n),))
+    with pytest.raises(ValueError, match=r"SchNet.exclude: pair indices must be in \[0, 27\)"):
+        potentials.energy_model(bad, species=species, box=box).energy_fn(params)(jnp.asarray(R))
 
 
 def test_isolated_bead_is_output_network_of_its_embedding(schnet, system2):

@@ -12,6 +12,7 @@ and in ``tests/data/test_constraints.py``.)
 
 from __future__ import annotations
 
+import argparse
 import os
 
 import numpy as np
@@ -206,3 +207,42 @@ def test_generator_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     np.testing.assert_array_equal(frames.positions[:2], kept[:, 0])  # copy 0, frames 0-1
     np.testing.assert_array_equal(frames.positions[6:8], kept[:, 1])  # copy 1
     assert ala._resume(str(tmp_path / "none.npz"), None, config) is None
+
+
+def test_copies_start_from_the_requested_phi_psi_and_keep_them_through_minimisation():
+    """start_phi_psi: each copy's backbone is rotated to its (phi, psi), bonds and angles kept."""
+    from cgjax.reference._alanine import set_phi_psi
+
+    pdb = app.PDBFile(pdb_path())
+    R0 = np.asarray(pdb.positions.value_in_unit(unit.nanometer))
+    R = set_phi_psi(R0, pdb.topology, 60.0, 40.0)
+    # every 1-2 and 1-3 distance is unchanged (rigid rotations about bonds)
+    nbr = {a.index: set() for a in pdb.topology.atoms()}
+    for a, b in pdb.topology.bonds():
+        nbr[a.index].add(b.index)
+        nbr[b.index].add(a.index)
+    pairs = {tuple(sorted((i, j))) for i in nbr for j in nbr[i]}
+    pairs |= {tuple(sorted((i, k))) for j in nbr for i in nbr[j] for k in nbr[j] if i != k}
+    i, j = np.asarray(sorted(pairs)).T
+    dist = lambda X: np.linalg.norm(X[i] - X[j], axis=-1)
+    np.testing.assert_allclose(dist(R), dist(R0), atol=1e-12)
+    starts = ((-70.0, 140.0), (-70.0, -40.0), (60.0, 40.0))
+    s = alanine_system(AlanineConfig(copies=3, production=4.0, equilibration=0.0,
+                                     start_phi_psi=starts))  # fmt: skip
+    beads = s.positions.reshape(3, 22, 3)[:, s.bead_atoms]
+    np.testing.assert_allclose(np.rad2deg(observables.ramachandran(beads)), starts, atol=1e-9)
+    ctx = openmm.Context(s.system, openmm.VerletIntegrator(0.001),
+                         openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})  # fmt: skip
+    ctx.setPositions(s.positions)
+    openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 0)
+    R = ctx.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.nanometer)
+    pp = np.rad2deg(observables.ramachandran(np.asarray(R).reshape(3, 22, 3)[:, s.bead_atoms]))
+    basins = observables.basin_populations(np.deg2rad(pp))
+    assert basins == pytest.approx({"beta_C7eq": 1 / 3, "alpha_R": 1 / 3, "alpha_L": 1 / 3})
+    with pytest.raises(ValueError, match="start_phi_psi entries must be"):
+        AlanineConfig(start_phi_psi=((200.0, 0.0),)).check()
+    from cgjax.reference._cli import _phi_psi_pairs  # the generator's --start-phi-psi
+
+    assert _phi_psi_pairs("-70,140;-70,-40;60,40") == starts
+    with pytest.raises(argparse.ArgumentTypeError, match="--start-phi-psi wants"):
+        _phi_psi_pairs("-70,140,3")

@@ -150,10 +150,18 @@ def task_fm(data, s, wd):
 
 def lj_template(displacement, s):
     """A switched LJ pair (sigma, epsilon trainable) through jax-md's neighbor-list pair map."""
+    from jax import numpy as jnp
     from jax_md import energy, smap, space
 
+    def safe_lj(dr, sigma, epsilon, **unused):
+        # The padding of a Dense list puts pairs at dr = 0; jax-md masks their energy but
+        # d/dsigma of (sigma/0)^12 is inf and the masked gradient NaN. chemtrain's own
+        # custom_energy.customn_lennard_jones_neighbor_list has the same NaN; its
+        # truncated_lennard_jones guards dr like this.
+        return energy.lennard_jones(jnp.where(dr > 1e-7, dr, 1e7), sigma, epsilon)
+
     cut = float(s["lj_cutoff"])
-    pair = energy.multiplicative_isotropic_cutoff(energy.lennard_jones, cut - 0.05, cut)
+    pair = energy.multiplicative_isotropic_cutoff(safe_lj, cut - 0.05, cut)
     metric = space.canonicalize_displacement_or_metric(displacement)  # distances, not vectors
 
     def energy_fn_template(params):
@@ -275,8 +283,11 @@ def task_md(data, s, wd):
     box_tensor, _, displacement, shift = space_of(box)
     R0 = jnp.asarray(frac(data["R0"], box))
     energy_fn_template, neighbor_fn, nbrs, _ = dimenet(displacement, box_tensor, R0, s)
+    import jax
+
     with open(os.path.join(wd, "chemtrain_fm_params.pkl"), "rb") as f:
-        params = pickle.load(f)
+        # as jax arrays: DimeNet++ indexes its species embedding with traced indices
+        params = jax.tree_util.tree_map(jnp.asarray, pickle.load(f))
     kT = float(s["kT"])
     s_md = dict(s, dt=float(s["md_dt"]), equilibration_steps=int(s["record_every"]),
                 production_steps=int(s["md_steps"]))  # fmt: skip
@@ -284,8 +295,9 @@ def task_md(data, s, wd):
     sim_init, _ = sim_template(energy_fn_template(params))
     state0 = sim_init(random.PRNGKey(int(s["seed"])), R0, neighbor=nbrs, mass=float(s["mass"]))
     reference = sampling.SimulatorState(sim_state=state0, nbrs=nbrs)
+    # vmap_batch 1: its auxiliary quantities (kT) are batched over frames, which must divide
     generate = sampling.trajectory_generator_init(sim_template, energy_fn_template,
-                                                  timings_of(s_md))  # fmt: skip
+                                                  timings_of(s_md), vmap_batch=1)  # fmt: skip
     t0 = time.perf_counter()
     traj = generate(params, reference, kT=kT)
     traj.trajectory.position.block_until_ready()

@@ -565,13 +565,20 @@ def cg_eval(wd: Path) -> dict:
             fits[name] = {**p0, "sigma": jnp.full_like(p0["sigma"], r["sigma_nm"]),
                           "epsilon": jnp.full_like(p0["epsilon"], r["epsilon_kJ_per_mol"])}
     p = _protocol(s, steps=int(s["eval_steps"]), seed_offset=7)
-    taes, rdfs = {}, {}
+    taes, rdfs, failed = {}, {}, {}
     for name, params in fits.items():
-        out = simulate.sample(model, params, jnp.asarray(d["R0"]), p, progress=False)
+        if not all(np.isfinite(float(np.ravel(params[k])[0])) for k in ("sigma", "epsilon")):
+            taes[name], failed[name] = None, "non-finite parameters"
+            continue
+        try:
+            out = simulate.sample(model, params, jnp.asarray(d["R0"]), p, progress=False)
+        except simulate.SimulationError as err:
+            taes[name], failed[name] = None, str(err)
+            continue
         g = np.asarray(observables.rdf(out.trajectory.positions, model.system.box, r_max=1.0,
                                        n_bins=len(d["rdf_r"])).g)  # fmt: skip
         taes[name], rdfs[name] = train.rdf_tae_A(d["rdf_r"], d["rdf_g"], g), g.tolist()
-    return {"method": "common evaluation", "rdf_tae_A": taes, "rdf": rdfs,
+    return {"method": "common evaluation", "rdf_tae_A": taes, "rdf": rdfs, "failed": failed,
             "eval_protocol": str(p)}  # fmt: skip
 
 

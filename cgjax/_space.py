@@ -268,8 +268,12 @@ def wrap_traced(R: Float[jax.Array, "N 3"], box: Any) -> jax.Array:
     """
     if box is None:
         return R
-    box = jnp.asarray(box_matrix(box), R.dtype)
-    frac = jnp.linalg.solve(box, R.T).T
+    matrix = box_matrix(box)
+    # the inverse on the host (the box is a constant): no LU factorisation and
+    # triangular solves in the compiled segment, where a profile showed them
+    inverse = jnp.asarray(np.linalg.inv(matrix).T, R.dtype)
+    box = jnp.asarray(matrix, R.dtype)
+    frac = R @ inverse
     frac = frac - jnp.floor(frac)
     frac = jnp.where(frac >= 1, frac - 1, frac)  # -tiny - floor(-tiny) rounds to 1
     return frac @ box.T

@@ -538,15 +538,7 @@ def simulate_differentiable(
      window) = _settings(protocol, adjoint)  # fmt: skip
     system = system_of(model, "simulate_differentiable")
     energy_fn_of_params = model.energy_fn
-    if observe is not None:
-        try:
-            hash(observe)
-        except TypeError as err:
-            raise TypeError(
-                f"observe must be hashable (the compiled segments are cached by it), got "
-                f"{type(observe).__name__}: {err}; use a frozen dataclass or a module-level "
-                "function"
-            ) from None
+    _check_observe(observe)
     neighbor_fn = None if protocol.skin is None else model.neighbor_fn(skin=protocol.skin)
     system.check_positions(R0, "R0")
     system.check_positions(V0, "V0")
@@ -631,6 +623,20 @@ def simulate_differentiable(
         time = np.array([n_steps * float(dt)])
     xi = cat[2] if ensemble == "nose_hoover" else None
     return DiffTrajectory(time, cat[0], cat[1], xi, last, reallocations, observed)
+
+
+def _check_observe(observe: Any) -> None:
+    """Raises ``TypeError`` for an ``observe`` the segment cache cannot key on."""
+    if observe is None:
+        return
+    try:
+        hash(observe)
+    except TypeError as err:
+        raise TypeError(
+            f"observe must be hashable (the compiled segments are cached by it), got "
+            f"{type(observe).__name__}: {err}; use a frozen dataclass or a module-level "
+            "function"
+        ) from None
 
 
 @jax.jit

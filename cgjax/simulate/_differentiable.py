@@ -357,11 +357,12 @@ class Checkpoint:
         neighbor list fixed, so no particle may move ``skin / 2`` within one.
       remat: keep only each segment's starting state for the backward pass and
         recompute the segment there (``jax.checkpoint``), so memory is nearly
-        flat in the number of segments (512 beads, RDF loss: 1.17 GB at 1k
-        steps, 1.25 GB at 10k, against 1.96 and 9.69 GB without;
-        benchmarks/README.md) at the cost of one more forward pass per
-        segment. Off by default: with it on by default, the full test suite
-        once hit a segfault inside XLA's compiler (not reproduced in isolation).
+        flat in the number of segments (512 beads, streamed RDF loss: peak RSS
+        1.22 GB at 1k steps, 1.27 GB at 10k, 1.35 GB at 100k; without remat
+        1.96 GB at 1k and 9.69 GB at 10k; benchmarks/README.md) at the cost of
+        one more forward pass per segment. Off by default: with it on by
+        default, the full test suite once hit a segfault inside XLA's compiler
+        (not reproduced in isolation).
     """
 
     segment_steps: int | None = None

@@ -210,6 +210,19 @@ def _ratio(a, b):
     return None if a is None or b in (None, 0) else a / b
 
 
+def _row(name: str, r: dict, baseline: dict | None, rate: str, fields: dict,
+         optional: tuple = ()) -> dict:
+    """One table row of a task's result: ``fields`` (row key -> result key), the
+    ``optional`` keys if present, and ``rate`` over chemtrain's (or the error)."""
+    if not _ok(r):
+        return {"side": r.get("side"), "model": name, "error": r.get("error")}
+    row = {"side": r["side"], "model": r["model"]}
+    row.update({k: r[v] for k, v in fields.items()})
+    row.update({k: r.get(k) for k in optional})
+    row["speed_ratio"] = _ratio(r[rate], baseline[rate]) if _ok(baseline) else None
+    return row
+
+
 def summarize(results: dict) -> dict:
     """Tables (lists of row dicts) and ratios from ``results["tasks"]`` (name -> task result).
 
@@ -221,24 +234,14 @@ def summarize(results: dict) -> dict:
     fm, md, st = [], [], []
     for name, r in t.items():
         if r.get("task", "").startswith("fm") or name == "chemtrain_fm":
-            if not _ok(r):
-                fm.append({"side": r.get("side"), "model": name, "error": r.get("error")})
-                continue
-            fm.append({"side": r["side"], "model": r["model"], "params": r["n_params"],
-                       "s_per_update": r["s_per_update"], "frames_per_s": r["frames_per_s"],
-                       "peak_rss_gb": r["peak_rss_gb"], "val_force_rmse": r["val_force_rmse"],
-                       "first_update_s": r["first_update_s"],
-                       "speed_ratio": _ratio(r["frames_per_s"], ct_fm["frames_per_s"])
-                       if _ok(ct_fm) else None})  # fmt: skip
+            fm.append(_row(name, r, ct_fm, "frames_per_s", {
+                "params": "n_params", "s_per_update": "s_per_update",
+                "frames_per_s": "frames_per_s", "peak_rss_gb": "peak_rss_gb",
+                "val_force_rmse": "val_force_rmse", "first_update_s": "first_update_s"}))
         elif r.get("task", "").startswith("md") or name == "chemtrain_md":
-            if not _ok(r):
-                md.append({"side": r.get("side"), "model": name, "error": r.get("error")})
-                continue
-            md.append({"side": r["side"], "model": r["model"], "steps_per_s": r["steps_per_s"],
-                       "peak_rss_gb": r["peak_rss_gb"], "finite": r["finite"],
-                       "temperature_K": r.get("temperature_K"),
-                       "speed_ratio": _ratio(r["steps_per_s"], ct_md["steps_per_s"])
-                       if _ok(ct_md) else None})  # fmt: skip
+            md.append(_row(name, r, ct_md, "steps_per_s", {
+                "steps_per_s": "steps_per_s", "peak_rss_gb": "peak_rss_gb",
+                "finite": "finite"}, optional=("temperature_K",)))  # fmt: skip
     ev = t.get("cgjax_eval", {})
     taes = ev.get("rdf_tae_A", {}) if _ok(ev) else {}
     ct_st = t.get("chemtrain_difftre")

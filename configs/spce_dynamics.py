@@ -180,7 +180,7 @@ def base() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.rdf_train = ml_collections.ConfigDict(
         dict(
-            n_updates=40, lr=3e-3, b1=0.0, lr_decay=1.0, keep_best=True, dt=0.002, tau=0.5,
+            n_updates=40, lr=3e-3, b1=0.0, lr_decay=0.94, keep_best=True, dt=0.002, tau=0.5,
             equilibration_steps=1000,
             n_steps=200, record_every=10, start_frame=5, rebin=2, segment_steps=10, skin=0.1,
             sigma=0.005, adjoint="checkpoint",
@@ -266,8 +266,9 @@ def full(c):
     c.rem.update(reference_frames=1000, n_iterations=20)
     c.fm.update(n_steps=5000, train_stride=2, val_stride=5, batch_size=4, eval_every=250,
                 checkpoint_every=250)  # fmt: skip
+    # the quick run's annealing (lr x 0.94 per update, x 0.09 over 40) spread over 200 updates
     c.rdf_train.update(n_updates=200, n_steps=2000, record_every=20, segment_steps=20, skin=0.2,
-                       start_frame=10, rebin=1)  # fmt: skip
+                       start_frame=10, rebin=1, lr_decay=0.94 ** (40 / 200))  # fmt: skip
     c.dynamics.update(production_steps=100000, record_every=100, fit_window=(5.0, 20.0),
                       n_blocks=4)  # fmt: skip
     # the paper's bisection; runs long enough that each D carries ~1-2 % noise

@@ -1,7 +1,7 @@
 """Base config and presets of ``experiments/spce_dynamics.py`` (paper 004, SPC/E water).
 
 --config=configs/spce_dynamics.py:smoke   # about a minute: the test suite runs it
---config=configs/spce_dynamics.py:quick   # the default: 12.5 min measured on 2 CPU cores
+--config=configs/spce_dynamics.py:quick   # the default: 10-12 min measured on 2 CPU cores
 --config=configs/spce_dynamics.py:full    # the paper's lengths; a GPU (see ``full``)
 
 ``configs/argon_dynamics.py`` and ``configs/methane_dynamics.py`` build on
@@ -155,7 +155,7 @@ CHECKS = {
 
 
 def base() -> ml_collections.ConfigDict:
-    """The ``quick`` preset (the default): 12.5 min measured on 2 CPU cores (docs/results)."""
+    """The ``quick`` preset (the default): 10-12 min measured on 2 CPU cores (docs/results)."""
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.dataset = "spce_512"
@@ -257,7 +257,8 @@ def full(c):
     ``benchmarks/trajectory_gradient.py``).
 
     Expected numbers, reasoned from the quick run, not measured: RDF TAE
-    (0-10 Å) ≤ 0.3 Å (the quick run's 4 updates give 0.28 Å); D_CG / D_AA
+    (0-10 Å) ≤ 0.2 Å (the quick run's 40 annealed updates give 0.17-0.19 Å, ~0.15 Å of it
+    U_HF's ripple); D_CG / D_AA
     within the 3 % refit tolerance (each D from a 100-ps run carries ~1.7 %
     noise, the quick run's ~7 % per 6 ps scaled by sqrt(6/100)); the RDF
     shift from U_HF at the tuned A ~0.15-0.2 Å, as in the quick run (0.18 Å).

@@ -26,9 +26,13 @@ and always for :class:`Backsolve`) keeps neither its steps nor its list for
 the backward pass: only its start state. The segments' frames are joined
 pairwise as they arrive (:class:`_FrameStack`), so the compiled programs do not
 depend on the trajectory's length either. With ``observe`` (a sum over frames,
-e.g. an RDF histogram, evaluated inside each segment) no frame is kept at all,
-and peak memory is flat in the trajectory's length (benchmarks/README.md,
-"Gradient of an RDF loss through MD").
+e.g. an RDF histogram, evaluated inside each segment) no frame is kept at all;
+with it and ``Checkpoint(remat=True)`` or :class:`Backsolve` the whole run is
+one ``jax.custom_vjp`` (:func:`_streamed_group_checkpoints`) that keeps the
+start of every ``g``-th segment only and reruns each group in the backward
+pass, so neither start states nor JAX's records of linearised segment calls
+accumulate per segment, and peak memory is flat in the trajectory's length
+(benchmarks/README.md, "Gradient of an RDF loss through MD", run E).
 """
 
 from __future__ import annotations
@@ -355,12 +359,14 @@ class Checkpoint:
       segment_steps: steps per compiled segment (a multiple of
         ``record_every``; ``None``: the whole run); a segment keeps its
         neighbor list fixed, so no particle may move ``skin / 2`` within one.
-      remat: keep only each segment's starting state for the backward pass and
-        recompute the segment there (``jax.checkpoint``), so memory is nearly
-        flat in the number of segments (512 beads, streamed RDF loss: peak RSS
-        1.22 GB at 1k steps, 1.27 GB at 10k, 1.35 GB at 100k; without remat
-        1.96 GB at 1k and 9.69 GB at 10k; benchmarks/README.md) at the cost of
-        one more forward pass per segment. Off by default: with it on by
+      remat: keep only segment starting states for the backward pass and
+        recompute the segments there (``jax.checkpoint``) at the cost of one
+        more forward pass per segment. With a streamed ``observe`` (e.g. the
+        RDF loss) the run keeps only every ``g``-th start (``g = ceil(segments
+        / 64)``, one more forward pass above 64 segments), so memory is flat
+        in the run's length (benchmarks/README.md, run E; one ``jax.checkpoint``
+        per segment, run D, grew 4 % to 10k steps and 11 % to 100k; without
+        remat 1.96 GB at 1k steps and 9.69 GB at 10k). Off by default: with it on by
         default, the full test suite once hit a segfault inside XLA's compiler
         (not reproduced in isolation).
     """
@@ -517,8 +523,10 @@ def simulate_differentiable(
         frame's number in the trajectory). The run returns the sum over segments
         as ``DiffTrajectory.observed`` and keeps no frames: peak memory is then
         flat in the number of recorded frames too (with ``Checkpoint(remat=True)``
-        or :class:`Backsolve`, only each segment's start state remains per
-        segment). It must be hashable (compiled segments are cached by it), e.g.
+        or :class:`Backsolve`, nothing is kept per segment: at most ``64 +
+        ceil(segments / 64)`` start states, at the cost of one more forward
+        pass above 64 segments; values and gradients are those of the
+        per-segment checkpoints). It must be hashable (compiled segments are cached by it), e.g.
         a frozen dataclass or a module-level function.
 
     Returns:

@@ -26,9 +26,13 @@ and always for :class:`Backsolve`) keeps neither its steps nor its list for
 the backward pass: only its start state. The segments' frames are joined
 pairwise as they arrive (:class:`_FrameStack`), so the compiled programs do not
 depend on the trajectory's length either. With ``observe`` (a sum over frames,
-e.g. an RDF histogram, evaluated inside each segment) no frame is kept at all,
-and peak memory is flat in the trajectory's length (benchmarks/README.md,
-"Gradient of an RDF loss through MD").
+e.g. an RDF histogram, evaluated inside each segment) no frame is kept at all;
+with it and ``Checkpoint(remat=True)`` or :class:`Backsolve` the whole run is
+one ``jax.custom_vjp`` (:func:`_streamed_group_checkpoints`) that keeps the
+start of every ``g``-th segment only and reruns each group in the backward
+pass, so neither start states nor JAX's records of linearised segment calls
+accumulate per segment, and peak memory is flat in the trajectory's length
+(benchmarks/README.md, "Gradient of an RDF loss through MD", run E).
 """
 
 from __future__ import annotations
@@ -355,12 +359,14 @@ class Checkpoint:
       segment_steps: steps per compiled segment (a multiple of
         ``record_every``; ``None``: the whole run); a segment keeps its
         neighbor list fixed, so no particle may move ``skin / 2`` within one.
-      remat: keep only each segment's starting state for the backward pass and
-        recompute the segment there (``jax.checkpoint``), so memory is nearly
-        flat in the number of segments (512 beads, streamed RDF loss: peak RSS
-        1.22 GB at 1k steps, 1.27 GB at 10k, 1.35 GB at 100k; without remat
-        1.96 GB at 1k and 9.69 GB at 10k; benchmarks/README.md) at the cost of
-        one more forward pass per segment. Off by default: with it on by
+      remat: keep only segment starting states for the backward pass and
+        recompute the segments there (``jax.checkpoint``) at the cost of one
+        more forward pass per segment. With a streamed ``observe`` (e.g. the
+        RDF loss) the run keeps only every ``g``-th start (``g = ceil(segments
+        / 64)``, one more forward pass above 64 segments), so memory is flat
+        in the run's length (benchmarks/README.md, run E; one ``jax.checkpoint``
+        per segment, run D, grew 4 % to 10k steps and 11 % to 100k; without
+        remat 1.96 GB at 1k steps and 9.69 GB at 10k). Off by default: with it on by
         default, the full test suite once hit a segfault inside XLA's compiler
         (not reproduced in isolation).
     """
@@ -517,8 +523,10 @@ def simulate_differentiable(
         frame's number in the trajectory). The run returns the sum over segments
         as ``DiffTrajectory.observed`` and keeps no frames: peak memory is then
         flat in the number of recorded frames too (with ``Checkpoint(remat=True)``
-        or :class:`Backsolve`, only each segment's start state remains per
-        segment). It must be hashable (compiled segments are cached by it), e.g.
+        or :class:`Backsolve`, nothing is kept per segment: at most ``64 +
+        ceil(segments / 64)`` start states, at the cost of one more forward
+        pass above 64 segments; values and gradients are those of the
+        per-segment checkpoints). It must be hashable (compiled segments are cached by it), e.g.
         a frozen dataclass or a module-level function.
 
     Returns:
@@ -564,58 +572,23 @@ def simulate_differentiable(
     max_move = np.inf if neighbor_fn is None else 0.5 * neighbor_fn.skin
     # backsolve: diffrax's custom VJP would keep each segment's neighbor list
     remat = bool(getattr(adjoint, "remat", False)) or adjoint_name == "backsolve"
-
-    frames, reallocations, done, last = _FrameStack(), [], 0, None
-    observed = None
+    segs = _Segments(
+        (energy_fn_of_params, system.displacement_fn, system.masses.tobytes(), float(dt),
+         ensemble, kT, tau, adjoint_name),
+        window, record_every, neighbor_fn, box, observe, remat, system.masses, neighbor,
+        max_move, n_steps, segment_steps,
+    )  # fmt: skip
     accel = jnp.zeros_like(R0)  # replaced by the first segment's own (fresh=True)
-    while done < n_steps:
-        length = min(segment_steps, n_steps - done)
-        win = None if window is None else min(window, length)
-        key = (
-            energy_fn_of_params,
-            system.displacement_fn,
-            system.masses.tobytes(),
-            float(dt),
-            ensemble,
-            kT,
-            tau,
-            adjoint_name,
-            win,
-            length,
-            record_every,
-            neighbor_fn,
-            None if box is None else box.tobytes(),
-            observe,
-            remat,
-        )
-        segment = _segment_fn(key, energy_fn_of_params, system.masses, neighbor_fn, box, observe)
-        fresh = jnp.asarray(done == 0)
-        frame0 = jnp.asarray(done // record_every, jnp.int32)
-        for _ in range(8):
-            out, y1, accel1, check, last = segment(params, y, accel, fresh, neighbor, frame0)
-            overflow = None if last is None else _concrete(last.did_buffer_overflow)
-            if overflow is None or not bool(overflow):
-                break
-            # the segment's list overflowed: a bigger template, and the segment rerun
-            old = int(neighbor.idx.shape[-1])
-            wrapped = jnp.asarray(wrap(_concrete(y[0]), box), R0.dtype)
-            neighbor = neighbor_fn.allocate(wrapped, at_least=neighbor)
-            reallocations.append((done, old, int(neighbor.idx.shape[-1])))
-        else:
-            raise SimulationError(
-                f"the neighbor list overflowed 8 times at step {done}: particles are "
-                "collapsing or the cell list cannot hold them",
-                step=done,
-                reason="neighbor-list overflow",
-            )
-        _check_segment(_concrete(check), done, length, record_every, float(dt), max_move)
-        if observe is None:
-            frames.push(out)
-        else:
-            observed = out if observed is None else _add_tree(observed, out)
-        y, accel = y1, accel1
-        done += length
-
+    if observe is not None and remat and window is None and _all_concrete((params, y)):
+        observed, y = _streamed_group_checkpoints(segs, params, y)
+    else:
+        frames, observed = _FrameStack(), None
+        for i in range(len(segs.schedule)):
+            out, y, accel = segs.run(i, params, y, accel)
+            if observe is None:
+                frames.push(out)
+            else:
+                observed = out if observed is None else _add_tree(observed, out)
     if observe is None:
         cat = frames.result()
         time = (1 + np.arange(n_steps // record_every)) * record_every * float(dt)
@@ -623,7 +596,169 @@ def simulate_differentiable(
         cat = jax.tree_util.tree_map(lambda x: x[None], y)
         time = np.array([n_steps * float(dt)])
     xi = cat[2] if ensemble == "nose_hoover" else None
-    return DiffTrajectory(time, cat[0], cat[1], xi, last, reallocations, observed)
+    return DiffTrajectory(time, cat[0], cat[1], xi, segs.last, segs.reallocations, observed)
+
+
+#: Most segment start states the grouped checkpointing keeps at a time (per level).
+_SNAPSHOTS = 64
+
+
+def _all_concrete(tree: Any) -> bool:
+    """Whether every leaf has a value on the host (not under ``jit`` or ``vmap``)."""
+    return all(_concrete(x) is not None for x in jax.tree_util.tree_leaves(tree))
+
+
+class _Segments:
+    """One run's segments: their compiled functions, neighbor-list template and host checks.
+
+    ``schedule[i] = (first step, length)`` of segment ``i``. :meth:`run` runs a
+    segment with the host's checks (reallocating and rerunning an overflowed
+    list) and records the template it used, so the backward pass of
+    :func:`_streamed_group_checkpoints` can rerun it (:meth:`forward`,
+    :meth:`vjp`) exactly.
+    """
+
+    def __init__(self, head, window, record_every, neighbor_fn, box, observe, remat, masses,
+                 template, max_move, n_steps, segment_steps):  # fmt: skip
+        self.head, self.window, self.record_every = head, window, record_every
+        self.neighbor_fn, self.box, self.observe, self.remat = neighbor_fn, box, observe, remat
+        self.masses, self.template, self.max_move = masses, template, max_move
+        self.schedule = [
+            (d, min(segment_steps, n_steps - d)) for d in range(0, n_steps, segment_steps)
+        ]
+        self.templates: list = [None] * len(self.schedule)  # the template each segment used
+        self.last, self.reallocations = None, []
+
+    def _key(self, length: int, remat: bool) -> tuple:
+        win = None if self.window is None else min(self.window, length)
+        return (*self.head, win, length, self.record_every, self.neighbor_fn,
+                None if self.box is None else self.box.tobytes(), self.observe, remat)  # fmt: skip
+
+    def fn(self, length: int, remat: bool) -> Callable:
+        """The compiled segment of ``length`` steps (checkpointed with ``remat``)."""
+        key = self._key(length, remat)
+        return _segment_fn(key, self.head[0], self.masses, self.neighbor_fn, self.box, self.observe)
+
+    def _inputs(self, i: int) -> tuple:
+        done, _ = self.schedule[i]
+        return jnp.asarray(done == 0), jnp.asarray(done // self.record_every, jnp.int32)
+
+    def run(self, i: int, params: Any, y: Any, accel: Any, remat: bool | None = None) -> tuple:
+        """Segment ``i`` from ``(y, accel)`` with the host checks: ``(out, y1, accel1)``."""
+        done, length = self.schedule[i]
+        segment = self.fn(length, self.remat if remat is None else remat)
+        fresh, frame0 = self._inputs(i)
+        for _ in range(8):
+            out, y1, accel1, check, last = segment(params, y, accel, fresh, self.template, frame0)
+            overflow = None if last is None else _concrete(last.did_buffer_overflow)
+            if overflow is None or not bool(overflow):
+                break
+            # the segment's list overflowed: a bigger template, and the segment rerun
+            old = int(self.template.idx.shape[-1])
+            wrapped = jnp.asarray(wrap(_concrete(y[0]), self.box), y[0].dtype)
+            self.template = self.neighbor_fn.allocate(wrapped, at_least=self.template)
+            self.reallocations.append((done, old, int(self.template.idx.shape[-1])))
+        else:
+            raise SimulationError(
+                f"the neighbor list overflowed 8 times at step {done}: particles are "
+                "collapsing or the cell list cannot hold them",
+                step=done,
+                reason="neighbor-list overflow",
+            )
+        _check_segment(_concrete(check), done, length, self.record_every, float(self.head[3]),
+                       self.max_move)  # fmt: skip
+        self.templates[i], self.last = self.template, last
+        return out, y1, accel1
+
+    def forward(self, i: int, params: Any, y: Any, accel: Any) -> tuple:
+        """Segment ``i`` rerun with the template it used in :meth:`run`: ``(y1, accel1)``."""
+        segment = self.fn(self.schedule[i][1], False)
+        _, y1, accel1, _, _ = segment(params, y, accel, *self._with_template(i))
+        return y1, accel1
+
+    def _with_template(self, i: int) -> tuple:
+        fresh, frame0 = self._inputs(i)
+        return fresh, self.templates[i], frame0
+
+    def vjp(self, i: int, params: Any, y: Any, accel: Any, cts: tuple) -> tuple:
+        """Cotangents ``(params, y, accel)`` of segment ``i`` at ``(y, accel)`` given those of
+        ``(out, y1, accel1)``; the segment is recomputed inside (one compiled program)."""
+        length = self.schedule[i][1]
+        key = ("vjp", *self._key(length, False))
+        fn = _SEGMENT_CACHE.get(key)
+        if fn is None:
+            fn = _segment_vjp(self.fn(length, False))
+            _SEGMENT_CACHE[key] = fn
+        return fn(params, y, accel, *self._with_template(i), cts)
+
+
+def _segment_vjp(segment: Callable) -> Callable:
+    """``vjp(params, y0, a0, fresh, template, frame0, cts) -> (d params, d y0, d a0)``, jitted."""
+
+    def vjp(params, y0, a0, fresh, template, frame0, cts):
+        def f(p, y, a):
+            out, y1, a1, _, _ = segment(p, y, a, fresh, template, frame0)
+            return out, y1, a1
+
+        _, pull = jax.vjp(f, params, y0, a0)
+        return pull(cts)
+
+    return jax.jit(vjp)
+
+
+def _streamed_group_checkpoints(segs: _Segments, params: Any, y0: Any) -> tuple:
+    """``(observed, y_end)`` of a streamed run whose backward pass keeps O(sqrt) start states.
+
+    One ``jax.custom_vjp`` over the whole run: the forward pass runs the
+    segments with the host checks and keeps the start state (and carried
+    acceleration) of every ``g``-th segment only, ``g = ceil(segments /
+    _SNAPSHOTS)`` (1 up to 64 segments); the backward pass reruns each group of
+    ``g`` segments forward from its start, keeping their starts, and then takes
+    each segment's vjp (the segment recomputed inside) from the last to the
+    first. At most ``_SNAPSHOTS + g`` states are held, however long the run,
+    and JAX records one call, not one linearised call per segment (their
+    records and residuals made the peak memory grow with the run's length;
+    benchmarks/README.md, run E). The cost: above 64 segments, one more forward
+    pass. Gradients are those of the per-segment ``jax.checkpoint`` (same
+    segments, same order).
+    """
+    n = len(segs.schedule)
+    group = 1 if n <= _SNAPSHOTS else -(-n // _SNAPSHOTS)
+    starts = list(range(0, n, group))
+
+    def forward(params, y, keep):
+        accel, observed, kept = jnp.zeros_like(y[0]), None, []
+        for i in range(n):
+            if keep and i % group == 0:
+                kept.append((y, accel))
+            out, y, accel = segs.run(i, params, y, accel, remat=False)
+            observed = out if observed is None else _add_tree(observed, out)
+        return (observed, y), kept
+
+    @jax.custom_vjp
+    def run(params, y):
+        return forward(params, y, False)[0]
+
+    def run_fwd(params, y):
+        out, kept = forward(params, y, True)
+        return out, (params, kept)
+
+    def run_bwd(res, cts):
+        params, kept = res
+        ct_obs, ct_y = cts
+        ct_a, ct_p = jnp.zeros_like(ct_y[0]), None
+        for g0, state in zip(reversed(starts), reversed(kept), strict=True):
+            states = [state]
+            for i in range(g0, min(g0 + group, n) - 1):
+                states.append(segs.forward(i, params, *states[-1]))
+            for i in reversed(range(g0, g0 + len(states))):
+                y, a = states.pop()
+                dp, ct_y, ct_a = segs.vjp(i, params, y, a, (ct_obs, ct_y, ct_a))
+                ct_p = dp if ct_p is None else _add_tree(ct_p, dp)
+        return ct_p, ct_y
+
+    run.defvjp(run_fwd, run_bwd)
+    return run(params, y0)
 
 
 def _check_observe(observe: Any) -> None:

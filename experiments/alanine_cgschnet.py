@@ -57,16 +57,46 @@ def _networks(config, topology, frames):
     )  # fmt: skip
     s = config.schnet.to_dict()
     # bonded pairs out of SchNet's graph: their ~0.003-nm stiff distances belong to the priors
-    exclude = tuple(sorted(bonded)) if s.pop("exclude_bonded", False) else ()
-    schnet = potentials.SchNet(n_species=2, exclude=exclude,
+    exclude = set(bonded) if s.pop("exclude_bonded", False) else set()
+    if s.pop("exclude_angle_ends", False):  # and the 1-3 pairs (angles' ends)
+        exclude |= {tuple(sorted((a[0], a[2]))) for a in topology.angles}
+    n_species = 6 if s.pop("bead_types", "element") == "bead" else 2
+    schnet = potentials.SchNet(n_species=n_species, exclude=tuple(sorted(exclude)),
                                **{k: tuple(v) if isinstance(v, list) else v
                                   for k, v in s.items()})  # fmt: skip
     return {"cgnet": cgnet, "cgschnet": schnet}
 
 
-def _model(potential, frames):
-    system = simulate.System.create(box=None, species=frames.species, masses=frames.masses)
+def _species(config, name, frames):
+    """Bead types: atomic numbers (C = 0, N = 1; paper 001) or, for SchNet with
+    ``schnet.bead_types == "bead"``, one type per bead (0..5)."""
+    if name == "cgschnet" and config.schnet.get("bead_types", "element") == "bead":
+        return np.arange(frames.n_particles, dtype=np.int32)
+    return frames.species
+
+
+def _model(potential, frames, species=None):
+    species = frames.species if species is None else species
+    system = simulate.System.create(box=None, species=species, masses=frames.masses)
     return potentials.energy_model(potential, system=system)
+
+
+def _priors(frames, topology, config, wd):
+    """Bonds, angles, torsions and repulsion fitted to the data; with
+    ``priors.harmonic_fit == "forces"`` the bonds and angles are then refitted to the
+    mapped forces (:func:`cgjax.train.force_matched_harmonics`)."""
+    kw = config.priors.to_dict()
+    how = kw.pop("harmonic_fit", "boltzmann")
+    if how not in ("boltzmann", "forces"):
+        raise ValueError(f"priors.harmonic_fit must be 'boltzmann' or 'forces', got {how!r}")
+    prior, fitted = train.fit_molecule_priors(frames.positions, topology, config.temperature, **kw)
+    if how == "forces":
+        k_boltzmann = np.concatenate([fitted["bonds"]["k"], fitted["angles"]["k"]])
+        prior, refit = train.force_matched_harmonics(prior, frames.positions, frames.forces)
+        fitted = {**fitted, **refit}
+        ratio = np.concatenate([refit["bonds"]["k"], refit["angles"]["k"]]) / k_boltzmann
+        wd.log(f"bond and angle k fitted to forces / Boltzmann-inverted: {np.round(ratio, 3)}")
+    return prior, fitted
 
 
 def _min_pair_distance(traj: np.ndarray) -> float:
@@ -229,9 +259,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     topology = _topology(config)
     wd.log(f"{config.dataset}: {frames.n_frames} frames (stride {config.frame_stride}) of "
            f"6 beads, {config.temperature} K")  # fmt: skip
-    prior, fitted = train.fit_molecule_priors(
-        frames.positions, topology, config.temperature, **config.priors.to_dict()
-    )
+    prior, fitted = _priors(frames, topology, config, wd)
     wd.stage("priors", lambda: {"fitted": fitted, "nonbonded_pairs": topology.nonbonded})
     nets = _networks(config, topology, frames)
     settings = train.FMSettings.from_config(config.train, seed=config.seed,
@@ -239,7 +267,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     models, params, training = {"priors": _model(prior, frames)}, {}, {}
     params["priors"] = models["priors"].init_fn(jax.random.key(0), jnp.asarray(frames.positions[0]))
     for name, net in nets.items():
-        base = _model(potentials.Sum(terms=(*prior.terms, (name, net))), frames)
+        base = _model(potentials.Sum(terms=(*prior.terms, (name, net))), frames,
+                      _species(config, name, frames))  # fmt: skip
         stacked, training[name] = train.fit_kfold_force_matching(
             base, frames, settings, n_folds=int(config.n_folds),
             workdir=os.path.join(wd.path, f"train_{name}"), progress=config.progress, log=wd.log,

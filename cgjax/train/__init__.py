@@ -77,7 +77,12 @@ from cgjax.train._loop import (
     minibatch_indices,
     restore_latest,
 )
-from cgjax.train._molecule_priors import PRIOR_TERMS, MoleculeTopology, fit_molecule_priors
+from cgjax.train._molecule_priors import (
+    PRIOR_TERMS,
+    MoleculeTopology,
+    fit_molecule_priors,
+    force_matched_harmonics,
+)
 from cgjax.train._mscg import MSCGFit, fit_spline_pair
 from cgjax.train._priors import RepulsionPrior, exponential_repulsion_from_data
 from cgjax.train._relative_entropy import (
@@ -110,6 +115,7 @@ __all__ = [
     "PRIOR_TERMS",
     "MoleculeTopology",
     "fit_molecule_priors",
+    "force_matched_harmonics",
     "fit_kfold_force_matching",
     "PAPER_AMPLITUDE_BRACKET",
     "PAPER_OMEGA",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from cgjax.data import check_molecule
@@ -22,6 +24,7 @@ from cgjax.potentials import (
     HarmonicBonds,
     PairRepulsion,
     Sum,
+    energy_model,
     fit_fourier_dihedrals,
     fit_harmonic_angles,
     fit_harmonic_bonds,
@@ -29,8 +32,9 @@ from cgjax.potentials import (
     nonbonded_pairs,
     sum_of,
 )
+from cgjax.potentials._harmonic import _bond_angles, _bond_lengths
 
-__all__ = ["MoleculeTopology", "PRIOR_TERMS", "fit_molecule_priors"]
+__all__ = ["MoleculeTopology", "PRIOR_TERMS", "fit_molecule_priors", "force_matched_harmonics"]
 
 #: The names of the prior terms in the parameter tree (freeze them when training).
 PRIOR_TERMS = ("bonds", "angles", "dihedrals", "repulsion")
@@ -134,3 +138,94 @@ def fit_molecule_priors(
 def _tuple_values(d: dict) -> dict:
     """Arrays as nested tuples of floats: hashable module fields."""
     return {k: np.asarray(v, np.float64).tolist() if np.ndim(v) else float(v) for k, v in d.items()}
+
+
+def _free_displacement(a: jax.Array, b: jax.Array) -> jax.Array:
+    return a - b
+
+
+def force_matched_harmonics(
+    prior: Sum, positions: Any, forces: Any, *, chunk: int = 4096
+) -> tuple[Sum, dict[str, dict[str, np.ndarray]]]:
+    """``prior`` with its ``bonds`` and ``angles`` refitted to forces by linear least squares.
+
+    Boltzmann inversion (``k = kB T / Var``) fits each bond's and angle's
+    marginal distribution, which includes its coupling to the other internal
+    coordinates (the three angles at a tetrahedral centre constrain each
+    other) and any sampling error of stiff modes. Fitting the same harmonic
+    forms to the forces instead, ``-grad sum_q k_q / 2 (q - q0_q)^2`` against
+    ``F`` minus the other terms' forces over all Cartesian components (linear
+    in ``k`` and ``k q0``), gives the direct stiffness, so the residual a
+    network must learn holds less systematic stiff force. Free space only.
+
+    Args:
+      prior: a :class:`~cgjax.potentials.Sum` from :func:`fit_molecule_priors`
+        with terms ``bonds`` and ``angles`` (its other terms are kept and their
+        forces subtracted).
+      positions: ``[T, N, 3]`` CG frames (nm).
+      forces: ``[T, N, 3]`` mapped forces (kJ/mol/nm).
+      chunk: frames per evaluation.
+
+    Returns:
+      ``(prior', fitted)``: the refitted prior (same term names and order) and
+      ``{"bonds": {"k" kJ/mol/nm^2, "r0" nm}, "angles": {"k" kJ/mol/rad^2,
+      "theta0" rad}}``.
+
+    Raises:
+      ValueError: ``prior`` lacks ``bonds`` or ``angles``, shapes differ, or
+        the fit gives a non-positive force constant (naming the bond or angle).
+    """
+    terms = dict(prior.terms)
+    if "bonds" not in terms or "angles" not in terms:
+        raise ValueError(
+            f"force_matched_harmonics: prior needs terms 'bonds' and 'angles', got {list(terms)}"
+        )
+    R = np.asarray(positions)
+    F = np.asarray(forces, np.float64)
+    if R.ndim != 3 or R.shape != F.shape:
+        raise ValueError(
+            f"force_matched_harmonics: positions and forces must both be [T, N, 3], "
+            f"got {R.shape} and {F.shape}"
+        )
+    bonds, angles = np.asarray(terms["bonds"].bonds), np.asarray(terms["angles"].angles)
+
+    def internal(x):
+        return jnp.concatenate(
+            [
+                _bond_lengths(x, bonds, _free_displacement),
+                _bond_angles(x, angles, _free_displacement),
+            ]
+        )
+
+    rest = Sum(terms=tuple((n, t) for n, t in prior.terms if n not in ("bonds", "angles")))
+    n = R.shape[1]
+    jac, q_of = jax.jit(jax.vmap(jax.jacfwd(internal))), jax.jit(jax.vmap(internal))
+    f_rest = None
+    if rest.terms:
+        m = energy_model(rest, species=np.zeros(n, np.int32), box=None)
+        p = m.init_fn(jax.random.key(0), jnp.asarray(R[0]))
+        f_rest = jax.jit(jax.vmap(jax.grad(lambda x: -m.energy_fn(p)(x))))
+    P = len(bonds) + len(angles)
+    A, b = np.zeros((2 * P, 2 * P)), np.zeros(2 * P)
+    for i in range(0, len(R), chunk):
+        x = jnp.asarray(R[i : i + chunk])
+        J = np.asarray(jac(x), np.float64).reshape(len(x), P, 3 * n)
+        q = np.asarray(q_of(x), np.float64)
+        y = F[i : i + chunk].reshape(len(x), 3 * n)
+        if f_rest is not None:
+            y = y - np.asarray(f_rest(x), np.float64).reshape(len(x), 3 * n)
+        X = np.concatenate([-q[..., None] * J, J], axis=1)  # F = sum_q (-k q + k q0) grad q
+        A += np.einsum("tpk,tqk->pq", X, X)
+        b += np.einsum("tpk,tk->p", X, y)
+    sol = np.linalg.solve(A, b)
+    k, q0 = sol[:P], sol[P:] / sol[:P]
+    names = [f"bond {tuple(int(v) for v in r)}" for r in bonds]
+    names += [f"angle {tuple(int(v) for v in r)}" for r in angles]
+    bad = [f"{nm}: k = {kk:.4g}" for nm, kk in zip(names, k, strict=True) if not kk > 0]
+    if bad:
+        raise ValueError(f"force_matched_harmonics: non-positive force constants {bad}")
+    nb = len(bonds)
+    fitted = {"bonds": {"k": k[:nb], "r0": q0[:nb]}, "angles": {"k": k[nb:], "theta0": q0[nb:]}}
+    terms["bonds"] = HarmonicBonds(bonds=_tuples(bonds), **_tuple_values(fitted["bonds"]))
+    terms["angles"] = HarmonicAngles(angles=_tuples(angles), **_tuple_values(fitted["angles"]))
+    return Sum(terms=tuple((name, terms[name]) for name, _ in prior.terms)), fitted

@@ -50,6 +50,7 @@ HELP = {
     "inversion.alpha": "IBI: damping of the update alpha kT ln(g / g*) [-]",
     "inversion.pressure_correction": "IBI: ramp correction to the AA pressure (argon) [-]",
     "inversion.regularization": "IMC: Tikhonov strength relative to the mean eigenvalue [-]",
+    "inversion.imc_max_step_kT": "IMC: largest change of U per update (trust region) [kT]",
     "progress": "show progress bars [-]",
 }
 
@@ -86,6 +87,7 @@ CHECKS = {
     "inversion.r_min": ">= 0",
     "inversion.alpha": "in (0, 1]",
     "inversion.regularization": ">= 0",
+    "inversion.imc_max_step_kT": "> 0",
     "eval.production_steps": "> 0",
     "eval.final_production_steps": "> 0",
 }
@@ -117,8 +119,13 @@ def base() -> ml_collections.ConfigDict:
         dict(lr=0.02, dt=0.004, tau=0.5, n_steps=100, record_every=5, segment_steps=5,
              sigma=0.01)
     )  # fmt: skip
+    # IMC: one quick sampling is 60 frames (about 25 independent: the first-shell pair
+    # count decorrelates in 2.4 frames); from it the Newton step at regularization 1e-3
+    # scatters 1.4-4.6 times its own size between blocks (scripts/imc_noise.py), and
+    # the pressure ran away to 6000 bar. At 0.1 the scatter is 0.6, the step bounded.
     c.inversion = ml_collections.ConfigDict(
-        dict(n_basis=40, r_min=0.25, alpha=0.5, pressure_correction=False, regularization=1e-3)
+        dict(n_basis=40, r_min=0.25, alpha=0.5, pressure_correction=False, regularization=0.1,
+             imc_max_step_kT=0.5)
     )  # fmt: skip
     c.eval = ml_collections.ConfigDict(
         dict(every=5, production_steps=1000, final_production_steps=5000)

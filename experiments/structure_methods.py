@@ -154,7 +154,8 @@ def ibi_method(s: Setup, config) -> Method:
 def imc_method(s: Setup, config) -> Method:
     c = config.inversion
     model, p0 = _spline_start(s, config)
-    settings = train.IMCSettings(regularization=float(c.regularization))
+    settings = train.IMCSettings(regularization=float(c.regularization),
+                                 max_step_kT=float(c.imc_max_step_kT))  # fmt: skip
     trainer = train.imc_trainer(model, (s.r, s.g_aa), s.protocol, settings=settings, R0=s.R0)
     return Method(trainer, lambda st, h: st.simulated_ps, model, p0, 0)
 

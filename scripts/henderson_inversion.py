@@ -13,10 +13,13 @@ of the target run (each half as long as ... see the output).
         --steps 10000 --updates 10 --out henderson.json
 
 ``--target-cache FILE.npz`` stores (or reuses) the target trajectory, so a long
-target is simulated once. ``--oracle`` also samples the true LJ projected on
-the spline basis (the answer IBI/IMC should reach) as long as the final
-check: its TAE is the floor any inversion can reach at this sampling, and its
-``|U - U_LJ|`` the floor of the spline representation. Every final row also
+target is simulated once, and its RDFs and pressure in ``FILE_rdf.npz`` (the
+RDF of 40,000 frames takes minutes). ``--acceleration anderson`` runs IBI with
+Anderson mixing (``train.IBISettings(acceleration="anderson")``).
+``--methods oracle`` also samples the true LJ projected on the spline basis
+(the answer IBI/IMC should reach) as long as the final check: its TAE is
+the floor any inversion can reach at this sampling, and its ``|U - U_LJ|``
+the floor of the spline representation. Every final row also
 records where the largest ``|U - U_LJ|`` sits and the error profile.
 """
 
@@ -107,6 +110,28 @@ def load_target(a):
     return system, model, p_true, X
 
 
+def target_rdf(a, system, model, p_true, X):
+    """``(RDF, g of the first half, of the second, pressure (bar))``, cached beside
+    ``--target-cache``."""
+    import os
+    import types
+
+    cache = a.target_cache[: -len(".npz")] + "_rdf.npz" if a.target_cache else None
+    if cache and os.path.exists(cache):
+        d = np.load(cache)
+        P = types.SimpleNamespace(mean=float(d["P"]), sem=float(d["Psem"]))
+        return types.SimpleNamespace(r=d["r"], g=d["g"]), d["g1"], d["g2"], P
+    target = observables.rdf(X, system.box, r_max=1.0, n_bins=200)
+    h = len(X) // 2
+    g1 = observables.rdf(X[:h], system.box, r_max=1.0, n_bins=200).g
+    g2 = observables.rdf(X[h:], system.box, r_max=1.0, n_bins=200).g
+    P = observables.pressure(model, p_true, X[:: max(1, len(X) // 2000)], kT=units.kB * T)
+    if cache:
+        np.savez(cache, r=np.asarray(target.r), g=np.asarray(target.g), g1=np.asarray(g1),
+                 g2=np.asarray(g2), P=P.mean, Psem=P.sem)  # fmt: skip
+    return target, g1, g2, P
+
+
 def final_check(name, smodel, params, start, protocol, target, spline, n_steps):
     """TAE (A) of ``params`` sampled ``n_steps`` against the target, and the U error profile."""
     fin = simulate.sample(smodel, params, start, protocol.replace(production_steps=n_steps))
@@ -122,13 +147,16 @@ def final_check(name, smodel, params, start, protocol, target, spline, n_steps):
 def _inversion(method, a, smodel, target, protocol, P, X):
     if method == "ibi":
         return train.ibi_trainer(smodel, target, protocol, R0=X[-1], settings=train.IBISettings(
-            alpha=a.alpha, pressure=None if a.no_pressure else P))  # fmt: skip
+            alpha=a.alpha, pressure=None if a.no_pressure else P,
+            acceleration=a.acceleration, history=a.history, mixing_start=a.mixing_start,
+            mixing_regularization=a.mixing_regularization,
+            max_step_kT=a.max_step_kT))  # fmt: skip
     return train.imc_trainer(
         smodel,
         target,
         protocol,
         R0=X[-1],
-        settings=train.IMCSettings(regularization=a.regularization),
+        settings=train.IMCSettings(regularization=a.regularization, max_step_kT=a.max_step_kT),
     )
 
 
@@ -162,18 +190,23 @@ def main():
     ap.add_argument("--methods", default="imc,ibi", help="imc, ibi, oracle (comma-separated)")
     ap.add_argument("--alpha", type=float, default=1.0, help="IBI damping")
     ap.add_argument("--no-pressure", action="store_true", help="IBI without the pressure ramp")
+    ap.add_argument("--acceleration", default=None, choices=[None, "anderson"],
+                    help="IBI: Anderson mixing of the last --history updates")  # fmt: skip
+    ap.add_argument("--history", type=int, default=5, help="IBI: Anderson mixing's history")
+    ap.add_argument("--mixing-start", type=int, default=0,
+                    help="IBI: plain updates before Anderson mixing starts")  # fmt: skip
+    ap.add_argument("--mixing-regularization", type=float, default=1e-6,
+                    help="IBI: Anderson mixing's relative Tikhonov lambda")  # fmt: skip
+    ap.add_argument("--max-step-kT", type=float, default=None,
+                    help="IBI and IMC: largest change of U per update (kT)")  # fmt: skip
     ap.add_argument("--regularization", type=float, default=1e-3, help="IMC Tikhonov lambda")
     ap.add_argument("--out", default="henderson.json")
     a = ap.parse_args()
     t0 = time.perf_counter()
     system, model, p_true, X = load_target(a)
     n_final = a.final_steps or len(X) * a.target_every // 2
-    target = observables.rdf(X, system.box, r_max=1.0, n_bins=200)
-    h = len(X) // 2
-    g1 = observables.rdf(X[:h], system.box, r_max=1.0, n_bins=200).g
-    g2 = observables.rdf(X[h:], system.box, r_max=1.0, n_bins=200).g
+    target, g1, g2, P = target_rdf(a, system, model, p_true, X)
     floor = float(observables.total_absolute_error(target.r, g1, g2)) / units.angstrom
-    P = observables.pressure(model, p_true, X[:: max(1, len(X) // 2000)], kT=units.kB * T)
     print(f"target: {len(X)} frames, P = {P.mean:.1f} +- {P.sem:.1f} bar; TAE between its "
           f"halves {floor:.4f} A ({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     spline = potentials.SplinePair(n_basis=44, r_min=0.3, cutoff=CUTOFF)

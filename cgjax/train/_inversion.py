@@ -8,7 +8,12 @@ histograms its pair distances on the target's bins.
 
 * IBI: ``U <- U + alpha kT ln(g_cg / g*)`` on the bins, optionally plus
   VOTCA's linear pressure ramp ``A (1 - r / r_c)``, projected onto the spline
-  coefficients by least squares.
+  coefficients by least squares. Optionally accelerated by Anderson mixing
+  over the last few updates (:class:`IBISettings` ``acceleration``): in a
+  dense liquid a broad, smooth change of ``U`` barely changes ``g``, so the
+  plain update removes such an error only a few per cent per update; the
+  mixing estimates that slow response from the history of updates (a secant,
+  or GMRES on the linearised map) and takes the larger step it needs.
 * IMC (Lyubartsev-Laaksonen): with ``S_a`` the number of pairs in bin ``a``
   in one frame, ``d<S_a>/dU_b = -beta (<S_a S_b> - <S_a><S_b>)``; with the
   potential on the spline basis (``U_b = sum_j B_j(r_b) c_j``) the Newton
@@ -39,6 +44,7 @@ __all__ = [
     "IBISettings",
     "IMCSettings",
     "InversionState",
+    "anderson_step",
     "ibi_trainer",
     "imc_trainer",
     "potential_of_mean_force",
@@ -59,6 +65,20 @@ class IBISettings:
         ``A = -sign(dP) * pressure_max_kT * kT * min(1, f |dP|)``.
       pressure_max_kT: the largest ramp amplitude (units of kT).
       tol: converged when the RDF TAE (nm) falls below this (0: never).
+      acceleration: ``None`` (plain IBI, the default) or ``"anderson"``:
+        Anderson mixing of the last ``history`` updates
+        (:func:`anderson_step`, mixing parameter ``alpha``).
+      history: updates Anderson mixing remembers (>= 1).
+      mixing_start: plain (``alpha``-damped) updates before the mixing starts:
+        far from the answer the map is nonlinear (the core's ``ln g`` moves a
+        lot) and its secants mislead the mixing; it starts with the last
+        plain step in its history.
+      mixing_regularization: Tikhonov ``lambda`` of the mixing's least
+        squares, relative to the largest squared singular value of the
+        residual differences (noise in nearly parallel differences stays bounded).
+      max_step_kT: the largest change of ``U`` one update may make on the
+        fitted bins where the target has pairs (``g* > g_min``), in kT (the
+        step is scaled down to it); None (the default): no limit.
     """
 
     alpha: float = 1.0
@@ -67,6 +87,22 @@ class IBISettings:
     pressure_factor: float = 3e-3
     pressure_max_kT: float = 0.1
     tol: float = 0.0
+    acceleration: str | None = None
+    history: int = 5
+    mixing_start: int = 0
+    mixing_regularization: float = 1e-6
+    max_step_kT: float | None = None
+
+    def __post_init__(self):
+        if self.acceleration not in (None, "anderson"):
+            raise ValueError(f"IBISettings.acceleration must be None or 'anderson', "
+                             f"got {self.acceleration!r}")  # fmt: skip
+        if int(self.mixing_start) < 0:
+            raise ValueError(f"IBISettings.mixing_start must be >= 0, got {self.mixing_start}")
+        if int(self.history) < 1:
+            raise ValueError(f"IBISettings.history must be >= 1, got {self.history}")
+        if self.max_step_kT is not None and not self.max_step_kT > 0:
+            raise ValueError(f"IBISettings.max_step_kT must be > 0 or None, got {self.max_step_kT}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +115,22 @@ class IMCSettings:
       alpha: scale of the Newton step (1: full step).
       g_min: as :class:`IBISettings` (used for the first update's checks only).
       tol: converged when the RDF TAE (nm) falls below this (0: never).
+      max_step_kT: the largest change of ``U`` one step may make on the bins
+        the target samples (``g* > g_min``), in kT: the Newton step is scaled
+        down to it (a trust region); None (the default): no limit. From short
+        samplings the covariance is noise in its weak (broad, pressure-like)
+        directions and the Newton step there is far too long.
     """
 
     regularization: float = 1e-3
     alpha: float = 1.0
     g_min: float = 1e-3
     tol: float = 0.0
+    max_step_kT: float | None = None
+
+    def __post_init__(self):
+        if self.max_step_kT is not None and not self.max_step_kT > 0:
+            raise ValueError(f"IMCSettings.max_step_kT must be > 0 or None, got {self.max_step_kT}")
 
 
 class InversionState(NamedTuple):
@@ -97,6 +143,8 @@ class InversionState(NamedTuple):
       update: updates done.
       simulated_ps: production time sampled so far (ps).
       context: the run's fixed pieces (target, basis, histogram function).
+      memory: Anderson mixing's history, ``((coefficients [K], residual [K]), ...)``
+        oldest first (empty without acceleration).
     """
 
     params: Params
@@ -104,6 +152,7 @@ class InversionState(NamedTuple):
     update: int
     simulated_ps: float
     context: Any
+    memory: tuple = ()
 
 
 class _Context(NamedTuple):
@@ -322,6 +371,73 @@ def _finish(state, ctx, c_new, metrics, out, t0):
     return state._replace(params=params, start=out, update=state.update + 1, simulated_ps=ps)
 
 
+def anderson_step(
+    xs: Any, fs: Any, *, alpha: float = 1.0, regularization: float = 1e-6, metric: Any = None
+) -> np.ndarray:
+    """The next iterate of a fixed-point iteration ``x <- x + alpha f(x)`` by Anderson mixing.
+
+    With the iterates ``x_0 .. x_k`` and their residuals ``f_i = f(x_i)``
+    (for IBI ``f`` is the full update ``kT ln(g_cg / g*)`` on the spline basis,
+    so ``x`` and ``f`` are in kJ/mol), the differences ``dX_i = x_{i+1} - x_i``
+    and ``dF_i = f_{i+1} - f_i`` estimate how the residual responds to a step;
+    the mixing takes the combination of past steps that best cancels the
+    current residual (Walker and Ni's type-II form)::
+
+        gamma = argmin |M (f_k - dF gamma)|^2 + lambda |gamma|^2
+        x_{k+1} = x_k + alpha f_k - (dX + alpha dF) gamma
+
+    ``lambda = regularization x`` the largest squared singular value of
+    ``M dF``. For a linear ``f(x) = -A (x - x*)`` in ``n`` dimensions it is
+    GMRES: exact after at most ``n + 1`` residuals, however small the
+    slowest eigenvalue of ``A``. With one iterate it is the plain step
+    ``x_k + alpha f_k``.
+
+    Args:
+      xs: ``[m + 1, K]`` iterates, oldest first (the last is the current one).
+      fs: ``[m + 1, K]`` their residuals.
+      alpha: mixing parameter (the plain iteration's damping).
+      regularization: relative Tikhonov ``lambda`` (>= 0).
+      metric: ``[B, K]`` matrix whose image measures the residual (for IBI
+        the spline basis at the bins: residuals compared as ``U(r)``); None:
+        the identity.
+
+    Returns:
+      ``[K]`` the next iterate.
+
+    Raises:
+      ValueError: ``xs`` and ``fs`` of different or non-2-D shapes, none given.
+
+    References:
+      D. G. Anderson, J. ACM 12, 547 (1965); H. F. Walker and P. Ni,
+      SIAM J. Numer. Anal. 49, 1715 (2011).
+    """
+    X, F = np.asarray(xs, np.float64), np.asarray(fs, np.float64)
+    if X.ndim != 2 or X.shape != F.shape or len(X) < 1:
+        raise ValueError(f"anderson_step: xs and fs must be [m + 1, K] arrays of one shape, "
+                         f"got {X.shape} and {F.shape}")  # fmt: skip
+    x, f = X[-1], F[-1]
+    if len(X) == 1:
+        return x + alpha * f
+    dX, dF = np.diff(X, axis=0).T, np.diff(F, axis=0).T  # [K, m]
+    M = np.eye(len(x)) if metric is None else np.asarray(metric, np.float64)
+    A, b = M @ dF, M @ f
+    s = np.linalg.svd(A, compute_uv=False)
+    lam = regularization * float(s[0] ** 2) if s.size and s[0] > 0 else 1.0
+    m = A.shape[1]  # least squares on [A; sqrt(lam) I] (not the normal equations: their
+    # condition number is squared)
+    gamma = np.linalg.lstsq(np.vstack([A, np.sqrt(lam) * np.eye(m)]),
+                            np.concatenate([b, np.zeros(m)]), rcond=None)[0]  # fmt: skip
+    return x + alpha * f - (dX + alpha * dF) @ gamma
+
+
+def _capped(dc: np.ndarray, basis: np.ndarray, limit: float | None) -> tuple[np.ndarray, float]:
+    """``(dc scaled so max |basis @ dc| <= limit, the scale)``; ``limit`` None: unscaled."""
+    top = float(np.max(np.abs(basis @ dc))) if len(basis) else 0.0
+    if limit is None or top <= limit:
+        return dc, 1.0
+    return dc * (limit / top), limit / top
+
+
 def ibi_trainer(
     model: Any, target: Any, protocol: Any, *, term: str | None = None,
     settings: IBISettings = IBISettings(), R0: Any = None, progress: bool | None = False,
@@ -338,7 +454,14 @@ def ibi_trainer(
     ``A (1 - r / r_c)`` is added, ``A = -sign(P - P*) pressure_max_kT kT
     min(1, f |P - P*|)`` (VOTCA's "simple" correction), with ``P`` the
     model's virial pressure over the samples (bar). ``dU`` is then projected
-    onto the spline basis (least squares) and added to the coefficients.
+    onto the spline basis (least squares) and added to the coefficients:
+    plain IBI adds ``alpha`` times it; with ``settings.acceleration =
+    "anderson"`` the step is :func:`anderson_step` over the last
+    ``settings.history`` updates (the full updates as residuals, compared as
+    ``g*(r) kT ln(g_cg / g*)``, about ``kT (g_cg - g*)``, on the bins),
+    from update ``settings.mixing_start`` on. ``settings.max_step_kT`` scales
+    a step whose largest change of ``U`` on the bins exceeds that many kT
+    down to it.
     Start from :func:`potential_of_mean_force`.
 
     Args:
@@ -358,7 +481,9 @@ def ibi_trainer(
       a :class:`~cgjax.train.SamplingTrainer` (``init(params) ->``
       :class:`InversionState`); metrics: ``loss`` and ``tae`` (the RDF TAE of
       the samples, nm, at the parameters before the update), ``pressure``
-      (bar), ``max_du`` (kJ/mol), ``simulated_ps``, ``converged``.
+      (bar), ``max_du`` (the largest ``|kT ln(g_cg / g*)|``, kJ/mol),
+      ``max_step`` (the largest change of ``U`` made, kJ/mol), ``step_scale``
+      (1 unless ``max_step_kT`` cut the step), ``simulated_ps``, ``converged``.
 
     Raises:
       ValueError: a malformed target, no SplinePair, ``R0`` missing.
@@ -366,7 +491,8 @@ def ibi_trainer(
 
     References:
       D. Reith, M. Puetz, F. Mueller-Plathe, J. Comput. Chem. 24, 1624 (2003);
-      V. Ruehle et al., J. Chem. Theory Comput. 5, 3211 (2009) (VOTCA, pressure ramp).
+      V. Ruehle et al., J. Chem. Theory Comput. 5, 3211 (2009) (VOTCA, pressure ramp);
+      Anderson mixing: see :func:`anderson_step`.
     """
     from cgjax.train._sampling import SamplingTrainer
 
@@ -384,7 +510,7 @@ def ibi_trainer(
         g_cg, tae = _measure(ctx, counts)
         r, gt, gc = ctx.r[ctx.fit], ctx.g[ctx.fit], g_cg[ctx.fit]
         valid = (gt > settings.g_min) & (gc > settings.g_min)
-        du = settings.alpha * kT * np.log(np.where(valid, gc, 1.0) / np.where(valid, gt, 1.0))
+        du = kT * np.log(np.where(valid, gc, 1.0) / np.where(valid, gt, 1.0))
         du = _table_fill(du, valid, r, "ibi_trainer")
         P = _pressure_bar(ctx, state.params, out)
         ramp = 0.0
@@ -393,16 +519,49 @@ def ibi_trainer(
             ramp = -np.sign(dP) * settings.pressure_max_kT * kT * min(
                 1.0, settings.pressure_factor * abs(dP))  # fmt: skip
             du = du + ramp * (1.0 - r / ctx.spline.cutoff)
-        dc = np.linalg.lstsq(ctx.basis, du, rcond=None)[0]
-        c_new = _coefficients(state.params, ctx.path) + dc
+        f = np.linalg.lstsq(ctx.basis, du, rcond=None)[0]  # the full (alpha 1) update
+        c = _coefficients(state.params, ctx.path)
+        memory = ()
+        mixing = settings.acceleration == "anderson" and state.update >= settings.mixing_start
+        if settings.acceleration == "anderson":  # before mixing_start only the last pair
+            memory = (*state.memory, (c, f))[-(int(settings.history) + 1 if mixing else 1):]
+        if mixing:
+            xs, fs = zip(*memory, strict=True)
+            dc = anderson_step(xs, fs, alpha=settings.alpha, metric=gt[:, None] * ctx.basis,
+                               regularization=settings.mixing_regularization) - c  # fmt: skip
+        else:
+            dc = settings.alpha * f
+        sampled = gt > settings.g_min  # the cap is measured where the target has pairs
+        limit = None if settings.max_step_kT is None else settings.max_step_kT * kT
+        dc, scale = _capped(dc, ctx.basis[sampled], limit)
+        step = float(np.max(np.abs(ctx.basis[sampled] @ dc)))
         metrics = dict(loss=tae, tae=tae, pressure=P, ramp=float(ramp),
-                       max_du=float(np.max(np.abs(du))),
+                       max_du=float(np.max(np.abs(du))), max_step=step, step_scale=scale,
                        converged=bool(settings.tol > 0 and tae < settings.tol),
                        summary=f"TAE {tae / units.angstrom:.4f} A, P {P:.0f} bar, "
-                       f"max |dU| {np.max(np.abs(du)):.3g} kJ/mol")  # fmt: skip
-        return _finish(state, ctx, c_new, metrics, out, t0), metrics
+                       f"max |kT ln(g/g*)| {np.max(np.abs(du)):.3g}, "
+                       f"max |step| {step:.3g} kJ/mol")  # fmt: skip
+        new = _finish(state, ctx, c + dc, metrics, out, t0)
+        return new._replace(memory=memory), metrics
 
     return SamplingTrainer(init, update, "IBI", InversionState, has_loss=True)
+
+
+def _imc_step(ctx: _Context, counts: np.ndarray, settings: IMCSettings, beta: float):
+    """``(dc [K], scale the trust region applied, max |dU| on the sampled bins (kJ/mol))``
+    of one IMC step from ``[T, B]`` per-frame pair counts."""
+    S = counts[:, ctx.fit]
+    dS = ctx.g[ctx.fit] * ctx.norm[ctx.fit] - S.mean(0)
+    d = S - S.mean(0)
+    cov = d.T @ d / max(len(S) - 1, 1)
+    J = -beta * cov @ ctx.basis
+    JtJ = J.T @ J
+    lam = settings.regularization * np.trace(JtJ) / len(JtJ)
+    dc = settings.alpha * np.linalg.solve(JtJ + lam * np.eye(len(JtJ)), J.T @ dS)
+    sampled = ctx.g[ctx.fit] > settings.g_min
+    limit = None if settings.max_step_kT is None else settings.max_step_kT / beta
+    dc, scale = _capped(dc, ctx.basis[sampled], limit)
+    return dc, scale, float(np.max(np.abs(ctx.basis[sampled] @ dc)))
 
 
 def imc_trainer(
@@ -429,7 +588,10 @@ def imc_trainer(
 
     Returns:
       a :class:`~cgjax.train.SamplingTrainer`; metrics ``loss``/``tae``
-      (nm), ``pressure`` (bar), ``max_dc`` (kJ/mol), ``simulated_ps``, ``converged``.
+      (nm), ``pressure`` (bar), ``max_dc`` (kJ/mol), ``max_step`` (the
+      largest change of ``U`` on the sampled bins, kJ/mol), ``step_scale``
+      (1 unless ``max_step_kT`` cut the step), ``frames`` (samples in the
+      covariance), ``simulated_ps``, ``converged``.
 
     Raises:
       as :func:`ibi_trainer`.
@@ -451,20 +613,14 @@ def imc_trainer(
         t0 = time.perf_counter()
         out, counts = _sample(state, progress)
         _, tae = _measure(ctx, counts)
-        S = counts[:, ctx.fit]
-        dS = ctx.g[ctx.fit] * ctx.norm[ctx.fit] - S.mean(0)
-        d = S - S.mean(0)
-        cov = d.T @ d / max(len(S) - 1, 1)
-        J = -beta * cov @ ctx.basis
-        JtJ = J.T @ J
-        lam = settings.regularization * np.trace(JtJ) / len(JtJ)
-        dc = settings.alpha * np.linalg.solve(JtJ + lam * np.eye(len(JtJ)), J.T @ dS)
+        dc, scale, step = _imc_step(ctx, counts, settings, beta)
         c_new = _coefficients(state.params, ctx.path) + dc
         P = _pressure_bar(ctx, state.params, out)
         metrics = dict(loss=tae, tae=tae, pressure=P, max_dc=float(np.max(np.abs(dc))),
+                       max_step=step, step_scale=scale, frames=len(counts),
                        converged=bool(settings.tol > 0 and tae < settings.tol),
                        summary=f"TAE {tae / units.angstrom:.4f} A, P {P:.0f} bar, "
-                       f"max |dc| {np.max(np.abs(dc)):.3g} kJ/mol")  # fmt: skip
+                       f"max |dU| {step:.3g} kJ/mol (scaled {scale:.2g})")  # fmt: skip
         return _finish(state, ctx, c_new, metrics, out, t0), metrics
 
     return SamplingTrainer(init, update, "IMC", InversionState, has_loss=True)

@@ -125,3 +125,73 @@ def test_zeros_and_bad_targets(lj_target):
         train.ibi_trainer(model, target, PROTOCOL, term="nope", R0=R0)
     with pytest.raises(ValueError, match="needs R0="):
         train.imc_trainer(model, target, PROTOCOL).init(p0)
+
+
+def _slow_linear_map(n=4, seed=0):
+    """``(f, x*)``: the residual ``f(x) = -A (x - x*)`` of a linear fixed point whose ``A``
+    has eigenvalues 1 .. 0.01 (an IBI-like map with one slow, broad mode)."""
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    A = Q @ np.diag(np.geomspace(1.0, 0.01, n)) @ Q.T
+    x_star = rng.normal(size=n)
+    return (lambda x: -A @ (x - x_star)), x_star
+
+
+def test_anderson_step_is_exact_on_a_linear_map_where_plain_iteration_crawls():
+    f, x_star = _slow_linear_map()
+    metric = np.random.default_rng(1).normal(size=(7, 4))  # any full-rank metric
+    runs = {}
+    for name in ("plain", "anderson", "anderson_metric"):
+        x, xs, fs = np.zeros(4), [], []
+        for _ in range(5):  # n + 1 residuals
+            xs.append(x)
+            fs.append(f(x))
+            if name == "plain":
+                x = x + fs[-1]
+            else:
+                x = train.anderson_step(xs, fs, regularization=0.0,
+                                        metric=metric if name.endswith("metric") else None)
+        runs[name] = np.linalg.norm(x - x_star) / np.linalg.norm(x_star)
+    # plain: the slow mode shrinks by 0.99 per step; Anderson = GMRES: exact after n + 1
+    assert runs["plain"] > 0.3
+    assert runs["anderson"] < 1e-8
+    assert runs["anderson_metric"] < 1e-8
+    # one iterate: the plain damped step
+    x0 = np.ones(4)
+    np.testing.assert_allclose(train.anderson_step([x0], [f(x0)], alpha=0.3), x0 + 0.3 * f(x0))
+    with pytest.raises(ValueError, match=r"anderson_step: xs and fs must be \[m \+ 1, K\]"):
+        train.anderson_step(np.zeros((2, 4)), np.zeros((3, 4)))
+
+
+def test_inversion_settings_are_checked():
+    with pytest.raises(ValueError, match="IBISettings.acceleration must be None or 'anderson'"):
+        train.IBISettings(acceleration="broyden")
+    with pytest.raises(ValueError, match="IBISettings.history must be >= 1"):
+        train.IBISettings(acceleration="anderson", history=0)
+    with pytest.raises(ValueError, match="IBISettings.max_step_kT must be > 0"):
+        train.IBISettings(max_step_kT=0.0)
+    with pytest.raises(ValueError, match="IMCSettings.max_step_kT must be > 0"):
+        train.IMCSettings(max_step_kT=-1.0)
+
+
+def test_anderson_ibi_and_capped_imc_steps(lj_target):
+    model, p0, target, P_target, R0 = lj_target
+    pmf = train.potential_of_mean_force(model, p0, target, T)
+    kT = units.kB * T
+    settings = train.IBISettings(pressure=P_target, acceleration="anderson", history=1,
+                                 max_step_kT=0.3)  # fmt: skip
+    fit = train.fit_sampling(train.ibi_trainer(model, target, PROTOCOL, settings=settings,
+                                               R0=R0), pmf, 2)  # fmt: skip
+    steps = [h["max_step"] for h in fit.history]
+    print("Anderson IBI: max |step| (kJ/mol)", np.round(steps, 4),
+          "TAE (A)", np.round([h["tae"] * 10 for h in fit.history], 4))  # fmt: skip
+    assert len(fit.state.memory) == 2  # history 1: the last two (coefficients, residual) pairs
+    assert max(steps) <= 0.3 * kT * (1 + 1e-6)
+    assert np.all(np.isfinite(np.asarray(fit.params["coefficients"])))
+    assert _lj_error(model, fit.params) < _lj_error(model, pmf)
+    imc = train.imc_trainer(model, target, PROTOCOL, R0=R0,
+                            settings=train.IMCSettings(max_step_kT=0.2))  # fmt: skip
+    fit = train.fit_sampling(imc, pmf, 1)
+    assert all(h["max_step"] <= 0.2 * kT * (1 + 1e-6) for h in fit.history)
+    assert fit.history[0]["step_scale"] < 1.0  # from the PMF the Newton step is longer
+    assert fit.history[0]["frames"] == PROTOCOL.production_steps // PROTOCOL.record_every

@@ -57,6 +57,11 @@ HELP = {
     "structure.q_cutoff": "Steinhardt q-bar neighbour cutoff (switch ends) [nm]",
     "structure.q_switch": "Steinhardt q-bar neighbour switch start [nm]",
     "reference_frames": "AA frames (evenly strided) for each reference structure [frames]",
+    "single_state": "run the paper's single-state arms (baselines and transfers) [-]",
+    "states.train_temperatures": "pooled training states of the multi-state and state-aware "
+    "HIP-NN-TS models (() skips them) [K]",
+    "states.simulate_temperatures": "where both are simulated; not in training: held out [K]",
+    "states.density_width": "scale of the state-aware model's density input [g/cm^3]",
     "progress": "show progress bars [-]",
 }
 
@@ -99,6 +104,9 @@ CHECKS = {
     "md.production_steps": "> 0",
     "md.record_every": "> 0",
     "md.skin": ">= 0",
+    "states.train_temperatures": "> 0",
+    "states.simulate_temperatures": "> 0",
+    "states.density_width": "> 0",
 }
 
 
@@ -138,6 +146,13 @@ def base() -> ml_collections.ConfigDict:
     c.structure = ml_collections.ConfigDict(
         dict(rdf_r_max=1.2, rdf_bin=0.01, adf_cutoff=0.55, q_cutoff=0.6, q_switch=0.55)
     )
+    c.single_state = True
+    # beyond the paper: multi-state and state-aware HIP-NN-TS trained on 200 and 400 K
+    # (pooled, 2 x n_train frames, train.n_steps updates), simulated at the held-out 300 K
+    c.states = ml_collections.ConfigDict(
+        dict(train_temperatures=(200.0, 400.0), simulate_temperatures=(300.0,),
+             density_width=0.2)
+    )  # fmt: skip
     c.reference_frames = 250
     c.progress = True
     return c
@@ -156,6 +171,7 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
         c.mscg.update(n_basis=12)
         c.md.update(equilibration_steps=0, production_steps=20, record_every=10)
         c.reference_frames = 2  # as many as the CG runs record: one compiled analysis
+        c.states.update(train_temperatures=(400.0,), simulate_temperatures=(300.0,))
         c.progress = False
         return c
     if preset == "full":
@@ -179,6 +195,9 @@ def get_config(preset: str = "quick") -> ml_collections.ConfigDict:
         c.train.update(n_steps=20000, batch_size=4, eval_every=500, checkpoint_every=500)
         c.md.update(dt=0.001, equilibration_steps=10000, production_steps=50000,
                     record_every=50)  # fmt: skip
+        # pooled models on every other temperature, simulated at all 11 (5 held out)
+        c.states.update(train_temperatures=tuple(float(t) for t in range(200, 401, 40)),
+                        simulate_temperatures=c.temperatures)  # fmt: skip
         c.structure.rdf_r_max = 1.5
         c.reference_frames = 1000
         return c

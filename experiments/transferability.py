@@ -17,16 +17,33 @@ Each model is simulated (Nose-Hoover, jax-md) at its own temperature
 other temperature (transfer). The RDF total absolute error (paper 003 eq. 9,
 Å) against the AA RDF of each simulated state point fills the table.
 
+Beyond the paper (``states``): two HIP-NN-TS models trained on the pooled
+frames of ``states.train_temperatures`` (same prior, fitted on the pooled
+frames; same number of updates as a single-state model):
+
+- multi-state (``hipnn_multi``): plain HIP-NN-TS, as paper 003's multi-state
+  model (it does not know the state point of a frame);
+- state-aware (``hipnn_state``): :class:`~cgjax.potentials.StateAwareHIPNN`,
+  each frame's (T, rho) an input of its atom networks; simulated with the
+  state point bound (``at_state``).
+
+Both are simulated at ``states.simulate_temperatures``; a temperature not in
+training is ``held_out`` in the table (``kind``), one in it ``in_training``.
+
 Stages (``stages/``; a rerun resumes at the first unfinished one):
 ``reference_T*`` (AA structure), ``hipnn_T*`` and ``mscg_T*`` (training; the
-parameters are in ``params/``), ``md_{model}_T{trained}_at_T{simulated}``.
+parameters are in ``params/``), ``hipnn_multi_*``/``hipnn_state_*`` (trained on
+several states, e.g. ``hipnn_state_T200+T400``),
+``md_{model}_T{trained}_at_T{simulated}``.
 
     python -m cgjax.run experiments/transferability.py                 # quick preset
     python -m cgjax.run experiments/transferability.py --config=configs/transferability.py:full
 
 Outputs: ``results.json`` (the whole TAE table, training metrics, priors),
 ``plots/rdf_grid.png`` (AA vs CG at the extreme temperatures),
-``plots/tae_vs_temperature.png`` (paper 003 Fig. 3c, d),
+``plots/tae_vs_temperature.png`` (paper 003 Fig. 3c, d; a third panel: the
+multi-state and state-aware models against single-state HIP-NN-TS, held-out
+temperatures shaded),
 ``plots/tae_grid.png`` (TAE of every model at every temperature),
 ``plots/training.png`` (validation force RMSE of the HIP-NN-TS models), ``log.txt``.
 """
@@ -44,7 +61,9 @@ import numpy as np
 from cgjax import datasets, losses, potentials, reference, simulate, train, units, workflow
 
 MODELS = ("hipnn", "mscg")
-LABELS = {"hipnn": "HIP-NN-TS", "mscg": "MS-CG"}
+STATE_MODELS = ("hipnn_multi", "hipnn_state")
+LABELS = {"hipnn": "HIP-NN-TS", "mscg": "MS-CG", "hipnn_multi": "HIP-NN-TS multi-state",
+          "hipnn_state": "HIP-NN-TS state-aware"}  # fmt: skip
 #: paper 003 targets: single-state HIP-NN-TS TAE for methanol (Fig. 3c, 5a), and the
 #: ratio of transferred HIP-NN-TS to MS-CG TAE below 300 K (Fig. 3d: "about half").
 PAPER_SINGLE_STATE_TAE_A = 0.25
@@ -53,6 +72,11 @@ PAPER_TRANSFER_RATIO_BELOW_300K = 0.5
 
 def _tag(T: float) -> str:
     return f"T{T:g}"
+
+
+def _k(T) -> str:
+    """A temperature (K) as a key or label; pooled models' ``"200+400"`` as it is."""
+    return T if isinstance(T, str) else f"{T:g}"
 
 
 # ----------------------------------------------------------------------------- data
@@ -128,9 +152,24 @@ def _spline(config):
                                  cutoff=float(config.cutoff))  # fmt: skip
 
 
-def _potential(kind, prior_term, config):
-    if kind == "hipnn":
+def _state_scaling(config) -> dict:
+    """``state_center``/``state_width`` of the state-aware model from its training states."""
+    temps = [float(T) for T in config.states.train_temperatures]
+    half = 0.5 * (max(temps) - min(temps)) or 100.0  # K; one training state: 100 K
+    return {"state_center": (0.5 * (max(temps) + min(temps)), float(config.density)),
+            "state_width": (half, float(config.states.density_width))}  # fmt: skip
+
+
+def _potential(kind, prior_term, config, T=None):
+    """Prior + the model ``kind``; ``hipnn_state`` is bound to ``(T, density)`` when T is given."""
+    if kind in ("hipnn", "hipnn_multi"):
         net = potentials.build("hipnn", config.model, cutoff=float(config.cutoff), n_species=1)
+        return potentials.sum_of(prior=prior_term, hipnn=net)
+    if kind == "hipnn_state":
+        net = potentials.build("hipnn_state", config.model, cutoff=float(config.cutoff),
+                               n_species=1, **_state_scaling(config))  # fmt: skip
+        if T is not None:
+            net = net.at_state(float(T), float(config.density))
         return potentials.sum_of(prior=prior_term, hipnn=net)
     return potentials.sum_of(prior=prior_term, mscg=_spline(config))
 
@@ -176,13 +215,57 @@ def _stage_mscg(T, frames, split, prior, config, wd):
     }  # fmt: skip
 
 
+def _pooled(states, splits, config):
+    """Training and validation arrays of ``states.train_temperatures``, pooled, with each
+    frame's state point ``[T (K), rho (g/cm^3)]``, and the pooled training Frames (prior)."""
+    temps = [float(T) for T in config.states.train_temperatures]
+    sets = {}
+    for part, which in (("train", 0), ("val", 1)):
+        fr = [states[T].select(splits[T][which]) for T in temps]
+        sets[part] = {
+            "positions": np.concatenate([f.positions for f in fr]),
+            "forces": np.concatenate([f.forces for f in fr]),
+            "state": np.concatenate([np.tile([T, float(config.density)], (f.n_frames, 1))
+                                     for T, f in zip(temps, fr, strict=True)]),
+        }  # fmt: skip
+    prior_frames = states[temps[0]].replace(
+        positions=sets["train"]["positions"], forces=sets["train"]["forces"], temperature=None
+    )
+    return sets, prior_frames
+
+
+def _stage_state_model(kind, sets, prior, states, config, wd):
+    """Force matching of ``hipnn_multi`` (no state input) or ``hipnn_state`` on pooled frames."""
+    keep = ("positions", "forces", "state") if kind == "hipnn_state" else ("positions", "forces")
+    tr, va = ({k: v[k] for k in keep} for v in (sets["train"], sets["val"]))
+    T0 = float(config.states.train_temperatures[0])
+    model = potentials.energy_model(_potential(kind, prior.term, config),
+                                    system=_system(states[T0]))  # fmt: skip
+    settings = train.FMSettings.from_config(config.train, seed=int(config.seed),
+                                            frozen=("prior",))  # fmt: skip
+    tag = _states_tag(config)
+    params, _, metrics = train.fit_force_matching(
+        model, tr, va, settings, workdir=os.path.join(wd.path, f"train_{kind}_T{tag}"),
+        progress=config.progress, log=wd.log,
+    )  # fmt: skip
+    metrics["params"] = wd.save_params(f"{kind}_T{tag}", params)
+    metrics["train_temperatures_K"] = [float(T) for T in config.states.train_temperatures]
+    return metrics
+
+
+def _states_tag(config) -> str:
+    """``"200+400"``: the training temperatures (K) of the pooled models."""
+    return "+".join(f"{float(T):g}" for T in config.states.train_temperatures)
+
+
 # ----------------------------------------------------------------------------- simulation
 
 
 def _stage_md(kind, T_train, T_sim, states, splits, priors, refs, trained, config, wd):
+    """One CG run; ``T_train`` is a temperature, or the ``_states_tag`` of a pooled model."""
     frames = states[T_sim]
     model = potentials.energy_model(
-        _potential(kind, priors[T_train].term, config), system=_system(frames)
+        _potential(kind, priors[T_train].term, config, T=T_sim), system=_system(frames)
     )
     params = wd.load_params(trained[kind][T_train]["params"])
     md = config.md
@@ -197,9 +280,13 @@ def _stage_md(kind, T_train, T_sim, states, splits, priors, refs, trained, confi
         model, params, refs[T_sim], R0, protocol, nve_steps=0, progress=config.progress, log=wd.log
     )
     out = {"model": kind, "trained_K": T_train, "simulated_K": T_sim, **report.summary()}
-    out["kind"] = "baseline" if T_train == T_sim else "transfer"
+    if kind in STATE_MODELS:
+        seen = [float(T) for T in config.states.train_temperatures]
+        out["kind"] = "in_training" if T_sim in seen else "held_out"
+    else:
+        out["kind"] = "baseline" if T_train == T_sim else "transfer"
     out["rdf"] = None if report.structure is None else report.structure.rdf.tolist()
-    wd.log(f"{LABELS[kind]} trained at {T_train:g} K, simulated at {T_sim:g} K: RDF TAE "
+    wd.log(f"{LABELS[kind]} trained at {_k(T_train)} K, simulated at {T_sim:g} K: RDF TAE "
            f"{report.rdf_tae_A:.3f} Å, stable {report.stable}"
            + (f" ({report.error})" if report.error else ""))  # fmt: skip
     return out
@@ -242,19 +329,29 @@ def _plots(rows, refs, config, wd):
     fig.savefig(wd.plot_path("rdf_grid.png"), dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-    for ax, kind_filter, title in (
-        (axes[0], lambda r: r["kind"] == "baseline", "single-state (baseline)"),
-        (axes[1], lambda r: r["trained_K"] == T0, f"trained at {T0:g} K (transfer)"),
-    ):
-        for m, marker in zip(MODELS, "os", strict=True):
+    pooled = [r for r in rows if r["model"] in STATE_MODELS]
+    panels = [
+        (lambda r: r["kind"] == "baseline", "single-state (baseline)", MODELS),
+        (lambda r: r["trained_K"] == T0, f"trained at {T0:g} K (transfer)", MODELS),
+    ]
+    if pooled:
+        panels.append((lambda r: r["model"] in STATE_MODELS or r["kind"] == "baseline",
+                       f"pooled, trained at {pooled[0]['trained_K']} K (held out: shaded)",
+                       ("hipnn", *STATE_MODELS)))  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), sharey=True)
+    for ax, (kind_filter, title, models) in zip(axes, panels, strict=True):
+        for r in pooled if models != MODELS else ():
+            if r["kind"] == "held_out":
+                ax.axvspan(r["simulated_K"] - 8, r["simulated_K"] + 8, color="0.9", lw=0)
+        for m, marker in zip(models, "os^", strict=False):
             pts = sorted(
                 (r["simulated_K"], r["rdf_tae_A"])
                 for r in rows
                 if r["model"] == m and kind_filter(r) and r["rdf_tae_A"] is not None
             )
             if pts:
-                ax.plot(*zip(*pts, strict=True), marker + "-", label=LABELS[m])
+                label = LABELS[m] + (" single-state" if m == "hipnn" and models != MODELS else "")
+                ax.plot(*zip(*pts, strict=True), marker + "-", label=label)
         ax.axhline(PAPER_SINGLE_STATE_TAE_A, color="gray", ls=":", lw=1,
                    label="paper: 0.25 Å (single-state ML)")  # fmt: skip
         ax.set(xlabel="simulated temperature (K)", ylabel="RDF TAE (Å)", title=title)
@@ -271,6 +368,13 @@ def _plots(rows, refs, config, wd):
             if any(v is not None for v in line):
                 labels.append(f"{LABELS[m]} trained {Tt:g} K")
                 grid.append([np.nan if v is None else v for v in line])
+    for m in STATE_MODELS:
+        line = [next((r["rdf_tae_A"] for r in rows if r["model"] == m and r["simulated_K"] == Ts),
+                     None) for Ts in temps]  # fmt: skip
+        if any(v is not None for v in line):
+            Tt = next(r["trained_K"] for r in rows if r["model"] == m)
+            labels.append(f"{LABELS[m]} trained {Tt} K")
+            grid.append([np.nan if v is None else v for v in line])
     fig, ax = plt.subplots(figsize=(1.6 * len(temps) + 3, 0.5 * len(labels) + 1.5))
     im = ax.imshow(np.asarray(grid, float), cmap="viridis", aspect="auto")
     for i, line in enumerate(grid):
@@ -326,6 +430,28 @@ def _verdict(rows, config) -> dict:
     }  # fmt: skip
 
 
+def _state_verdict(rows) -> dict:
+    """The issue's line: state-aware TAE at held-out states no worse than multi-state's.
+
+    Per simulated temperature (K): the TAE (Å) of both pooled models, of the
+    single-state HIP-NN-TS model trained there, and ``state_aware_no_worse``.
+    """
+    out = {}
+    for r in rows:
+        if r["model"] in STATE_MODELS:
+            e = out.setdefault(f"{r['simulated_K']:g}", {"kind": r["kind"]})
+            e[r["model"] + "_tae_A"] = r["rdf_tae_A"]
+    for T, e in out.items():
+        e["hipnn_single_state_tae_A"] = next(
+            (r["rdf_tae_A"] for r in rows if r["model"] == "hipnn" and r["kind"] == "baseline"
+             and f"{r['simulated_K']:g}" == T), None)  # fmt: skip
+        a, b = e.get("hipnn_state_tae_A"), e.get("hipnn_multi_tae_A")
+        e["state_aware_no_worse"] = None if a is None or b is None else bool(a <= b)
+    held = [e["state_aware_no_worse"] for e in out.values() if e["kind"] == "held_out"]
+    return {"per_temperature": out,
+            "held_out_holds": all(held) if held and None not in held else None}  # fmt: skip
+
+
 def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Runs the study; returns (and writes) ``results.json``'s content."""
     wd = workflow.Workdir(workdir)
@@ -333,6 +459,12 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     T0 = float(config.transfer_from)
     if T0 not in temps:
         raise ValueError(f"transfer_from = {T0:g} K is not one of the temperatures {temps} K")
+    st = config.states
+    missing = sorted(set(map(float, [*st.train_temperatures, *st.simulate_temperatures]))
+                     - set(temps))  # fmt: skip
+    if missing:
+        raise ValueError(f"states: temperatures {missing} K are not among the studied "
+                         f"temperatures {temps} K")  # fmt: skip
     states = _load_states(config, wd)
     splits = {T: _split(states[T], config) for T in temps}
     wd.log(f"{len(temps)} state points at {config.density} g/cm^3: {temps} K; "
@@ -349,8 +481,8 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         for T in temps
     }  # fmt: skip
     priors = {T: _prior(states[T].select(splits[T][0]), config) for T in temps}
-    trained = {"hipnn": {}, "mscg": {}}
-    for T in temps:
+    trained = {"hipnn": {}, "mscg": {}} if config.single_state else {}
+    for T in temps if config.single_state else ():
         trained["hipnn"][T] = wd.stage(
             f"hipnn_{_tag(T)}",
             lambda T=T: _stage_hipnn(T, states[T], splits[T], priors[T], config, wd),
@@ -359,12 +491,24 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             f"mscg_{_tag(T)}",
             lambda T=T: _stage_mscg(T, states[T], splits[T], priors[T], config, wd),
         )
-    runs = [(m, T, T) for m in MODELS for T in temps]
-    runs += [(m, T0, T) for m in MODELS for T in temps if T != T0]
+    runs = []
+    if len(st.train_temperatures):  # the state study first: the arm beyond the paper
+        tag = _states_tag(config)
+        sets, pooled_frames = _pooled(states, splits, config)
+        priors[tag] = _prior(pooled_frames, config)
+        for m in STATE_MODELS:
+            trained[m] = {tag: wd.stage(
+                f"{m}_T{tag}",
+                lambda m=m: _stage_state_model(m, sets, priors[tag], states, config, wd),
+            )}  # fmt: skip
+        runs += [(m, tag, float(T)) for T in st.simulate_temperatures for m in STATE_MODELS]
+    if config.single_state:
+        runs += [(m, T, T) for m in MODELS for T in temps]
+        runs += [(m, T0, T) for m in MODELS for T in temps if T != T0]
     rows = []
     for m, Tt, Ts in runs:
         rows.append(wd.stage(
-            f"md_{m}_{_tag(Tt)}_at_{_tag(Ts)}",
+            f"md_{m}_T{_k(Tt)}_at_{_tag(Ts)}",
             lambda m=m, Tt=Tt, Ts=Ts: _stage_md(m, Tt, Ts, states, splits, priors, refs, trained,
                                                 config, wd),
         ))  # fmt: skip
@@ -376,19 +520,22 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "experiment": "transferability (paper 003 Fig. 3)",
         "tae_table": table,
         "verdict": _verdict(rows, config),
-        "training": {m: {f"{T:g}": {k: v for k, v in trained[m][T].items() if k != "params"}
-                         for T in temps} for m in MODELS},
-        "priors": {f"{T:g}": {"onset_nm": float(priors[T].onset[0, 0]),
-                              "strength_kJ_per_mol_per_nm": priors[T].strength,
-                              "e0_kJ_per_mol": float(priors[T].e0[0, 0]),
-                              "a_per_nm": float(priors[T].a[0, 0])} for T in temps},
+        "state_study": _state_verdict(rows),
+        "training": {m: {_k(T): {k: v for k, v in run.items() if k != "params"}
+                         for T, run in trained[m].items()} for m in trained},
+        # a pooled model's prior under "pooled 200+400"
+        "priors": {("pooled " + T if isinstance(T, str) else _k(T)): {
+            "onset_nm": float(pr.onset[0, 0]), "strength_kJ_per_mol_per_nm": pr.strength,
+            "e0_kJ_per_mol": float(pr.e0[0, 0]), "a_per_nm": float(pr.a[0, 0]),
+        } for T, pr in priors.items()},
         "rdf_r_nm": refs[temps[0]].r.tolist(),
         "aa_rdf": {f"{T:g}": refs[T].rdf.tolist() for T in temps},
-        "cg_rdf": {f"{r['model']}_{r['trained_K']:g}_at_{r['simulated_K']:g}": r["rdf"]
+        "cg_rdf": {f"{r['model']}_{_k(r['trained_K'])}_at_{r['simulated_K']:g}": r["rdf"]
                    for r in rows},
         "config": config.to_dict(),
     }  # fmt: skip
     wd.write_results(results)
     wd.log("RDF TAE (Å)\n" + workflow.format_table(table, list(keys)))
     wd.log(f"paper targets: {results['verdict']}")
+    wd.log(f"state study: {results['state_study']}")
     return results

@@ -95,6 +95,7 @@ def predict_forces(
     *,
     box: Any = None,
     neighbor: Any = None,
+    state: Any = None,
 ) -> Float[Array, "B N 3"]:
     """``-grad(energy)`` of ``model`` (an :class:`~cgjax.potentials.EnergyModel`) per frame.
 
@@ -103,14 +104,16 @@ def predict_forces(
       box: ``None`` (the model's box), or ``[B, 3, 3]`` per-frame boxes (nm).
       neighbor: ``None`` (all pairs), or jax-md neighbor lists batched over
         the ``B`` frames (leading axis on every array).
+      state: ``None``, or ``[B, 2]`` per-frame state points (T in K, rho in
+        g/cm^3) for a state-aware potential.
 
     Returns:
       ``[B, N, 3]`` forces (kJ/mol/nm).
     """
     energy = model.energy_fn(params)
-    grad = jax.grad(lambda R, b, nb: energy(R, box=b, neighbor=nb))
-    axes = (0, None if box is None else 0, None if neighbor is None else 0)
-    return -jax.vmap(grad, in_axes=axes)(positions, box, neighbor)
+    grad = jax.grad(lambda R, b, nb, s: energy(R, box=b, neighbor=nb, state=s))
+    axes = tuple(None if x is None else 0 for x in (box, neighbor, state))
+    return -jax.vmap(grad, in_axes=(0, *axes))(positions, box, neighbor, state)
 
 
 def force_matching_loss(model: Any, *, error_fn: Callable = force_mse) -> Loss:
@@ -125,16 +128,16 @@ def force_matching_loss(model: Any, *, error_fn: Callable = force_mse) -> Loss:
       ``Loss`` of ``(params, batch)`` with ``batch["positions"]`` ``[B, N, 3]``
       (nm), ``batch["forces"]`` ``[B, N, 3]`` (kJ/mol/nm), optional
       ``batch["mask"]`` ``[B, N]``, ``batch["box"]`` ``[B, 3, 3]`` and
-      ``batch["neighbor"]`` (neighbor lists batched over frames).
+      ``batch["neighbor"]`` (neighbor lists batched over frames) and
+      ``batch["state"]`` ``[B, 2]`` (state points, K and g/cm^3).
 
     References:
       Paper 002 eq. (9); paper 001 §II (force matching as supervised learning).
     """
 
     def fm(params: Params, batch: Batch) -> jax.Array:
-        pred = predict_forces(
-            model, params, batch["positions"], box=batch.get("box"), neighbor=batch.get("neighbor")
-        )
+        pred = predict_forces(model, params, batch["positions"], box=batch.get("box"),
+                              neighbor=batch.get("neighbor"), state=batch.get("state"))  # fmt: skip
         return error_fn(pred, batch["forces"], mask=batch.get("mask"))
 
     return Loss(fm)

@@ -31,7 +31,7 @@ from cgjax.potentials._harmonic import (
     fit_harmonic_bonds,
 )
 from cgjax.potentials._high_frequency import HighFrequency, high_frequency
-from cgjax.potentials._hipnn import HIPNN
+from cgjax.potentials._hipnn import HIPNN, StateAwareHIPNN, StateMissingError
 from cgjax.potentials._lennard_jones import LennardJones, lennard_jones
 from cgjax.potentials._nequip import NequIP
 from cgjax.potentials._pair_repulsion import PairRepulsion, fit_pair_repulsion, nonbonded_pairs
@@ -78,6 +78,8 @@ __all__ = [
     "NequIP",
     "PairTerm",
     "SchNet",
+    "StateAwareHIPNN",
+    "StateMissingError",
     "SoftRepulsion",
     "Sum",
     "Term",

@@ -29,7 +29,10 @@ class EnergyModel(NamedTuple):
         with ``R`` ``[N, 3]`` in nm and ``E`` a scalar in kJ/mol. Forces are
         ``-jax.grad`` of it. ``neighbor`` is a jax-md neighbor list of any
         format (``None``: all pairs); ``box`` an optional per-call ``[3, 3]`` box
-        (nm). Other keywords (e.g. those jax-md simulators pass) are ignored.
+        (nm); ``state`` an optional state point ``[2]`` (T in K, rho in g/cm^3)
+        handed to every term as ``state=`` (read by
+        :class:`~cgjax.potentials.StateAwareHIPNN`, ignored by the others).
+        Other keywords (e.g. those jax-md simulators pass) are ignored.
       potential: the flax module.
       species: ``[N]`` int32 species.
       box: the box as given (nm), or ``None`` for free space.
@@ -133,9 +136,10 @@ def energy_model(
         return potential.init(key, graph_of(R, neighbor, box)).get("params", {})
 
     def energy_fn(params: Params) -> EnergyFn:
-        def energy(R: jax.Array, *, neighbor=None, box=None, **unused) -> jax.Array:
+        def energy(R: jax.Array, *, neighbor=None, box=None, state=None, **unused) -> jax.Array:
             del unused
-            return potential.apply({"params": params}, graph_of(R, neighbor, box))
+            kw = {} if state is None else {"state": state}
+            return potential.apply({"params": params}, graph_of(R, neighbor, box), **kw)
 
         return energy
 

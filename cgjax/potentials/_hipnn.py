@@ -28,7 +28,14 @@ from cgjax.potentials._base import Term
 from cgjax.potentials._cutoff import check_cutoff, smooth_switch
 from cgjax.potentials._graph import Graph
 
-__all__ = ["HIPNN", "InteractionBlock", "TensorInteraction", "default_config"]
+__all__ = [
+    "HIPNN",
+    "InteractionBlock",
+    "StateAwareHIPNN",
+    "StateMissingError",
+    "TensorInteraction",
+    "default_config",
+]
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -172,8 +179,13 @@ class InteractionBlock(nn.Module):
     resnet: bool = True
 
     @nn.compact
-    def __call__(self, z: jax.Array, graph: Graph) -> jax.Array:
-        """``z [N, F_in]`` -> ``[N, F]``."""
+    def __call__(self, z: jax.Array, graph: Graph, cond: jax.Array | None = None) -> jax.Array:
+        """``z [N, F_in]`` -> ``[N, F]``.
+
+        ``cond`` (``[N, C]`` or None): extra inputs appended to the input of
+        every on-site layer ``atom_k`` (its kernel gains ``C`` rows, the last
+        ones); :class:`StateAwareHIPNN` passes the scaled state point here.
+        """
         width, dtype = self.layer.n_features, self.layer.param_dtype
 
         def wrap(pre: jax.Array, x: jax.Array, name: str) -> jax.Array:
@@ -186,7 +198,8 @@ class InteractionBlock(nn.Module):
 
         z = wrap(self.layer.clone(parent=self, name="interaction")(z, graph), z, "interaction")
         for k in range(self.n_atom_layers):
-            pre = nn.Dense(width, param_dtype=dtype, name=f"atom_{k}")(z)
+            x = z if cond is None else jnp.concatenate([z, cond], axis=-1)
+            pre = nn.Dense(width, param_dtype=dtype, name=f"atom_{k}")(x)
             z = wrap(pre, z, f"atom_{k}")
         return z
 
@@ -250,15 +263,23 @@ class HIPNN(Term):
     def __call__(self, graph: Graph, **kwargs) -> jax.Array:
         """Energy (kJ/mol, scalar) of the graph; other keywords are ignored."""
         del kwargs
-        check_cutoff(0.0, self.cutoff, "HIPNN")
+        return self._energy(graph, None)
+
+    def _energy(self, graph: Graph, cond: jax.Array | None) -> jax.Array:
+        """The energy (kJ/mol); ``cond`` ``[C]`` (or None) joins every bead's inputs."""
+        check_cutoff(0.0, self.cutoff, type(self).__name__)
         if not 0 < self.sensitivity_min < self.sensitivity_max:
             raise ValueError(
-                "HIPNN: need 0 < sensitivity_min < sensitivity_max (nm), got "
+                f"{type(self).__name__}: need 0 < sensitivity_min < sensitivity_max (nm), got "
                 f"{self.sensitivity_min}, {self.sensitivity_max}"
             )
         dtype = self.param_dtype
         z = jax.nn.one_hot(graph.species, self.n_species, dtype=graph.positions.dtype)
         energies = [jnp.sum(nn.Dense(1, use_bias=False, param_dtype=dtype, name="energy_0")(z))]
+        per_bead = None
+        if cond is not None:
+            per_bead = jnp.broadcast_to(cond, (z.shape[0], cond.shape[-1])).astype(z.dtype)
+            z = jnp.concatenate([z, per_bead], axis=-1)
         layer = TensorInteraction(
             self.n_features,
             self.n_sensitivities,
@@ -272,9 +293,92 @@ class HIPNN(Term):
         )
         for n in range(1, self.n_interactions + 1):
             z = InteractionBlock(layer, self.n_atom_layers, self.resnet, name=f"block_{n}")(
-                z, graph
+                z, graph, per_bead
             )
             energies.append(jnp.sum(nn.Dense(1, param_dtype=dtype, name=f"energy_{n}")(z)))
         energies = jnp.stack(energies)
         self.sow("intermediates", "block_energies", energies)
         return jnp.sum(energies)
+
+
+class StateMissingError(ValueError):
+    """A state-aware potential was called without a state point (and has none bound)."""
+
+
+def state_aware_config() -> ml_collections.ConfigDict:
+    """:func:`default_config` plus the state scaling of :class:`StateAwareHIPNN`."""
+    c = default_config()
+    c.state_center = (300.0, 0.8)
+    c.state_width = (100.0, 0.2)
+    c.state_point = None
+    return c
+
+
+class StateAwareHIPNN(HIPNN):
+    """HIP-NN-TS conditioned on the thermodynamic state point ``(T, rho)``.
+
+    The same network as :class:`HIPNN`, except that every bead's input
+    features and the input of every on-site (atom) layer carry the scaled
+    state point ``s = ((T - T_c) / T_w, (rho - rho_c) / rho_w)``, so one set of
+    parameters gives a different CG potential of mean force at each state
+    point (the CG free energy depends on T and rho; paper 003's multi-state
+    model ignores that). The state enters only through ``s``: with the
+    weights that read ``s`` set to zero the model is a :class:`HIPNN` with
+    the remaining weights. ``energy_0`` reads the species only.
+
+    Parameters: those of :class:`HIPNN`, where ``block_k.interaction``
+    (``int_weights`` ``[nu, S + 2, F]``, ``selfint``) and
+    ``block_k.interaction_adjust`` have 2 more input rows (the last) and every
+    ``block_k.atom_j`` kernel has 2 more rows (the last).
+
+    The state point comes per call, ``energy(R, state=[T, rho])`` (``[2]``:
+    K and g/cm^3; batched ``[B, 2]`` through
+    :func:`~cgjax.losses.predict_forces` and the force-matching batches'
+    ``"state"`` key), or is bound with :meth:`at_state` for simulation, where
+    the integrators call the energy without it. A per-call state wins.
+
+    Attributes (besides :class:`HIPNN`'s):
+      state_center: ``(T_c, rho_c)`` (K, g/cm^3) subtracted from the state.
+      state_width: ``(T_w, rho_w)`` (K, g/cm^3) the state is divided by.
+      state_point: ``(T, rho)`` (K, g/cm^3) used when a call gives none, or None.
+
+    Raises:
+      StateMissingError: on a call (other than ``init``) without a state point
+        while none is bound; ValueError: a state that is not ``[2]``, or a
+        non-positive width.
+    """
+
+    state_center: tuple[float, float] = (300.0, 0.8)
+    state_width: tuple[float, float] = (100.0, 0.2)
+    state_point: tuple[float, float] | None = None
+    default_name: ClassVar[str] = "hipnn_state"
+    default_config: ClassVar = staticmethod(state_aware_config)
+
+    def at_state(self, temperature: float, density: float) -> StateAwareHIPNN:
+        """This model with the state point bound: ``temperature`` (K), ``density`` (g/cm^3)."""
+        return self.clone(parent=None, state_point=(float(temperature), float(density)))
+
+    @nn.compact
+    def __call__(self, graph: Graph, *, state: Any = None, **kwargs) -> jax.Array:
+        """Energy (kJ/mol, scalar) at ``state`` ``[2]`` = (T in K, rho in g/cm^3)."""
+        del kwargs
+        if state is None and self.state_point is not None:
+            state = self.state_point
+        if state is None:
+            if not self.is_initializing():
+                raise StateMissingError(
+                    "StateAwareHIPNN: no state point; call energy(R, state=[T (K), rho "
+                    "(g/cm^3)]) or bind one with .at_state(T, rho) (e.g. for simulation)"
+                )
+            state = self.state_center  # initialisation does not depend on its value
+        state = jnp.asarray(state, graph.positions.dtype)
+        if state.shape != (2,):
+            raise ValueError(
+                f"StateAwareHIPNN: state must be [2] = (T in K, rho in g/cm^3) per frame, got "
+                f"shape {list(state.shape)}"
+            )
+        width = jnp.asarray(self.state_width, state.dtype)
+        if not all(float(w) > 0 for w in self.state_width):
+            raise ValueError(f"StateAwareHIPNN: state_width must be positive, got "
+                             f"{self.state_width}")  # fmt: skip
+        return self._energy(graph, (state - jnp.asarray(self.state_center, state.dtype)) / width)

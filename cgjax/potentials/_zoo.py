@@ -8,7 +8,7 @@ from cgjax.potentials._allegro import Allegro
 from cgjax.potentials._base import Term
 from cgjax.potentials._deeppot import DeepPotSE
 from cgjax.potentials._gnn import GNN
-from cgjax.potentials._hipnn import HIPNN
+from cgjax.potentials._hipnn import HIPNN, StateAwareHIPNN
 from cgjax.potentials._lennard_jones import LennardJones
 from cgjax.potentials._nequip import NequIP
 from cgjax.potentials._schnet import SchNet
@@ -24,6 +24,7 @@ MODELS: dict[str, type] = {
     "gnn": GNN,
     "schnet": SchNet,
     "hipnn": HIPNN,
+    "hipnn_state": StateAwareHIPNN,
     "lj": LennardJones,
     "spline": SplinePair,
 }

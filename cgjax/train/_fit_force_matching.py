@@ -148,7 +148,8 @@ def fit_force_matching(
     Args:
       model: the :class:`~cgjax.potentials.EnergyModel`.
       train_frames, val_frames: :class:`~cgjax.data.Frames` with forces
-        (positions nm, forces kJ/mol/nm).
+        (positions nm, forces kJ/mol/nm), or dicts of arrays as
+        :func:`~cgjax.train.frame_arrays` takes (e.g. with per-frame ``"state"``).
       settings: the :class:`FMSettings`.
       workdir: checkpoints and ``metrics.jsonl`` (``None``: in memory).
       n_members: ``None`` for one model; ``K`` trains a vmapped ensemble.
@@ -168,9 +169,10 @@ def fit_force_matching(
     """
     if not isinstance(settings, FMSettings):
         raise TypeError(f"settings must be a train.FMSettings, got {type(settings).__name__}")
-    positions = np.concatenate([train_frames.positions, val_frames.positions])
+    train_R = frame_arrays(train_frames, "train_frames")["positions"]
+    positions = np.concatenate([train_R, frame_arrays(val_frames, "val_frames")["positions"]])
     nb = allocate_neighbor_list(model, positions)
-    R0 = train_frames.positions[0]
+    R0 = train_R[0]
     key = jax.random.key(settings.seed)
     trainer = force_matching(model, settings.optimizer(), batch_size=settings.batch_size,
                              neighbor=nb, frozen=settings.frozen,

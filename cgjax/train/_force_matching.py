@@ -129,9 +129,8 @@ def force_matching(
     @jax.jit
     def eval_fn(params: Params, batch: dict) -> dict:
         batch, overflow = with_neighbors(batch)
-        pred = predict_forces(
-            model, params, batch["positions"], box=batch.get("box"), neighbor=batch.get("neighbor")
-        )
+        pred = predict_forces(model, params, batch["positions"], box=batch.get("box"),
+                              neighbor=batch.get("neighbor"), state=batch.get("state"))  # fmt: skip
         diff = pred - batch["forces"]
         mask = batch.get("mask")
         w = (

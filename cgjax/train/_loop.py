@@ -22,10 +22,13 @@ __all__ = ["Schedule", "evaluate", "fit", "frame_arrays", "minibatch_indices", "
 
 
 def frame_arrays(frames: Any, name: str) -> dict[str, np.ndarray]:
-    """``{"positions", "forces"[, "box"]}`` from :class:`~cgjax.data.Frames` or a dict.
+    """``{"positions", "forces"[, "box"][, "state"]}`` from :class:`~cgjax.data.Frames` or a dict.
 
     Raw arrays are checked again (``Frames`` validates itself): shapes
-    ``[T, N, 3]``, at least one frame, finite values.
+    ``[T, N, 3]``, at least one frame, finite values. A dict may carry
+    ``"state"`` ``[T, 2]``: each frame's state point (T in K, rho in g/cm^3),
+    handed to the energy as ``state=`` (multi-state training of a state-aware
+    potential).
 
     Raises:
       ValueError: naming ``name`` and the array on zero frames, missing
@@ -43,7 +46,15 @@ def frame_arrays(frames: Any, name: str) -> dict[str, np.ndarray]:
     out = {"positions": np.asarray(positions), "forces": np.asarray(forces)}
     if box is not None:
         out["box"] = np.asarray(box)
+    state = frames.get("state") if isinstance(frames, dict) else None
     R = out["positions"]
+    if state is not None:
+        out["state"] = np.asarray(state)
+        if out["state"].shape != (R.shape[0], 2):
+            raise ValueError(
+                f"{name}.state must have shape [T, 2] = [{R.shape[0]}, 2] (T in K, rho in "
+                f"g/cm^3 per frame), got {list(out['state'].shape)}"
+            )
     if R.ndim != 3 or R.shape[-1] != 3:
         raise ValueError(f"{name}.positions must have shape [T, N, 3] (nm), got {R.shape}")
     if R.shape[0] == 0:

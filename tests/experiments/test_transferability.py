@@ -29,12 +29,17 @@ def test_transferability_smoke(tmp_path):
     wd = tmp_path / "t"
     res = _run(wd)
     rows = res["tae_table"]
-    # 2 models x (a baseline at 300 K and at 400 K, and the 300 K model at 400 K)
-    assert sorted((r["model"], r["trained_K"], r["simulated_K"]) for r in rows) == [
-        ("hipnn", 300.0, 300.0), ("hipnn", 300.0, 400.0), ("hipnn", 400.0, 400.0),
-        ("mscg", 300.0, 300.0), ("mscg", 300.0, 400.0), ("mscg", 400.0, 400.0),
+    # 2 models x (a baseline at 300 K and at 400 K, and the 300 K model at 400 K), and the
+    # multi-state and state-aware models trained at 400 K, simulated at the held-out 300 K
+    assert sorted((r["model"], str(r["trained_K"]), r["simulated_K"]) for r in rows) == [
+        ("hipnn", "300.0", 300.0), ("hipnn", "300.0", 400.0), ("hipnn", "400.0", 400.0),
+        ("hipnn_multi", "400", 300.0), ("hipnn_state", "400", 300.0),
+        ("mscg", "300.0", 300.0), ("mscg", "300.0", 400.0), ("mscg", "400.0", 400.0),
     ]  # fmt: skip
     for r in rows:
+        if r["model"].startswith("hipnn_"):
+            assert r["kind"] == "held_out"
+            continue
         assert r["kind"] == ("baseline" if r["trained_K"] == r["simulated_K"] else "transfer")
         assert isinstance(r["stable"], bool)
         # barely trained, yet simulated: a finite TAE between AA and CG RDFs
@@ -46,6 +51,13 @@ def test_transferability_smoke(tmp_path):
         assert np.isfinite(res["training"]["mscg"][T]["val_force_rmse"])
         assert len(res["aa_rdf"][T]) == len(res["rdf_r_nm"]) == 120
     assert set(res["verdict"]) >= {"single_state_holds", "transfer_ratio_below_300K"}
+    held = res["state_study"]["per_temperature"]["300"]
+    assert held["kind"] == "held_out" and isinstance(held["state_aware_no_worse"], bool)
+    assert held["state_aware_no_worse"] == (held["hipnn_state_tae_A"] <= held["hipnn_multi_tae_A"])
+    assert res["state_study"]["held_out_holds"] == held["state_aware_no_worse"]
+    # the pooled models' prior is fitted on their own (pooled) training frames
+    assert 0.2 < res["priors"]["pooled 400"]["onset_nm"] < 0.35
+    assert res["training"]["hipnn_state"]["400"]["train_temperatures_K"] == [400.0]
     on_disk = json.loads((wd / "results.json").read_text())
     assert on_disk["tae_table"] == json.loads(json.dumps(rows))
     for png in ("rdf_grid.png", "tae_vs_temperature.png", "tae_grid.png", "training.png"):
@@ -66,6 +78,8 @@ def test_state_point_too_small_for_the_cutoff(tmp_path):
         _run(tmp_path / "c", "--config.transfer_from=250.0")
     with pytest.raises(ValueError, match="no reference data at 300 K, 0.5 g/cm"):
         _run(tmp_path / "d", "--config.density=0.5")
+    with pytest.raises(ValueError, match=r"states: temperatures \[250.0\] K are not among"):
+        _run(tmp_path / "e", "--config.states.simulate_temperatures=(250.0,)")
 
 
 def test_shipped_grid_is_the_quick_preset():

@@ -15,6 +15,8 @@ each is the peak so far. ``--per-segment`` forces the per-segment
 
 import argparse
 import gc
+import os
+import sys
 import time
 
 import jax
@@ -24,17 +26,17 @@ import numpy as np
 from cgjax import losses, potentials, simulate, units
 from cgjax.simulate import _differentiable
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trajectory_gradient import rss_gb  # noqa: E402
+
 KT = 0.785  # kJ/mol
 R_MAX, N_BINS = 0.55, 20  # nm
 CENTRES = (np.arange(N_BINS) + 0.5) * R_MAX / N_BINS
 
 
 def status_mb(field):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1e3
-    return float("nan")
+    """A /proc/self/status field in MB (``trajectory_gradient.rss_gb``, scaled)."""
+    return 1e3 * rss_gb(field=field)
 
 
 def main():

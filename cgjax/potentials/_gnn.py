@@ -54,9 +54,16 @@ class MessagePassing(nn.Module):
 
     @nn.compact
     def __call__(
-        self, h: jax.Array, graph: Graph, rbf: jax.Array, envelope: jax.Array
+        self,
+        h: jax.Array,
+        graph: Graph,
+        rbf: jax.Array,
+        envelope: jax.Array,
+        uniform: bool = False,
     ) -> jax.Array:
-        """``h [N, D]``, ``rbf [E, K]``, ``envelope [E]`` -> updated ``h [N, D]``."""
+        """``h [N, D]``, ``rbf [E, K]``, ``envelope [E]`` -> updated ``h [N, D]``.
+
+        ``uniform``: every row of ``h`` is the same (see :func:`convolve`)."""
         node = nn.Dense(self.message_dim, param_dtype=self.param_dtype, name="subnet1")(h)
         edge = MLP(
             (self.message_dim, self.message_dim),
@@ -66,7 +73,7 @@ class MessagePassing(nn.Module):
         )(rbf)
         # The envelope takes each message smoothly to zero at the cutoff (not in
         # the paper, whose hard cutoff makes forces jump there).
-        messages = convolve(graph, node, edge * envelope[:, None])
+        messages = convolve(graph, node, edge * envelope[:, None], uniform=uniform)
         return h + nn.Dense(self.embed_dim, param_dtype=self.param_dtype, name="subnet3")(messages)
 
 
@@ -125,5 +132,5 @@ class GNN(Term):
         for layer in range(self.n_layers):
             h = MessagePassing(
                 self.embed_dim, self.message_dim, self.param_dtype, name=f"layer_{layer}"
-            )(h, graph, rbf, envelope)
+            )(h, graph, rbf, envelope, uniform=layer == 0 and graph.uniform_species)
         return jnp.sum(h)  # eq. 2

@@ -53,6 +53,10 @@ class Graph:
         out slot-major (edge ``k N + i`` is the ``k``-th neighbour of ``i``,
         so ``receivers`` is ``arange(N)`` tiled ``K`` times and a sum onto
         receivers is a reduction, not a scatter); None otherwise (static).
+      uniform_species: True when ``species`` was known when the graph was
+        built (not traced) and every particle has the same species, e.g. 1-site
+        CG water (static). Message-passing models then skip the per-edge
+        gathers of their first layer (:func:`~cgjax.potentials.convolve`).
     """
 
     positions: jax.Array
@@ -66,6 +70,7 @@ class Graph:
     displacement_fn: Callable = struct.field(pytree_node=False, default=None)
     directed: bool = struct.field(pytree_node=False, default=True)
     dense_width: int | None = struct.field(pytree_node=False, default=None)
+    uniform_species: bool = struct.field(pytree_node=False, default=False)
 
     @property
     def n_nodes(self) -> int:
@@ -222,4 +227,13 @@ def build_graph(
         displacement_fn=displacement_fn,
         directed=directed,
         dense_width=dense_width,
+        uniform_species=_uniform(species),
     )
+
+
+def _uniform(species: Any) -> bool:
+    """True when ``species`` holds values (not a tracer) and they are all equal."""
+    if isinstance(species, jax.core.Tracer):
+        return False
+    s = np.asarray(species)
+    return s.size > 0 and bool(np.all(s == s.flat[0]))

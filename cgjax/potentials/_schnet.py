@@ -60,15 +60,22 @@ class Interaction(nn.Module):
 
     @nn.compact
     def __call__(
-        self, h: jax.Array, graph: Graph, rbf: jax.Array, envelope: jax.Array
+        self,
+        h: jax.Array,
+        graph: Graph,
+        rbf: jax.Array,
+        envelope: jax.Array,
+        uniform: bool = False,
     ) -> jax.Array:
-        """``h [N, D]``, ``rbf [E, K]``, ``envelope [E]`` -> updated ``h [N, D]``."""
+        """``h [N, D]``, ``rbf [E, K]``, ``envelope [E]`` -> updated ``h [N, D]``.
+
+        ``uniform``: every row of ``h`` is the same (see :func:`convolve`)."""
         dtype = self.param_dtype
         w = MLP((self.n_filters,) * 2, jnp.tanh, param_dtype=dtype, name="filter_net")
         b = nn.Dense(self.n_filters, use_bias=False, param_dtype=dtype, name="node_net")
         # tanh in g instead of SchNet's softplus, as paper 001 does
         g = MLP((self.embed_dim,) * 2, jnp.tanh, param_dtype=dtype, name="update_net")
-        z = convolve(graph, b(h), w(rbf) * envelope[:, None])  # eq. 10
+        z = convolve(graph, b(h), w(rbf) * envelope[:, None], uniform=uniform)  # eq. 10
         return h + g(z)  # eq. 11
 
 
@@ -151,7 +158,7 @@ class SchNet(Term):
         for t in range(self.n_interactions):
             h = Interaction(
                 self.embed_dim, self.n_filters, self.param_dtype, name=f"interaction_{t}"
-            )(h, graph, rbf, envelope)
+            )(h, graph, rbf, envelope, uniform=t == 0 and graph.uniform_species)
         out = MLP(
             (*self.output_features, 1), jnp.tanh, param_dtype=self.param_dtype, name="output"
         )(h)

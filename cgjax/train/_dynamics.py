@@ -450,14 +450,31 @@ def _refine(found, points, final, target_D, s: AmplitudeSearch, rtol, n_final, e
         if abs(miss) <= rtol:
             break
         runs = [(f["A_kJmol_nm2"], f["D"], f["production_steps"]) for f in finals]
-        refit = _log_regression_root(points + runs, float(target_D), (lo, hi))
-        if refit is None or any(abs(refit[0] - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo)
-                                for f in finals):  # fmt: skip
+        # the final runs are in the line whatever their D: a run that missed by
+        # more than the regression's window is the point that says how far off it is
+        refit = _log_regression_root(points, float(target_D), (lo, hi), keep=runs)
+        new = None if refit is None else refit[0]
+        how = "A refitted with it"
+        a, b = _straddle(points + runs, float(target_D))
+        repeated = new is not None and any(
+            abs(new - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo) for f in finals
+        )
+        if a is not None and (new is None or repeated):
+            # the line gave nothing new: ln D interpolated between the ends of the
+            # tightest bracket of the runs moves inside it (not used otherwise: the
+            # short search runs' noise can misplace that bracket; the line weighs
+            # them by length against the final runs)
+            frac = (math.log(target_D) - math.log(a[1])) / (math.log(b[1]) - math.log(a[1]))
+            new = a[0] + min(max(frac, 0.0), 1.0) * (b[0] - a[0])
+            how = (f"no new A from the ln D line; A interpolated in ln D in the runs' "
+                   f"bracket [{a[0]:.5g}, {b[0]:.5g}]")  # fmt: skip
+            repeated = any(abs(new - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo) for f in finals)
+        if new is None or repeated:
             log("refinement: no new A from the ln D regression; keeping the last final run")
             break
-        log(f"final run missed the target by {miss:+.1%}: A refitted with it, "
-            f"{found.x:.5g} -> {refit[0]:.5g} kJ/mol nm^2")  # fmt: skip
-        found = found._replace(x=refit[0])
+        log(f"final run missed the target by {miss:+.1%}: {how}, "
+            f"{found.x:.5g} -> {new:.5g} kJ/mol nm^2")  # fmt: skip
+        found = found._replace(x=new)
         final = evaluate(found.x, s.final_production_steps, what="final run, refitted: ")
         finals.append(summary(found.x, final))
     return found, final, finals
@@ -616,18 +633,22 @@ def _log_regression_root(
     target: float,
     clip: tuple[float, float],
     factor: float = 1.5,
+    keep: Sequence[tuple[float, float, float]] = (),
 ) -> tuple[float, int] | None:
     """Root of the weighted line ``ln D = a + b A`` through ``(A, D, weight)`` near ``target``.
 
-    Uses the points with ``target / factor <= D <= target * factor`` (weights,
-    e.g. run lengths: the inverse variances of ``ln D`` up to a factor); when
-    they all share one ``A``, the line goes through their weighted mean with
-    the slope fitted to all the points. Returns ``(A, n_points)`` with ``A``
-    clipped to ``clip``, or ``None`` without a point near the target, with
-    fewer than two distinct ``A`` in all, or with a slope ``b >= 0``.
+    Uses the points with ``target / factor <= D <= target * factor``, and every
+    point of ``keep`` whatever its ``D`` (weights, e.g. run lengths: the inverse
+    variances of ``ln D`` up to a factor); when they all share one ``A``, the
+    line goes through their weighted mean with the slope fitted to all the
+    points. Returns ``(A, n_points)`` with ``A`` clipped to ``clip``, or
+    ``None`` without a point near the target, with fewer than two distinct
+    ``A`` in all, or with a slope ``b >= 0``.
     """
+    kept = [(float(A), float(D), float(w)) for A, D, w in keep if D > 0 and w > 0]
     pos = [(float(A), float(D), float(w)) for A, D, w in points if D > 0 and w > 0]
-    near = [p for p in pos if target / factor <= p[1] <= target * factor]
+    near = [p for p in pos if target / factor <= p[1] <= target * factor] + kept
+    pos = pos + kept
 
     def line(pts):
         A = np.array([p[0] for p in pts])
@@ -649,6 +670,22 @@ def _log_regression_root(
         return None
     root = A_bar + (math.log(target) - y_bar) / slope
     return float(min(max(root, clip[0]), clip[1])), len(near)
+
+
+def _straddle(points: Sequence[tuple[float, float, float]], target: float):
+    """The tightest bracket of the root from evaluated ``(A, D, weight)`` points.
+
+    ``D`` falls with ``A``: returns ``((A_a, D_a), (A_b, D_b))`` with ``A_a`` the
+    largest ``A`` whose ``D > target`` and ``A_b`` the smallest whose ``D < target``,
+    or ``(None, None)`` when there is no such pair with ``A_a < A_b`` (noise can
+    make two points disagree with the monotone order).
+    """
+    above = [(float(A), float(D)) for A, D, _ in points if D > target]
+    below = [(float(A), float(D)) for A, D, _ in points if 0 < D < target]
+    if not above or not below:
+        return None, None
+    a, b = max(above), min(below)
+    return (a, b) if a[0] < b[0] else (None, None)
 
 
 def omega_scan(

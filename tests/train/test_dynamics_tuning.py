@@ -49,9 +49,7 @@ def test_finds_the_amplitude_and_records_every_evaluation():
     target = probe.D0 / 3  # root at A = 2 A_half = 0.1
     lo, hi = train.PAPER_AMPLITUDE_BRACKET
     assert hi == pytest.approx(0.2 * 96.485332 * 0.01, rel=1e-6)  # 0.2 eV Å^2 in kJ/mol nm^2
-    out = tune(
-        probe, PARAMS, None, target_D=target, xtol=1e-4, ftol=0.0, max_evals=30
-    )
+    out = tune(probe, PARAMS, None, target_D=target, xtol=1e-4, ftol=0.0, max_evals=30)
     assert out.amplitude == pytest.approx(0.1, abs=1e-4)
     assert out.bisection.converged
     h = out.bisection.history
@@ -212,3 +210,39 @@ def test_omega_scan_rows():
     assert [r["omega_per_nm"] for r in rows] == pytest.approx([100.0, 1000.0])
     assert all(r["rdf_shift_A"] == pytest.approx(0.05, rel=1e-6) for r in rows)
     assert probe.calls[0] == 0.0  # the A = 0 baseline first
+
+
+def test_refinement_uses_a_final_run_outside_the_regression_window():
+    """A first final run that misses by more than the line's 1.5x window still enters
+    the refit (it once did not: "no new A", and the quick headline kept a run at
+    D_CG/D_AA = 1.86); when the line gives nothing new, ln D is interpolated in
+    the tightest bracket of all runs."""
+    target = 5e-3 * np.exp(-20.0 * 0.08)
+    kw = dict(target_D=target, method="illinois", max_evals=4, final_production_steps=40000,
+              refine=1, refine_rtol=0.05)  # fmt: skip
+    # noisy 3rd and 4th search runs: a shallow line whose root is far off
+    logs = []
+    out = tune(NoisyProbe(noise=[1.0, 1.0, 1.1, 1.2]), PARAMS, None, log=logs.append, **kw)
+    first, second = out.final_runs
+    assert first["D"] / target < 1 / 1.5  # outside the window (34 % low)
+    near = [e for e in out.bisection.history if target / 1.5 <= e["D"] <= 1.5 * target]
+    A = [e["x"] for e in near] + [first["A_kJmol_nm2"]]
+    y = np.log([e["D"] for e in near] + [first["D"]])
+    w = np.array([6000.0] * len(near) + [40000.0])
+    slope, icept = np.polyfit(A, y, 1, w=np.sqrt(w))  # weighted least squares
+    assert second["A_kJmol_nm2"] == pytest.approx((np.log(target) - icept) / slope, rel=1e-9)
+    assert abs(second["D"] / target - 1) < 0.5 * abs(first["D"] / target - 1)
+    assert not any("no new A" in m for m in logs)
+    # the line through the points near the target and the final run rises with A
+    # (noise): A from ln D interpolated between the runs' bracket ends
+    logs = []
+    out = tune(NoisyProbe(noise=[1.0, 1.0, 0.6, 0.8]), PARAMS, None, log=logs.append, **kw)
+    first, second = out.final_runs
+    runs = [(e["x"], e["D"]) for e in out.bisection.history] + [(first["A_kJmol_nm2"], first["D"])]
+    a = max(r for r in runs if r[1] > target)  # largest A still too fast
+    b = min(r for r in runs if r[1] < target)  # smallest A already too slow
+    frac = (np.log(target) - np.log(a[1])) / (np.log(b[1]) - np.log(a[1]))
+    assert a[0] < second["A_kJmol_nm2"] < b[0]
+    assert second["A_kJmol_nm2"] == pytest.approx(a[0] + frac * (b[0] - a[0]), rel=1e-9)
+    assert any("interpolated in ln D in the runs' bracket" in m for m in logs)
+    assert abs(second["D"] / target - 1) < abs(first["D"] / target - 1)

@@ -74,7 +74,10 @@ def target_run(n_steps: int, every: int = 20):
 
 def lj_error(spline, params, profile=False):
     """Largest ``|U - U_LJ|`` over sigma <= r < r_c (kJ/mol); with ``profile``, also
-    ``(r_at_max, [(r, U - U_LJ)] on a 0.025 nm grid)``."""
+    ``(r_at_max, [(r, U - U_LJ)] on a 0.025 nm grid)``.
+
+    Compared as they stand, with no constant shift: the spline and the target's
+    switched LJ are both 0 at r_c, which fixes Henderson's free constant."""
     r = jnp.linspace(SIGMA, CUTOFF, 400)
     U = spline.basis(r) @ jnp.reshape(params["coefficients"], -1)
     U_lj = potentials.lennard_jones(r, SIGMA, EPSILON) * smooth_switch(r, ONSET, CUTOFF)

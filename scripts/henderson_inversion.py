@@ -74,7 +74,10 @@ def target_run(n_steps: int, every: int = 20):
 
 def lj_error(spline, params, profile=False):
     """Largest ``|U - U_LJ|`` over sigma <= r < r_c (kJ/mol); with ``profile``, also
-    ``(r_at_max, [(r, U - U_LJ)] on a 0.025 nm grid)``."""
+    ``(r_at_max, [(r, U - U_LJ)] on a 0.025 nm grid)``.
+
+    Compared as they stand, with no constant shift: the spline and the target's
+    switched LJ are both 0 at r_c, which fixes Henderson's free constant."""
     r = jnp.linspace(SIGMA, CUTOFF, 400)
     U = spline.basis(r) @ jnp.reshape(params["coefficients"], -1)
     U_lj = potentials.lennard_jones(r, SIGMA, EPSILON) * smooth_switch(r, ONSET, CUTOFF)
@@ -121,10 +124,10 @@ def target_rdf(a, system, model, p_true, X):
         d = np.load(cache)
         P = types.SimpleNamespace(mean=float(d["P"]), sem=float(d["Psem"]))
         return types.SimpleNamespace(r=d["r"], g=d["g"]), d["g1"], d["g2"], P
-    target = observables.rdf(X, system.box, r_max=1.0, n_bins=200)
-    h = len(X) // 2
-    g1 = observables.rdf(X[:h], system.box, r_max=1.0, n_bins=200).g
-    g2 = observables.rdf(X[h:], system.box, r_max=1.0, n_bins=200).g
+    h = len(X) // 2  # the halves' RDFs, and their mean as the target's (one histogram pass)
+    half1 = observables.rdf(X[:h], system.box, r_max=1.0, n_bins=200)
+    g1, g2 = half1.g, observables.rdf(X[h : 2 * h], system.box, r_max=1.0, n_bins=200).g
+    target = types.SimpleNamespace(r=half1.r, g=0.5 * (g1 + g2))
     P = observables.pressure(model, p_true, X[:: max(1, len(X) // 2000)], kT=units.kB * T)
     if cache:
         np.savez(cache, r=np.asarray(target.r), g=np.asarray(target.g), g1=np.asarray(g1),

@@ -62,6 +62,8 @@ HELP = {
     "HIP-NN-TS models (() skips them) [K]",
     "states.simulate_temperatures": "where both are simulated; not in training: held out [K]",
     "states.density_width": "scale of the state-aware model's density input [g/cm^3]",
+    "states.conditioning": "how the state-aware model reads the state: 'readout' (energy "
+    "linear in the scaled state) or 'inputs' (every layer) [-]",
     "progress": "show progress bars [-]",
 }
 
@@ -151,7 +153,7 @@ def base() -> ml_collections.ConfigDict:
     # (pooled, 2 x n_train frames, train.n_steps updates), simulated at the held-out 300 K
     c.states = ml_collections.ConfigDict(
         dict(train_temperatures=(200.0, 400.0), simulate_temperatures=(300.0,),
-             density_width=0.2)
+             density_width=0.2, conditioning="readout")
     )  # fmt: skip
     c.reference_frames = 250
     c.progress = True

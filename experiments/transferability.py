@@ -167,7 +167,8 @@ def _potential(kind, prior_term, config, T=None):
         return potentials.sum_of(prior=prior_term, hipnn=net)
     if kind == "hipnn_state":
         net = potentials.build("hipnn_state", config.model, cutoff=float(config.cutoff),
-                               n_species=1, **_state_scaling(config))  # fmt: skip
+                               n_species=1, conditioning=str(config.states.conditioning),
+                               **_state_scaling(config))  # fmt: skip
         if T is not None:
             net = net.at_state(float(T), float(config.density))
         return potentials.sum_of(prior=prior_term, hipnn=net)

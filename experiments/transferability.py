@@ -24,8 +24,9 @@ frames; same number of updates as a single-state model):
 - multi-state (``hipnn_multi``): plain HIP-NN-TS, as paper 003's multi-state
   model (it does not know the state point of a frame);
 - state-aware (``hipnn_state``): :class:`~cgjax.potentials.StateAwareHIPNN`,
-  each frame's (T, rho) an input of its atom networks; simulated with the
-  state point bound (``at_state``).
+  each frame's (T, rho) read as ``states.conditioning`` says (``"readout"``:
+  the energy linear in the scaled state point, ``"inputs"``: the state in
+  every layer); simulated with the state point bound (``at_state``).
 
 Both are simulated at ``states.simulate_temperatures``; a temperature not in
 training is ``held_out`` in the table (``kind``), one in it ``in_training``.

@@ -24,8 +24,9 @@ frames; same number of updates as a single-state model):
 - multi-state (``hipnn_multi``): plain HIP-NN-TS, as paper 003's multi-state
   model (it does not know the state point of a frame);
 - state-aware (``hipnn_state``): :class:`~cgjax.potentials.StateAwareHIPNN`,
-  each frame's (T, rho) an input of its atom networks; simulated with the
-  state point bound (``at_state``).
+  each frame's (T, rho) read as ``states.conditioning`` says (``"readout"``:
+  the energy linear in the scaled state point, ``"inputs"``: the state in
+  every layer); simulated with the state point bound (``at_state``).
 
 Both are simulated at ``states.simulate_temperatures``; a temperature not in
 training is ``held_out`` in the table (``kind``), one in it ``in_training``.
@@ -167,7 +168,8 @@ def _potential(kind, prior_term, config, T=None):
         return potentials.sum_of(prior=prior_term, hipnn=net)
     if kind == "hipnn_state":
         net = potentials.build("hipnn_state", config.model, cutoff=float(config.cutoff),
-                               n_species=1, **_state_scaling(config))  # fmt: skip
+                               n_species=1, conditioning=str(config.states.conditioning),
+                               **_state_scaling(config))  # fmt: skip
         if T is not None:
             net = net.at_state(float(T), float(config.density))
         return potentials.sum_of(prior=prior_term, hipnn=net)

@@ -265,8 +265,16 @@ class HIPNN(Term):
         del kwargs
         return self._energy(graph, None)
 
-    def _energy(self, graph: Graph, cond: jax.Array | None) -> jax.Array:
-        """The energy (kJ/mol); ``cond`` ``[C]`` (or None) joins every bead's inputs."""
+    def _energy(
+        self, graph: Graph, cond: jax.Array | None, readout: jax.Array | None = None
+    ) -> jax.Array:
+        """The energy (kJ/mol).
+
+        ``cond`` ``[C]`` (or None) joins every bead's inputs; ``readout`` ``[C]``
+        (or None) multiplies extra bias-free per-block readouts ``state_energy_k``
+        (``[F, C]``, zero at initialisation): ``sum_i sum_c readout_c v_{k,c} . z^k_i``
+        is added to each block's energy.
+        """
         check_cutoff(0.0, self.cutoff, type(self).__name__)
         if not 0 < self.sensitivity_min < self.sensitivity_max:
             raise ValueError(
@@ -295,7 +303,13 @@ class HIPNN(Term):
             z = InteractionBlock(layer, self.n_atom_layers, self.resnet, name=f"block_{n}")(
                 z, graph, per_bead
             )
-            energies.append(jnp.sum(nn.Dense(1, param_dtype=dtype, name=f"energy_{n}")(z)))
+            e_n = jnp.sum(nn.Dense(1, param_dtype=dtype, name=f"energy_{n}")(z))
+            if readout is not None:
+                v = nn.Dense(readout.shape[-1], use_bias=False, param_dtype=dtype,
+                             kernel_init=nn.initializers.zeros,
+                             name=f"state_energy_{n}")(z)  # fmt: skip
+                e_n = e_n + jnp.sum(v * readout.astype(v.dtype))
+            energies.append(e_n)
         energies = jnp.stack(energies)
         self.sow("intermediates", "block_energies", energies)
         return jnp.sum(energies)
@@ -311,22 +325,35 @@ def state_aware_config() -> ml_collections.ConfigDict:
     c.state_center = (300.0, 0.8)
     c.state_width = (100.0, 0.2)
     c.state_point = None
+    c.conditioning = "readout"
     return c
 
 
 class StateAwareHIPNN(HIPNN):
     """HIP-NN-TS conditioned on the thermodynamic state point ``(T, rho)``.
 
-    The same network as :class:`HIPNN`, except that every bead's input
-    features and the input of every on-site (atom) layer carry the scaled
-    state point ``s = ((T - T_c) / T_w, (rho - rho_c) / rho_w)``, so one set of
-    parameters gives a different CG potential of mean force at each state
-    point (the CG free energy depends on T and rho; paper 003's multi-state
-    model ignores that). The state enters only through ``s``: with the
-    weights that read ``s`` set to zero the model is a :class:`HIPNN` with
-    the remaining weights. ``energy_0`` reads the species only.
+    One set of parameters gives a different CG potential of mean force at
+    each state point (the CG free energy depends on T and rho; paper 003's
+    multi-state model ignores that), through the scaled state point
+    ``s = ((T - T_c) / T_w, (rho - rho_c) / rho_w)``. Two ways (``conditioning``):
 
-    Parameters: those of :class:`HIPNN`, where ``block_k.interaction``
+    - ``"readout"`` (the default): the energy is linear in ``s``,
+      ``U(R; s) = U_0(R) + s_T U_T(R) + s_rho U_rho(R)``, the three sharing one
+      HIP-NN-TS's features ``z^k_i``: ``U_c = sum_k sum_i v_{k,c} . z^k_i``
+      (``state_energy_k``, zero at initialisation, so training starts from a
+      plain :class:`HIPNN`). The first-order expansion of the potential of
+      mean force in the state point (``W(R; T) ~ U(R) - T S(R)``: the
+      energy-entropy split of the PMF); midway between two training states the
+      model is their average: low capacity in the state, meant to interpolate.
+    - ``"inputs"``: every bead's input features and the input of every
+      on-site (atom) layer carry ``s`` (the state enters every layer).
+
+    Either way the state enters only through ``s``: with the weights that
+    read ``s`` set to zero the model is a :class:`HIPNN` with the remaining
+    weights. ``energy_0`` reads the species only.
+
+    Parameters: those of :class:`HIPNN`; ``"readout"`` adds ``state_energy_k``
+    (``{"kernel": [F, 2]}``) per block; with ``"inputs"``, ``block_k.interaction``
     (``int_weights`` ``[nu, S + 2, F]``, ``selfint``) and
     ``block_k.interaction_adjust`` have 2 more input rows (the last) and every
     ``block_k.atom_j`` kernel has 2 more rows (the last).
@@ -341,16 +368,18 @@ class StateAwareHIPNN(HIPNN):
       state_center: ``(T_c, rho_c)`` (K, g/cm^3) subtracted from the state.
       state_width: ``(T_w, rho_w)`` (K, g/cm^3) the state is divided by.
       state_point: ``(T, rho)`` (K, g/cm^3) used when a call gives none, or None.
+      conditioning: ``"readout"`` or ``"inputs"`` (above).
 
     Raises:
       StateMissingError: on a call (other than ``init``) without a state point
         while none is bound; ValueError: a state that is not ``[2]``, or a
-        non-positive width.
+        non-positive width, or an unknown ``conditioning``.
     """
 
     state_center: tuple[float, float] = (300.0, 0.8)
     state_width: tuple[float, float] = (100.0, 0.2)
     state_point: tuple[float, float] | None = None
+    conditioning: str = "readout"
     default_name: ClassVar[str] = "hipnn_state"
     default_config: ClassVar = staticmethod(state_aware_config)
 
@@ -381,4 +410,10 @@ class StateAwareHIPNN(HIPNN):
         if not all(float(w) > 0 for w in self.state_width):
             raise ValueError(f"StateAwareHIPNN: state_width must be positive, got "
                              f"{self.state_width}")  # fmt: skip
-        return self._energy(graph, (state - jnp.asarray(self.state_center, state.dtype)) / width)
+        s = (state - jnp.asarray(self.state_center, state.dtype)) / width
+        if self.conditioning == "readout":
+            return self._energy(graph, None, s)
+        if self.conditioning == "inputs":
+            return self._energy(graph, s)
+        raise ValueError(f"StateAwareHIPNN: conditioning must be 'readout' or 'inputs', got "
+                         f"{self.conditioning!r}")  # fmt: skip

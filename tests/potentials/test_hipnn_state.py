@@ -27,7 +27,9 @@ def perturbed_params(model, R, seed=1, scale=0.3):
 
 @pytest.fixture(scope="module")
 def net():
-    return potentials.StateAwareHIPNN(**SMALL, state_center=(300.0, 0.8), state_width=(100.0, 0.2))
+    # the state in every layer ("inputs"); the default "readout" is tested at the end
+    return potentials.StateAwareHIPNN(**SMALL, state_center=(300.0, 0.8), state_width=(100.0, 0.2),
+                                      conditioning="inputs")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +132,37 @@ def test_batched_states_give_per_frame_forces(setup):
     f = jax.jit(model.force_fn(params))
     for k in range(2):
         np.testing.assert_allclose(batched[k], f(X[k], state=states[k]), rtol=1e-10, atol=1e-10)
+
+
+def test_readout_conditioning_is_linear_in_the_state(system2):
+    # the default: U(R; s) = U_0(R) + s . U_s(R) on one HIPNN's features; midway between
+    # two state points the energy is exactly their mean, forces too, and with the state
+    # readouts zeroed the model is the plain HIPNN with the remaining weights
+    R, species, box = system2
+    net = potentials.StateAwareHIPNN(**SMALL, state_center=(300.0, 0.8), state_width=(100.0, 0.2))
+    assert net.conditioning == "readout"
+    model = potentials.energy_model(net, species=species, box=box)
+    fresh = model.init_fn(jax.random.key(0), jnp.asarray(R))
+    # zero at initialisation: training starts from a plain HIPNN
+    assert float(jnp.max(jnp.abs(fresh["state_energy_1"]["kernel"]))) == 0.0
+    params = perturbed_params(model, R)
+    assert params["state_energy_1"]["kernel"].shape == (SMALL["n_features"], 2)
+    R = jnp.asarray(R)
+    e, f = jax.jit(model.energy_fn(params)), jax.jit(model.force_fn(params))
+    at = lambda fn, T, rho: fn(R, state=jnp.asarray([T, rho]))  # noqa: E731
+    mid, cold, hot = (at(e, T, 0.77) for T in (300.0, 200.0, 400.0))
+    assert abs(float(cold - hot)) > 1e-3 * abs(float(mid))
+    np.testing.assert_allclose(float(mid), 0.5 * float(cold + hot), rtol=1e-12)
+    np.testing.assert_allclose(at(f, 300.0, 0.9), 0.5 * (at(f, 250.0, 0.8) + at(f, 350.0, 1.0)),
+                               rtol=1e-10, atol=1e-10)  # fmt: skip
+    testing.assert_forces_match_finite_differences(
+        lambda X: e(X, state=jnp.asarray(HOT)), np.asarray(R), rtol=1e-6
+    )
+    plain = potentials.energy_model(potentials.HIPNN(**SMALL), species=species, box=box)
+    base = {k: v for k, v in params.items() if k != "state_energy_1"}
+    zeroed = {**params, "state_energy_1": {"kernel": 0.0 * params["state_energy_1"]["kernel"]}}
+    np.testing.assert_allclose(float(model.energy_fn(zeroed)(R, state=jnp.asarray(HOT))),
+                               float(plain.energy_fn(base)(R)), rtol=1e-12)  # fmt: skip
+    with pytest.raises(ValueError, match="conditioning must be 'readout' or 'inputs'"):
+        potentials.energy_model(net.clone(conditioning="film"), species=species,
+                                box=box).init_fn(jax.random.key(0), R)  # fmt: skip

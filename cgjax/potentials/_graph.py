@@ -26,6 +26,7 @@ from flax import struct
 from jax_md import partition
 
 from cgjax._neighbor_list import NeighborList
+from cgjax._validation import is_concrete
 
 __all__ = ["FAR", "Graph", "build_graph"]
 
@@ -233,7 +234,7 @@ def build_graph(
 
 def _uniform(species: Any) -> bool:
     """True when ``species`` holds values (not a tracer) and they are all equal."""
-    if isinstance(species, jax.core.Tracer):
+    if not is_concrete(species):
         return False
     s = np.asarray(species)
     return s.size > 0 and bool(np.all(s == s.flat[0]))

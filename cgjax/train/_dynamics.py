@@ -455,11 +455,12 @@ def _refine(found, points, final, target_D, s: AmplitudeSearch, rtol, n_final, e
         refit = _log_regression_root(points, float(target_D), (lo, hi), keep=runs)
         new = None if refit is None else refit[0]
         how = "A refitted with it"
+
+        def repeated(x):
+            return any(abs(x - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo) for f in finals)
+
         a, b = _straddle(points + runs, float(target_D))
-        repeated = new is not None and any(
-            abs(new - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo) for f in finals
-        )
-        if a is not None and (new is None or repeated):
+        if a is not None and (new is None or repeated(new)):
             # the line gave nothing new: ln D interpolated between the ends of the
             # tightest bracket of the runs moves inside it (not used otherwise: the
             # short search runs' noise can misplace that bracket; the line weighs
@@ -468,8 +469,7 @@ def _refine(found, points, final, target_D, s: AmplitudeSearch, rtol, n_final, e
             new = a[0] + min(max(frac, 0.0), 1.0) * (b[0] - a[0])
             how = (f"no new A from the ln D line; A interpolated in ln D in the runs' "
                    f"bracket [{a[0]:.5g}, {b[0]:.5g}]")  # fmt: skip
-            repeated = any(abs(new - f["A_kJmol_nm2"]) < 1e-9 * (hi - lo) for f in finals)
-        if new is None or repeated:
+        if new is None or repeated(new):
             log("refinement: no new A from the ln D regression; keeping the last final run")
             break
         log(f"final run missed the target by {miss:+.1%}: {how}, "

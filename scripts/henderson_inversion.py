@@ -21,12 +21,15 @@ Anderson mixing (``train.IBISettings(acceleration="anderson")``).
 the floor any inversion can reach at this sampling, and its ``|U - U_LJ|``
 the floor of the spline representation. Every final row also
 records where the largest ``|U - U_LJ|`` sits and the error profile.
+``--checkpoint PREFIX.npz`` saves each plain IBI/IMC run after every update and
+resumes it (with ``--updates`` raised, a run continues where it stopped).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import jax
@@ -100,8 +103,6 @@ def projected_lj(spline, smodel, X0):
 
 def load_target(a):
     """``(system, model, p_true, X)`` from ``--target-cache`` or a new target run."""
-    import os
-
     if a.target_cache and os.path.exists(a.target_cache):
         X = np.load(a.target_cache)["X"]
         system, model, p_true, _ = lj_system()
@@ -116,7 +117,6 @@ def load_target(a):
 def target_rdf(a, system, model, p_true, X):
     """``(RDF, g of the first half, of the second, pressure (bar))``, cached beside
     ``--target-cache``."""
-    import os
     import types
 
     cache = a.target_cache[: -len(".npz")] + "_rdf.npz" if a.target_cache else None
@@ -163,16 +163,49 @@ def _inversion(method, a, smodel, target, protocol, P, X):
     )
 
 
+def _checkpoint_path(a, method):
+    return None if not a.checkpoint else f"{a.checkpoint[: -len('.npz')]}_{method}.npz"
+
+
+def _resumed(a, method, tr, pmf):
+    """``(state, rows)``: the method's checkpoint (coefficients, end positions, rows of the
+    updates done) when ``--checkpoint`` names one that exists, else a fresh start."""
+    path = _checkpoint_path(a, method)
+    if path is None or not os.path.exists(path):
+        return tr.init(pmf), []
+    d = np.load(path, allow_pickle=False)
+    rows = json.loads(str(d["rows"]))
+    c = jnp.asarray(d["coefficients"].reshape(np.shape(pmf["coefficients"])), jnp.float32)
+    state = tr.init({**pmf, "coefficients": c})
+    ps = float(rows[-1]["simulated_ps"]) if rows else 0.0
+    state = state._replace(start=jnp.asarray(d["positions"]), update=len(rows), simulated_ps=ps)
+    print(f"{method}: resumed from {path} after {len(rows)} updates", flush=True)
+    return state, rows
+
+
+def _save_checkpoint(a, method, state, rows):
+    path = _checkpoint_path(a, method)
+    if path is None or getattr(state, "memory", ()):  # Anderson's history is not stored
+        return
+    start = state.start
+    pos = start.trajectory.positions[-1] if hasattr(start, "trajectory") else start
+    tmp = path[: -len(".npz")] + ".tmp.npz"
+    np.savez(tmp, coefficients=np.asarray(state.params["coefficients"]).reshape(-1),
+             positions=np.asarray(pos), rows=json.dumps(rows))  # fmt: skip
+    os.replace(tmp, path)
+
+
 def _invert(method, a, smodel, target, protocol, P, X, pmf, spline, n_final):
-    tr, rows = _inversion(method, a, smodel, target, protocol, P.mean, X), []
-    state = tr.init(pmf)
-    for k in range(a.updates):
+    tr = _inversion(method, a, smodel, target, protocol, P.mean, X)
+    state, rows = _resumed(a, method, tr, pmf)
+    for k in range(len(rows), a.updates):
         state, m = tr.update(state)
         err = lj_error(spline, state.params)
         rows.append(dict(update=k, tae_A=m["tae"] / units.angstrom, pressure_bar=m["pressure"],
                          error_after=err, simulated_ps=m["simulated_ps"]))  # fmt: skip
         print(f"{method} {k}: {m['summary']}; after it max |U - U_LJ| {err:.3f} kJ/mol "
               f"({m['wall_s']:.0f} s)", flush=True)  # fmt: skip
+        _save_checkpoint(a, method, state, rows)
     fin = final_check(method, smodel, state.params, state.start, protocol, target, spline, n_final)
     return dict(updates=rows, **fin)
 
@@ -204,6 +237,10 @@ def main():
                     help="IBI and IMC: largest change of U per update (kT)")  # fmt: skip
     ap.add_argument("--regularization", type=float, default=1e-3, help="IMC Tikhonov lambda")
     ap.add_argument("--out", default="henderson.json")
+    ap.add_argument("--checkpoint", default=None,
+                    help="IBI/IMC: .npz prefix; after every update the coefficients, end "
+                    "positions and rows go to PREFIX_METHOD.npz, and a rerun resumes from it "
+                    "(without Anderson mixing)")  # fmt: skip
     a = ap.parse_args()
     t0 = time.perf_counter()
     system, model, p_true, X = load_target(a)

@@ -148,7 +148,8 @@ def base() -> ml_collections.ConfigDict:
     # 10 ps, 100 frames per CG run (was 5 ps, 50 frames): the RDF TAE of n AA frames
     # 0.4 ps apart against all 250 is ~0.73 / sqrt(n) Å (12 frames 0.21, 50 frames 0.10;
     # docs/results/README.md), so a 5 ps run's sampling noise alone took most of the
-    # 0.25 Å target; 10 ps is what fits the 20 min with the other stages (estimated).
+    # 0.25 Å target; 10 ps fits the 20 min with the other stages (measured on a fresh
+    # clone: 14.1 min, docs/results/transferability_quick/).
     c.structure = ml_collections.ConfigDict(
         dict(rdf_r_max=1.2, rdf_bin=0.01, adf_cutoff=0.55, q_cutoff=0.6, q_switch=0.55)
     )

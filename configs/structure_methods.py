@@ -4,9 +4,9 @@
 --config=configs/structure_methods.py:quick   # the default: both systems, 10 updates per method
 --config=configs/structure_methods.py:full    # longer samplings and more updates (not run yet)
 
-The quick preset has not been timed on an unloaded machine: on the shared 2-core
-machine (load average ~15) its first four stages (argon REM, adjoint, DiffTRe; SPC/E REM)
-took 23 min, before IBI/IMC were added.
+The quick preset, measured on a fresh clone of ``a73891b`` (2 cores, beside other
+engineers' jobs at nice 19, load average 4-7): 11.9 min wall, peak RSS 2.9 GB
+(``docs/results/structure_methods_quick/``).
 """
 
 import ml_collections

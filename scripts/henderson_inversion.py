@@ -153,7 +153,7 @@ def _inversion(method, a, smodel, target, protocol, P, X):
             alpha=a.alpha, pressure=None if a.no_pressure else P,
             acceleration=a.acceleration, history=a.history, mixing_start=a.mixing_start,
             mixing_regularization=a.mixing_regularization,
-            max_step_kT=a.max_step_kT))  # fmt: skip
+            max_step_kT=a.max_step_kT, update=a.update, s_min=a.s_min))  # fmt: skip
     return train.imc_trainer(
         smodel,
         target,
@@ -236,6 +236,10 @@ def main():
     ap.add_argument("--max-step-kT", type=float, default=None,
                     help="IBI and IMC: largest change of U per update (kT)")  # fmt: skip
     ap.add_argument("--regularization", type=float, default=1e-3, help="IMC Tikhonov lambda")
+    ap.add_argument("--update", default="boltzmann", choices=["boltzmann", "hnc"],
+                    help="IBI: the update (train.IBISettings.update; hnc: iterative HNC)")
+    ap.add_argument("--s-min", type=float, default=0.05,
+                    help="IBI --update hnc: floor of the target's S(k)")  # fmt: skip
     ap.add_argument("--out", default="henderson.json")
     ap.add_argument("--checkpoint", default=None,
                     help="IBI/IMC: .npz prefix; after every update the coefficients, end "

@@ -163,7 +163,43 @@ def test_anderson_step_is_exact_on_a_linear_map_where_plain_iteration_crawls():
         train.anderson_step(np.zeros((2, 4)), np.zeros((3, 4)))
 
 
+def test_radial_transform_pair_is_exact_on_a_gaussian():
+    """The 3-D Fourier transform of exp(-r^2 / 2a^2) is (2 pi a^2)^(3/2) exp(-k^2 a^2 / 2);
+    the inverse on the same grid gives the function back."""
+    from cgjax.train._inversion import _radial_transforms
+
+    dr, a = 0.005, 0.1
+    r = (np.arange(200) + 0.5) * dr
+    F, F_inv = _radial_transforms(r, dr)
+    k = (np.arange(F.shape[0]) + 1.0) * np.pi / (F.shape[0] * dr)
+    f = np.exp(-(r**2) / (2 * a**2))
+    exact = (2 * np.pi * a**2) ** 1.5 * np.exp(-(k**2) * a**2 / 2)
+    np.testing.assert_allclose(F @ f, exact, atol=1e-12 * exact.max())
+    np.testing.assert_allclose(F_inv @ (F @ f), f, atol=1e-12)
+    h = np.random.default_rng(0).normal(size=r.size)  # any function on the bins, not smooth
+    np.testing.assert_allclose(F_inv @ (F @ h), h, atol=1e-10)
+
+
+def test_hnc_correction_vanishes_for_an_ideal_gas_target_and_at_the_target():
+    """With g* = 1 (S* = 1) the closure's c - c* equals h - h*, so the iterative-HNC
+    update is IBI's; at g = g* it adds nothing; otherwise it is finite and, for a
+    liquid-like g*, not zero."""
+    r = (np.arange(200) + 0.5) * 0.005
+    g_liquid = 1.0 + 0.8 * np.exp(-((r - 0.37) ** 2) / 0.001) * (r > 0.3) - 1.0 * (r < 0.3)
+    g_liquid = np.clip(g_liquid, 0.0, None)
+    g = g_liquid * (1.0 + 0.05 * np.sin(r / 0.05))
+    np.testing.assert_allclose(train.hnc_correction(r, g, np.ones_like(r), 20.7), 0.0,
+                               atol=1e-12)  # fmt: skip
+    assert np.all(train.hnc_correction(r, g_liquid, g_liquid, 20.7) == 0.0)
+    corr = train.hnc_correction(r, g, g_liquid, 20.7, s_min=0.3)
+    assert np.all(np.isfinite(corr)) and np.max(np.abs(corr)) > 1e-3
+
+
 def test_inversion_settings_are_checked():
+    with pytest.raises(ValueError, match="IBISettings.update must be 'boltzmann' or 'hnc'"):
+        train.IBISettings(update="py")
+    with pytest.raises(ValueError, match="IBISettings.s_min must be > 0"):
+        train.IBISettings(update="hnc", s_min=0.0)
     with pytest.raises(ValueError, match="IBISettings.acceleration must be None or 'anderson'"):
         train.IBISettings(acceleration="broyden")
     with pytest.raises(ValueError, match="IBISettings.history must be >= 1"):

@@ -13,7 +13,12 @@ histograms its pair distances on the target's bins.
   dense liquid a broad, smooth change of ``U`` barely changes ``g``, so the
   plain update removes such an error only a few per cent per update; the
   mixing estimates that slow response from the history of updates (a secant,
-  or GMRES on the linearised map) and takes the larger step it needs.
+  or GMRES on the linearised map) and takes the larger step it needs. The
+  iterative-HNC update (``IBISettings(update="hnc")``) instead takes that
+  response from the hypernetted-chain closure and the Ornstein-Zernike
+  relation (:func:`hnc_correction`); on the 256-atom LJ argon of
+  ``scripts/henderson_inversion.py`` it recovers the potential to the
+  acceptance tolerance where plain IBI stalls (``docs/results``).
 * IMC (Lyubartsev-Laaksonen): with ``S_a`` the number of pairs in bin ``a``
   in one frame, ``d<S_a>/dU_b = -beta (<S_a S_b> - <S_a><S_b>)``; with the
   potential on the spline basis (``U_b = sum_j B_j(r_b) c_j``) the Newton
@@ -523,7 +528,9 @@ def ibi_trainer(
     cutoff, ``dU(r) = alpha kT ln(g_cg(r) / g*(r))`` (kJ/mol); bins with
     ``g <= g_min`` in either RDF take no logarithm (their ``dU`` is
     interpolated, and held constant into the core below the first sampled
-    bin: never NaN). With ``settings.pressure`` the linear ramp
+    bin: never NaN); with ``settings.update = "hnc"`` it is the
+    iterative-HNC update ``kT [ln(g_cg / g*) - (h_cg - h*) + (c_cg - c*)]``
+    (:func:`hnc_correction`). With ``settings.pressure`` the linear ramp
     ``A (1 - r / r_c)`` is added, ``A = -sign(P - P*) pressure_max_kT kT
     min(1, f |P - P*|)`` (VOTCA's "simple" correction), with ``P`` the
     model's virial pressure over the samples (bar). ``dU`` is then projected

@@ -231,3 +231,18 @@ def test_anderson_ibi_and_capped_imc_steps(lj_target):
     assert all(h["max_step"] <= 0.2 * kT * (1 + 1e-6) for h in fit.history)
     assert fit.history[0]["step_scale"] < 1.0  # from the PMF the Newton step is longer
     assert fit.history[0]["frames"] == PROTOCOL.production_steps // PROTOCOL.record_every
+
+
+def test_hnc_update_moves_the_pmf_to_lennard_jones(lj_target):
+    """IBI with the iterative-HNC update from the PMF: two capped updates on the
+    fixture's short target bring the spline closer to the LJ that made it."""
+    model, p0, target, P_target, R0 = lj_target
+    pmf = train.potential_of_mean_force(model, p0, target, T)
+    settings = train.IBISettings(update="hnc", s_min=0.3, max_step_kT=0.5)
+    fit = train.fit_sampling(train.ibi_trainer(model, target, PROTOCOL, settings=settings,
+                                               R0=R0), pmf, 2)  # fmt: skip
+    errors = [_lj_error(model, pmf), _lj_error(model, fit.params)]
+    print("IHNC: max |U - U_LJ| (kJ/mol) PMF -> after 2 updates", np.round(errors, 4))
+    assert np.all(np.isfinite(np.asarray(fit.params["coefficients"])))
+    assert all(h["max_step"] <= 0.5 * units.kB * T * (1 + 1e-6) for h in fit.history)
+    assert errors[1] < errors[0]

@@ -561,7 +561,8 @@ def ibi_trainer(
       a :class:`~cgjax.train.SamplingTrainer` (``init(params) ->``
       :class:`InversionState`); metrics: ``loss`` and ``tae`` (the RDF TAE of
       the samples, nm, at the parameters before the update), ``pressure``
-      (bar), ``max_du`` (the largest ``|kT ln(g_cg / g*)|``, kJ/mol),
+      (bar), ``max_du`` (the largest ``|kT ln(g_cg / g*)|``, or of the
+      iterative-HNC update, kJ/mol),
       ``max_step`` (the largest change of ``U`` made, kJ/mol), ``step_scale``
       (1 unless ``max_step_kT`` cut the step), ``simulated_ps``, ``converged``.
 
@@ -626,7 +627,8 @@ def ibi_trainer(
                        max_du=float(np.max(np.abs(du))), max_step=step, step_scale=scale,
                        converged=bool(settings.tol > 0 and tae < settings.tol),
                        summary=f"TAE {tae / units.angstrom:.4f} A, P {P:.0f} bar, "
-                       f"max |kT ln(g/g*)| {np.max(np.abs(du)):.3g}, "
+                       f"max |{'kT ln(g/g*)' if settings.update == 'boltzmann' else 'IHNC dU'}| "
+                       f"{np.max(np.abs(du)):.3g}, "
                        f"max |step| {step:.3g} kJ/mol")  # fmt: skip
         new = _finish(state, ctx, c + dc, metrics, out, t0)
         return new._replace(memory=memory), metrics

@@ -1,6 +1,6 @@
 """Paper 003 Fig. 5's cross-molecule grid (``experiments/transferability_grid.py``): its smoke
-preset through ``python -m cgjax.run`` (a tiny generated methane grid, 2 trials) and its
-errors on bad state points."""
+preset through ``python -m cgjax.run`` (a tiny generated methane grid: 300 K at two densities,
+2 trials) and its errors on bad state points."""
 
 import json
 import math
@@ -15,7 +15,7 @@ pytest.importorskip("openmm", reason="OpenMM (the 'reference' extra) generates t
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXP = os.path.join(ROOT, "experiments", "transferability_grid.py")
 CFG = os.path.join(ROOT, "configs", "transferability_grid.py")
-POINTS = [(300.0, 0.30), (500.0, 0.30), (300.0, 0.16), (500.0, 0.16)]
+POINTS = [(300.0, 0.30), (300.0, 0.16)]
 WORKFLOWS = ("single_state_baseline", "single_state_transfer", "multi_state")
 
 
@@ -49,17 +49,17 @@ def test_transferability_grid_smoke(tmp_path):
             assert a["thermostat_seed"] != b["thermostat_seed"]
             assert a["rdf_tae_A"] != b["rdf_tae_A"]
     t0, t1 = res["training"]["methane trial0"], res["training"]["methane trial1"]
-    assert set(t0) == {"T300_rho0.3", "T500_rho0.3", "T300_rho0.16", "T500_rho0.16", "multi"}
+    assert set(t0) == {"T300_rho0.3", "T300_rho0.16", "multi"}
     for name in t0:  # different split and initial weights: different validation errors
         assert t0[name]["val_force_rmse"] != t1[name]["val_force_rmse"]
-    assert t0["multi"]["n_train_frames"] == 8  # the single-state size, 2 frames per point
+    assert t0["multi"]["n_train_frames"] == 8  # the single-state size, 4 frames per point
     # the centre model (300 K, 0.16 g/cm^3): its baseline and transfer there are one run
     by = {(r["workflow"], r["T_K"], r["rho_g_cm3"]): r for r in table}
     base = by[("single_state_baseline", 300.0, 0.16)]["tae_trials_A"]
     assert by[("single_state_transfer", 300.0, 0.16)]["tae_trials_A"] == base
     # ... and elsewhere the transfer is the centre model's own run, not the baseline's
-    assert (by[("single_state_transfer", 500.0, 0.30)]["tae_trials_A"]
-            != by[("single_state_baseline", 500.0, 0.30)]["tae_trials_A"])  # fmt: skip
+    assert (by[("single_state_transfer", 300.0, 0.30)]["tae_trials_A"]
+            != by[("single_state_baseline", 300.0, 0.30)]["tae_trials_A"])  # fmt: skip
     # priors: methane COMs come no closer than ~0.3 nm
     for pr in res["priors"]["methane trial0"].values():
         assert 0.2 < pr["onset_nm"] < 0.4
@@ -72,8 +72,13 @@ def test_transferability_grid_smoke(tmp_path):
     again = _run(wd)
     assert again["tae_table"] == table
     assert (
-        "stage md_methane_trial1_multi_at_T500_rho0.16: done before" in (wd / "log.txt").read_text()
+        "stage md_methane_trial1_multi_at_T300_rho0.16: done before" in (wd / "log.txt").read_text()
     )
+    # a grid folder (data.directory) without a state point the config asks for
+    with pytest.raises(ValueError, match=r"methane: no reference data at 700 K, 0.3 g/cm\^3") as e:
+        _run(tmp_path / "m", f"--config.data.directory={wd / 'reference_grid'}",
+             "--config.grid.methane.temperatures=(300.0, 700.0)")  # fmt: skip
+    assert type(e.value).__name__ == "MissingStatePointError"
 
 
 def test_bad_grid_input(tmp_path):

@@ -183,16 +183,19 @@ def _forces(model, params, positions):
     return np.asarray(jax.jit(lambda X: jax.lax.map(one, X))(jnp.asarray(positions)), np.float64)
 
 
-def _stage_hipnn(T, frames, split, prior, config, wd):
+def _stage_hipnn(T, frames, split, prior, config, wd, name=None):
+    """Single-state HIP-NN-TS on ``split``'s frames; ``name`` (default ``hipnn_T{T}``) names
+    its training folder ``train_{name}`` and its parameters (``transferability_grid.py``)."""
+    name = name or f"hipnn_{_tag(T)}"
     tr, va = frames.select(split[0]), frames.select(split[1])
     model = potentials.energy_model(_potential("hipnn", prior.term, config), system=_system(frames))
     settings = train.FMSettings.from_config(config.train, seed=int(config.seed),
                                             frozen=("prior",))  # fmt: skip
     params, _, metrics = train.fit_force_matching(
-        model, tr, va, settings, workdir=os.path.join(wd.path, f"train_hipnn_{_tag(T)}"),
+        model, tr, va, settings, workdir=os.path.join(wd.path, f"train_{name}"),
         progress=config.progress, log=wd.log,
     )  # fmt: skip
-    metrics["params"] = wd.save_params(f"hipnn_{_tag(T)}", params)
+    metrics["params"] = wd.save_params(name, params)
     return metrics
 
 
@@ -263,6 +266,21 @@ def _states_tag(config) -> str:
 # ----------------------------------------------------------------------------- simulation
 
 
+def _simulate(model, params, ref, R0, T_sim, config, wd, seed=None):
+    """One Nose-Hoover CG run at ``T_sim`` (K) from ``R0`` (nm) as ``config.md`` says, its
+    structure compared with ``ref``; the thermostat seed is ``seed`` (default ``config.seed``)."""
+    md = config.md
+    protocol = simulate.Protocol(
+        temperature=float(T_sim), dt=float(md.dt), thermostat="nose_hoover", tau=float(md.tau),
+        equilibration_steps=int(md.equilibration_steps),
+        production_steps=int(md.production_steps), record_every=int(md.record_every),
+        skin=float(md.skin), seed=int(config.seed if seed is None else seed),
+    )  # fmt: skip
+    return simulate.validate_by_simulation(
+        model, params, ref, R0, protocol, nve_steps=0, progress=config.progress, log=wd.log
+    )
+
+
 def _stage_md(kind, T_train, T_sim, states, splits, priors, refs, trained, config, wd):
     """One CG run; ``T_train`` is a temperature, or the ``_states_tag`` of a pooled model."""
     frames = states[T_sim]
@@ -270,17 +288,8 @@ def _stage_md(kind, T_train, T_sim, states, splits, priors, refs, trained, confi
         _potential(kind, priors[T_train].term, config, T=T_sim), system=_system(frames)
     )
     params = wd.load_params(trained[kind][T_train]["params"])
-    md = config.md
-    protocol = simulate.Protocol(
-        temperature=float(T_sim), dt=float(md.dt), thermostat="nose_hoover", tau=float(md.tau),
-        equilibration_steps=int(md.equilibration_steps),
-        production_steps=int(md.production_steps), record_every=int(md.record_every),
-        skin=float(md.skin), seed=int(config.seed),
-    )  # fmt: skip
     R0 = frames.positions[splits[T_sim][2][0]]  # a test frame of the simulated state
-    report = simulate.validate_by_simulation(
-        model, params, refs[T_sim], R0, protocol, nve_steps=0, progress=config.progress, log=wd.log
-    )
+    report = _simulate(model, params, refs[T_sim], R0, T_sim, config, wd)
     out = {"model": kind, "trained_K": T_train, "simulated_K": T_sim, **report.summary()}
     if kind in STATE_MODELS:
         seen = [float(T) for T in config.states.train_temperatures]

@@ -140,7 +140,9 @@ def fit_force_matching(
 ) -> tuple[Any, Trainer, dict]:
     """Force matching of ``model`` as ``settings`` say, resumable in ``workdir``.
 
-    The neighbor list is allocated over the training and validation frames;
+    The neighbor list is allocated over the training and validation frames
+    (frames with per-frame boxes, ``"box"`` ``[T, 3, 3]``, use all pairs: a
+    neighbor list holds one box);
     the trainer is :func:`~cgjax.train.force_matching` (an
     :func:`~cgjax.train.ensemble` of ``n_members``), driven by
     :func:`~cgjax.train.fit`.
@@ -169,9 +171,16 @@ def fit_force_matching(
     """
     if not isinstance(settings, FMSettings):
         raise TypeError(f"settings must be a train.FMSettings, got {type(settings).__name__}")
-    train_R = frame_arrays(train_frames, "train_frames")["positions"]
-    positions = np.concatenate([train_R, frame_arrays(val_frames, "val_frames")["positions"]])
-    nb = allocate_neighbor_list(model, positions)
+    tr_arrays, va_arrays = (
+        frame_arrays(train_frames, "train_frames"),
+        frame_arrays(val_frames, "val_frames"),
+    )
+    train_R = tr_arrays["positions"]
+    positions = np.concatenate([train_R, va_arrays["positions"]])
+    # a neighbor list holds one box: frames with their own boxes (several densities
+    # pooled) are trained on all pairs, each frame's displacements in its own box
+    per_frame_box = "box" in tr_arrays or "box" in va_arrays
+    nb = None if per_frame_box else allocate_neighbor_list(model, positions)
     R0 = train_R[0]
     key = jax.random.key(settings.seed)
     trainer = force_matching(model, settings.optimizer(), batch_size=settings.batch_size,

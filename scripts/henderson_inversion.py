@@ -238,7 +238,7 @@ def main():
     ap.add_argument("--regularization", type=float, default=1e-3, help="IMC Tikhonov lambda")
     ap.add_argument("--update", default="boltzmann", choices=["boltzmann", "hnc"],
                     help="IBI: the update (train.IBISettings.update; hnc: iterative HNC)")
-    ap.add_argument("--s-min", type=float, default=0.05,
+    ap.add_argument("--s-min", type=float, default=0.3,
                     help="IBI --update hnc: floor of the target's S(k)")  # fmt: skip
     ap.add_argument("--out", default="henderson.json")
     ap.add_argument("--checkpoint", default=None,

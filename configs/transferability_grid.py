@@ -13,7 +13,11 @@ Per molecule the keys live under ``grid.<molecule>`` (methanol, benzene,
 methane); ``molecules`` says which are studied.
 """
 
+import os
+
 import ml_collections
+
+from cgjax.config import load_module
 
 _GRID_HELP = {
     "temperatures": "temperatures of the grid (paper 003 SI tables) [K]",
@@ -29,77 +33,40 @@ _GRID_HELP = {
 }
 _MOLECULES = ("methanol", "benzene", "methane")
 
-#: Every key's meaning and unit (``python -m cgjax.run EXPERIMENT --help``).
+_FIG3 = load_module(os.path.join(os.path.dirname(__file__), "transferability.py"))
+#: keys whose meaning and range are those of the Fig. 3 study's config
+_SHARED = (
+    "data.equilibration", "data.production", "data.save_every", "data.threads",
+    "model.n_features", "model.n_sensitivities", "model.n_atom_layers",
+    "prior.n_bins", "prior.p", "prior.d",
+    "train.lr", "train.lr_final_fraction", "train.n_steps", "train.batch_size",
+    "train.eval_every", "train.checkpoint_every", "train.clip_norm", "train.loss",
+    "md.dt", "md.tau", "md.equilibration_steps", "md.production_steps", "md.record_every",
+    "md.skin", "structure.rdf_bin", "structure.adf_cutoff", "structure.q_cutoff",
+    "structure.q_switch", "reference_frames", "progress",
+)  # fmt: skip
+
+#: Every key's meaning and unit (the shared ones from ``configs/transferability.py``).
 HELP = {
     "seed": "base seed; trial k uses seed + 1000 k (split, weights, start frame, thermostat) [-]",
     "trials": "independent trials per workflow and state point (paper 003: 5) [-]",
     "molecules": "molecules studied, keys of `grid` [-]",
     "data.directory": "existing grid folder with one sub-folder per molecule ('' : generate "
     "into the workdir) [-]",
-    "data.equilibration": "Langevin equilibration per generated state point [ps]",
     "data.nh_equilibration": "Nose-Hoover equilibration per generated state point [ps]",
-    "data.production": "Nose-Hoover production per generated state point [ps]",
-    "data.save_every": "time between saved frames of a generated grid [ps]",
-    "data.threads": "OpenMM CPU threads of the generated runs (None: OpenMM's choice) [-]",
     "n_train": "training frames per model (multi-state: pooled evenly over the points) [frames]",
     "n_val": "validation frames per model [frames]",
-    "model.n_features": "HIP-NN-TS features per layer (paper 003: 32) [-]",
-    "model.n_sensitivities": "HIP-NN-TS sensitivity functions (paper 003: 20) [-]",
-    "model.n_atom_layers": "HIP-NN-TS on-site layers per block (paper 003: 3) [-]",
-    "prior.n_bins": "RDF bins of the onset search [-]",
-    "prior.p": "fraction of the mean force left at the onset (paper 003 SI: 0.05) [-]",
-    "prior.d": "distance below the onset where the prior reaches the mean force [nm]",
-    "train.lr": "Adam's initial learning rate [-]",
-    "train.lr_final_fraction": "final learning rate of the cosine decay, fraction of lr [-]",
-    "train.n_steps": "optimiser updates per HIP-NN-TS model [steps]",
-    "train.batch_size": "frames per update [frames]",
-    "train.eval_every": "updates between validation force errors [steps]",
-    "train.checkpoint_every": "updates between checkpoints in the workdir [steps]",
-    "train.clip_norm": "gradient clipped to this global norm (None: no clipping) [-]",
-    "train.loss": "force error minimised: 'rmse_mae' (paper 003) or 'mse' [-]",
-    "md.dt": "CG Nose-Hoover time step (paper 003: 1 fs) [ps]",
-    "md.tau": "CG Nose-Hoover time constant [ps]",
-    "md.equilibration_steps": "CG steps before recording [steps]",
-    "md.production_steps": "recorded CG steps (paper 003: 50000) [steps]",
-    "md.record_every": "steps between recorded CG frames (paper 003: 50) [steps]",
-    "md.skin": "neighbor-list skin of the CG runs [nm]",
-    "structure.rdf_bin": "RDF bin width [nm]",
-    "structure.adf_cutoff": "neighbours within this distance enter the three-body ADF [nm]",
-    "structure.q_cutoff": "Steinhardt q-bar neighbour cutoff (switch ends) [nm]",
-    "structure.q_switch": "Steinhardt q-bar neighbour switch start [nm]",
-    "reference_frames": "AA frames (evenly strided) for each reference structure [frames]",
-    "progress": "show progress bars [-]",
+    **{k: _FIG3.HELP[k] for k in _SHARED},
     **{f"grid.{m}.{k}": v for m in _MOLECULES for k, v in _GRID_HELP.items()},
 }
 
 #: Value ranges, checked before anything is written (``cgjax.config.check_config``).
 CHECKS = {
     "trials": ">= 2",
-    "data.equilibration": ">= 0",
     "data.nh_equilibration": ">= 0",
-    "data.production": "> 0",
-    "data.save_every": "> 0",
     "n_train": "> 0",
     "n_val": "> 0",
-    "model.n_features": "> 0",
-    "model.n_sensitivities": "> 0",
-    "model.n_atom_layers": "> 0",
-    "prior.n_bins": "> 0",
-    "prior.p": "in (0, 1)",
-    "prior.d": "> 0",
-    "train.lr": "> 0",
-    "train.lr_final_fraction": "in [0, 1]",
-    "train.n_steps": "> 0",
-    "train.batch_size": "> 0",
-    "train.eval_every": "> 0",
-    "train.checkpoint_every": "> 0",
-    "train.clip_norm": "> 0",
-    "md.dt": "> 0",
-    "md.tau": "> 0",
-    "md.equilibration_steps": ">= 0",
-    "md.production_steps": "> 0",
-    "md.record_every": "> 0",
-    "md.skin": ">= 0",
+    **{k: _FIG3.CHECKS[k] for k in _SHARED if k in _FIG3.CHECKS},
     **{f"grid.{m}.{k}": "> 0" for m in _MOLECULES for k in _GRID_HELP},
 }
 

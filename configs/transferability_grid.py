@@ -33,7 +33,10 @@ _GRID_HELP = {
 }
 _MOLECULES = ("methanol", "benzene", "methane")
 
-_FIG3 = load_module(os.path.join(os.path.dirname(__file__), "transferability.py"))
+# a name of its own: the experiment loads experiments/transferability.py as
+# "cgjax_user_transferability", load_module's default for this file too
+_FIG3 = load_module(os.path.join(os.path.dirname(__file__), "transferability.py"),
+                    "cgjax_config_transferability")  # fmt: skip
 #: keys whose meaning and range are those of the Fig. 3 study's config
 _SHARED = (
     "data.equilibration", "data.production", "data.save_every", "data.threads",

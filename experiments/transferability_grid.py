@@ -182,9 +182,9 @@ def _pooled(states, splits, cfg):
     return sets, shares
 
 
-def _stage_multi(mol, trial, states, splits, prior, cfg, wd):
-    """Plain HIP-NN-TS force-matched on the pooled frames of every state point."""
-    sets, _ = _pooled(states, splits, cfg)
+def _stage_multi(mol, trial, states, sets, prior, cfg, wd):
+    """Plain HIP-NN-TS force-matched on ``sets``, the pooled frames of every state point
+    (:func:`_pooled`)."""
     fx = _fig3()
     first = next(iter(states.values()))
     model = potentials.energy_model(fx._potential("hipnn", prior.term, cfg),
@@ -331,12 +331,12 @@ def _trial(mol, k, states, refs, md_models, config, wd):
                                                       cfg, wd, name=name))  # fmt: skip
 
     models = {_pt(p): single(p) for p in states}
-    _, shares = _pooled(states, splits, cfg)
+    sets, shares = _pooled(states, splits, cfg)
     share_priors = {p: fx._prior(f, cfg) for p, f in shares.items()}
     p_min = min(share_priors, key=lambda p: float(share_priors[p].onset[0, 0]))
     pri["multi"] = share_priors[p_min]
     models["multi"] = wd.stage(f"hipnn_{mol}_trial{k}_multi", lambda: _stage_multi(
-        mol, k, states, splits, pri["multi"], cfg, wd))  # fmt: skip
+        mol, k, states, sets, pri["multi"], cfg, wd))  # fmt: skip
     models["multi"]["prior_from"] = _pt(p_min)
 
     def md(tag, p):

@@ -13,6 +13,13 @@ are compared with the AA one by KL divergence and bin free-energy MSE, and
 placed on the noise baseline: AA frames with Gaussian noise sigma (Å) on every
 coordinate, as many samples as the CG set (paper 001 Fig. 5).
 
+Data sampled under a bias on phi (``python -m cgjax.reference alanine --metad``,
+the shipped set) are reweighted by ``exp(V(phi) / kT)`` wherever a distribution
+is taken: the AA free-energy surfaces and basins, the noise baseline, the
+histograms the priors are fitted to, and the frames the CG replicas start from.
+Force matching takes the frames unweighted: phi is a function of the beads, so
+the bias leaves the mapped forces' conditional mean, the target, unchanged.
+
     python -m cgjax.run experiments/alanine_cgschnet.py \\
         --config=configs/alanine_cgschnet.py:quick --workdir=runs/alanine
 
@@ -81,15 +88,16 @@ def _model(potential, frames, species=None):
     return potentials.energy_model(potential, system=system)
 
 
-def _priors(frames, topology, config, wd):
-    """Bonds, angles, torsions and repulsion fitted to the data; with
+def _priors(frames, topology, config, wd, weights=None):
+    """Bonds, angles, torsions and repulsion fitted to the (weighted) data; with
     ``priors.harmonic_fit == "forces"`` the bonds and angles are then refitted to the
     mapped forces (:func:`cgjax.train.force_matched_harmonics`)."""
     kw = config.priors.to_dict()
     how = kw.pop("harmonic_fit", "boltzmann")
     if how not in ("boltzmann", "forces"):
         raise ValueError(f"priors.harmonic_fit must be 'boltzmann' or 'forces', got {how!r}")
-    prior, fitted = train.fit_molecule_priors(frames.positions, topology, config.temperature, **kw)
+    prior, fitted = train.fit_molecule_priors(frames.positions, topology, config.temperature,
+                                              weights=weights, **kw)  # fmt: skip
     if how == "forces":
         k_boltzmann = np.concatenate([fitted["bonds"]["k"], fitted["angles"]["k"]])
         prior, refit = train.force_matched_harmonics(prior, frames.positions, frames.forces)
@@ -105,7 +113,15 @@ def _min_pair_distance(traj: np.ndarray) -> float:
     return float(np.linalg.norm(R[:, i] - R[:, j], axis=-1).min())
 
 
-def _simulate(name, model, params, frames, config, wd):
+def _starts(frames, n, seed, weights=None):
+    """``n`` start frames: evenly spaced, or (biased data) drawn with probability ~ weights."""
+    if weights is None:
+        return frames.positions[np.linspace(0, frames.n_frames - 1, n).astype(int)]
+    rng = np.random.default_rng(seed)
+    return frames.positions[np.sort(rng.choice(frames.n_frames, n, p=weights / weights.sum()))]
+
+
+def _simulate(name, model, params, frames, config, wd, weights=None):
     md = config.md
     protocol = simulate.Protocol(
         temperature=float(config.temperature), dt=float(md.dt), thermostat="langevin",
@@ -113,7 +129,7 @@ def _simulate(name, model, params, frames, config, wd):
         production_steps=int(md.production_steps), record_every=int(md.record_every),
         skin=None, seed=int(config.seed),
     )  # fmt: skip
-    starts = frames.positions[np.linspace(0, frames.n_frames - 1, int(md.replicas)).astype(int)]
+    starts = _starts(frames, int(md.replicas), int(config.seed), weights)
     wd.log(f"{LABELS[name]} sampling, {len(starts)} replicas: {protocol}")
     try:
         out, wall = simulate.sample_replicas(model, params, starts, protocol,
@@ -158,17 +174,18 @@ def _compare(name, sim, ref, baseline, config, wd):
     }
 
 
-def _noise_baseline(frames, n_samples, config):
+def _noise_baseline(frames, n_samples, config, weights=None):
     a = config.analysis
     sigmas = [round(0.01 * k, 2) for k in range(int(round(a.sigma_max_A / 0.01)) + 1)]
     nb = observables.noise_baseline(
         frames.positions, config.temperature, n_samples=min(n_samples, frames.n_frames),
         sigmas_A=sigmas, n_seeds=int(a.noise_seeds), n_bins=int(a.n_bins), seed=int(config.seed),
+        weights=weights,
     )  # fmt: skip
     return {"sigmas_A": nb.sigmas_A, "kl": nb.kl, "mse": nb.mse, "n_samples": nb.n_samples}
 
 
-def _plots(ref_pp, comparisons, baseline, frames, config, wd):
+def _plots(ref_pp, comparisons, baseline, frames, config, wd, weights=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,14 +193,19 @@ def _plots(ref_pp, comparisons, baseline, frames, config, wd):
 
     T, nb = config.temperature, int(config.analysis.n_bins)
     rng = np.random.default_rng(config.seed)
-    noisy = frames.positions + rng.normal(size=frames.positions.shape) * 0.1 * units.angstrom
+    R = frames.positions
+    if weights is not None:  # an unweighted set, as the noise baseline draws them
+        R = R[rng.choice(len(R), len(R), p=weights / weights.sum())]
+    noisy = R + rng.normal(size=R.shape) * 0.1 * units.angstrom
     sets = {"AA (amber14 + OBC2)": ref_pp}
+    set_weights = {"AA (amber14 + OBC2)": weights}
     for name in ("cgschnet", "cgnet"):
         path = os.path.join(wd.path, f"phi_psi_{name}.npz")
         if os.path.exists(path):
             sets[LABELS[name]] = np.load(path)["phi_psi"]
     sets["AA + noise, σ = 0.1 Å"] = observables.ramachandran(noisy)
-    fes = {k: observables.free_energy_surface(v, T, n_bins=nb) for k, v in sets.items()}
+    fes = {k: observables.free_energy_surface(v, T, n_bins=nb, weights=set_weights.get(k))
+           for k, v in sets.items()}  # fmt: skip
     vmax = 6.0  # kcal/mol, one colour scale for all panels
     fig, axes = plt.subplots(1, len(fes), figsize=(3.6 * len(fes), 3.4), squeeze=False)
     for ax, (label, f) in zip(axes[0], fes.items(), strict=True):
@@ -198,7 +220,8 @@ def _plots(ref_pp, comparisons, baseline, frames, config, wd):
     for j, angle in enumerate(("φ", "ψ")):
         ax = axes[j]
         for k, (label, pp) in enumerate(sets.items()):
-            f = observables.free_energy_surface(pp[:, j], T, n_bins=nb)
+            f = observables.free_energy_surface(pp[:, j], T, n_bins=nb,
+                                                weights=set_weights.get(label))  # fmt: skip
             x = np.rad2deg(0.5 * (f.edges[1:] + f.edges[:-1]))
             if k == 0:
                 ax.fill_between(x, f.free_energy_kcal, vmax, alpha=0.3, color="gray", label=label)
@@ -259,7 +282,19 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
     topology = _topology(config)
     wd.log(f"{config.dataset}: {frames.n_frames} frames (stride {config.frame_stride}) of "
            f"6 beads, {config.temperature} K")  # fmt: skip
-    prior, fitted = _priors(frames, topology, config, wd)
+    w_all = observables.frame_weights(all_frames, temperature_K=config.temperature)
+    w = observables.frame_weights(frames, temperature_K=config.temperature)
+    reweighting = {"biased": w_all is not None}
+    if w_all is not None:
+        reweighting.update(
+            bias=all_frames.metadata["bias"],
+            effective_sample_size=observables.effective_sample_size(w_all),
+            effective_sample_size_training=observables.effective_sample_size(w),
+        )
+        wd.log(f"frames sampled under a phi bias: reweighted by exp(V(phi)/kT); effective "
+               f"sample size {reweighting['effective_sample_size']:.0f} of "
+               f"{all_frames.n_frames} frames")  # fmt: skip
+    prior, fitted = _priors(frames, topology, config, wd, w)
     wd.stage("priors", lambda: {"fitted": fitted, "nonbonded_pairs": topology.nonbonded})
     nets = _networks(config, topology, frames)
     settings = train.FMSettings.from_config(config.train, seed=config.seed,
@@ -276,23 +311,24 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
         models[name] = base._replace(energy_fn=lambda p, m=base: train.ensemble_energy_fn(m, p))
         params[name] = stacked
     sims = {n: wd.stage(f"md_{n}", lambda n=n: _simulate(n, models[n], params[n], frames, config,
-                                                         wd)) for n in MODELS}  # fmt: skip
+                                                         wd, w)) for n in MODELS}  # fmt: skip
     n_cg = max([s.get("n_samples", 0) for s in sims.values()] + [1])
-    baseline = wd.stage("noise_baseline", lambda: _noise_baseline(all_frames, n_cg, config))
+    baseline = wd.stage("noise_baseline", lambda: _noise_baseline(all_frames, n_cg, config, w_all))
     nb = observables.NoiseBaseline(*(np.asarray(baseline[k]) for k in ("sigmas_A", "kl", "mse")),
                                    int(baseline["n_samples"]))  # fmt: skip
     ref_pp = observables.ramachandran(all_frames.positions)
-    ref = observables.free_energy_surface(ref_pp, config.temperature,
+    ref = observables.free_energy_surface(ref_pp, config.temperature, weights=w_all,
                                           n_bins=int(config.analysis.n_bins))  # fmt: skip
     comparisons = {n: _compare(n, sims[n], ref, nb, config, wd) for n in MODELS}
     at = {s: {"kl": float(nb.kl.mean(0)[i]), "mse_kJ2_per_mol2": float(nb.mse.mean(0)[i])}
           for i, s in enumerate(nb.sigmas_A) if round(float(s), 2) in (0.1, 0.2, 0.3)}  # fmt: skip
-    _plots(ref_pp, comparisons, baseline, all_frames, config, wd)
+    _plots(ref_pp, comparisons, baseline, all_frames, config, wd, w_all)
     results = {
         "experiment": "alanine_cgschnet (paper 001)",
         "n_frames_aa": all_frames.n_frames,
         "n_frames_training": frames.n_frames,
-        "reference_basins": observables.basin_populations(ref_pp),
+        "reference_basins": observables.basin_populations(ref_pp, w_all),
+        "reference_reweighting": reweighting,
         "training": training,
         "simulation": sims,
         "fes": comparisons,

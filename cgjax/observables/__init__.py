@@ -12,6 +12,7 @@ Structure (RDF, angle distribution, Steinhardt order) takes ``[T, N, 3]`` or
 """
 
 from cgjax.observables._adf import ADF, adf
+from cgjax.observables._bias import TorsionBias, effective_sample_size, frame_weights
 from cgjax.observables._fes import (
     FES,
     NoiseBaseline,
@@ -66,6 +67,9 @@ __all__ = [
     "noise_baseline",
     "ramachandran",
     "torsions_of",
+    "TorsionBias",
+    "effective_sample_size",
+    "frame_weights",
     "MSD",
     "RDF",
     "Diffusion",

@@ -87,20 +87,31 @@ class FES(NamedTuple):
         return self.free_energy / units.kcal
 
 
-def free_energy_surface(angles: Any, temperature_K: float, *, n_bins: int = 60) -> FES:
+def free_energy_surface(
+    angles: Any, temperature_K: float, *, n_bins: int = 60, weights: Any = None
+) -> FES:
     """1-D (angles ``[T]``) or 2-D (``[T, 2]``) free-energy surface on ``[-pi, pi)`` bins.
 
     Args:
       angles: rad.
       temperature_K: K.
       n_bins: bins per axis (paper 001: 60).
+      weights: ``[T]`` sample weights (biased samples, :func:`frame_weights`);
+        ``counts`` are then sums of weights. ``None``: all equal.
     """
     a = np.asarray(angles, np.float64)
     edges = np.linspace(-np.pi, np.pi, n_bins + 1)
+    if weights is not None:
+        weights = np.asarray(weights, np.float64)
+        if weights.shape != a.shape[:1] or not np.all(np.isfinite(weights)) or weights.min() < 0:
+            raise ValueError(
+                f"weights must be [T] = [{a.shape[0]}] finite, non-negative values, "
+                f"got shape {weights.shape}"
+            )
     if a.ndim == 1:
-        counts, _ = np.histogram(a, bins=edges)
+        counts, _ = np.histogram(a, bins=edges, weights=weights)
     elif a.ndim == 2 and a.shape[1] == 2:
-        counts, *_ = np.histogram2d(a[:, 0], a[:, 1], bins=(edges, edges))
+        counts, *_ = np.histogram2d(a[:, 0], a[:, 1], bins=(edges, edges), weights=weights)
     else:
         raise ValueError(f"angles must be [T] or [T, 2] (rad), got shape {a.shape}")
     if counts.sum() == 0:
@@ -150,12 +161,16 @@ def noise_baseline(
     n_seeds: int = 5,
     n_bins: int = 60,
     seed: int = 0,
+    weights: Any = None,
 ) -> NoiseBaseline:
     """Paper 001's baseline: reference frames with ``N(0, sigma^2)`` noise on every coordinate.
 
     For each seed and sigma, ``n_samples`` frames drawn without replacement (as
     many as the CG set: KL has a sample-size floor) get the noise; their 2-D
-    (phi, psi) histogram is compared with the whole reference's.
+    (phi, psi) histogram is compared with the whole reference's. Biased
+    reference frames (``weights``) give a weighted reference histogram, and the
+    ``n_samples`` frames are drawn with replacement with probabilities
+    proportional to the weights: an unweighted set like a CG run's.
 
     Args:
       positions: ``[T, N, 3]`` reference frames (nm).
@@ -165,16 +180,18 @@ def noise_baseline(
       n_seeds: independent noise draws (and frame subsets).
       n_bins: bins per axis.
       seed: first seed.
+      weights: ``[T]`` frame weights (:func:`frame_weights`), or ``None``.
     """
     R = np.asarray(positions, np.float64)
     if not 0 < n_samples <= len(R):
         raise ValueError(f"n_samples must be in [1, {len(R)}], got {n_samples}")
-    ref = free_energy_surface(ramachandran(R), temperature_K, n_bins=n_bins)
+    ref = free_energy_surface(ramachandran(R), temperature_K, n_bins=n_bins, weights=weights)
+    p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
     sig = np.asarray(sigmas_A, np.float64)
     kl, mse = np.zeros((n_seeds, len(sig))), np.zeros((n_seeds, len(sig)))
     for s in range(n_seeds):
         rng = np.random.default_rng(seed + s)
-        pick = R[rng.choice(len(R), n_samples, replace=False)]
+        pick = R[rng.choice(len(R), n_samples, replace=p is not None, p=p)]
         for j, sigma in enumerate(sig):
             noisy = pick + rng.normal(size=pick.shape) * sigma * units.angstrom
             fes = free_energy_surface(ramachandran(noisy), temperature_K, n_bins=n_bins)
@@ -199,17 +216,19 @@ def equivalent_sigma(sigmas_A: Any, curve: Any, value: float) -> float:
     return float(s[j - 1] + (value - c[j - 1]) * (s[j] - s[j - 1]) / (c[j] - c[j - 1]))
 
 
-def basin_populations(phi_psi: Float[np.ndarray, "T 2"]) -> dict[str, float]:
-    """Fractions of frames in alanine's basins (phi, psi in rad).
+def basin_populations(phi_psi: Float[np.ndarray, "T 2"], weights: Any = None) -> dict[str, float]:
+    """Fractions of frames in alanine's basins (phi, psi in rad), weighted by ``weights``.
 
     ``beta_C7eq``: phi < 0 and (psi > 50 deg or psi < -120 deg); ``alpha_R``:
     phi < 0 and -120 deg <= psi <= 50 deg; ``alpha_L``: phi >= 0 (with C7ax).
     """
     a = np.rad2deg(np.asarray(phi_psi, float))
+    w = np.ones(len(a)) if weights is None else np.asarray(weights, float)
+    w = w / w.sum()
     left = a[:, 0] < 0
     beta = left & ((a[:, 1] > 50) | (a[:, 1] < -120))
     return {
-        "beta_C7eq": float(beta.mean()),
-        "alpha_R": float((left & ~beta).mean()),
-        "alpha_L": float((~left).mean()),
+        "beta_C7eq": float(w @ beta),
+        "alpha_R": float(w @ (left & ~beta)),
+        "alpha_L": float(w @ ~left),
     }

@@ -166,11 +166,13 @@ def fit_fourier_dihedrals(
     order: int | Any = 3,
     n_bins: int = 72,
     n_copies: int = 1,
+    weights: Any = None,
 ) -> dict[str, np.ndarray]:
     """Fourier coefficients fitted to ``-kB T log p(phi)`` of each torsion's histogram.
 
     Least squares over the ``n_bins`` bins of ``(-pi, pi]`` that hold samples,
-    weighted by their counts (a bin's free energy has variance ~ 1/count), with
+    weighted by their counts (a bin's free energy has variance ~ 1/count; with
+    frame weights, by each bin's effective count ``(sum w)^2 / sum w^2``), with
     a free constant that is dropped.
 
     Args:
@@ -181,6 +183,8 @@ def fit_fourier_dihedrals(
         sharply peaked torsion (an improper holding chirality) needs a low order.
       n_bins: histogram bins over ``2 pi``.
       n_copies: the torsions are this many copies sharing coefficients.
+      weights: ``[T]`` frame weights (frames sampled under a bias, e.g.
+        :func:`cgjax.observables.frame_weights`); ``None``: all equal.
 
     Returns:
       ``{"a": [D, M], "b": [D, M]}`` (kJ/mol, float64; zero beyond a torsion's
@@ -195,6 +199,10 @@ def fit_fourier_dihedrals(
     if n_copies < 1 or n_total % n_copies:
         raise ValueError(f"{n_total} torsions do not split into n_copies={n_copies} copies")
     phi = phi.reshape(T * n_copies, n_total // n_copies)
+    from cgjax.potentials._harmonic import _frame_weights
+
+    w = _frame_weights(weights, T)
+    w = np.ones(len(phi)) if w is None else np.repeat(w, n_copies)  # rows: frame-major
     orders = np.broadcast_to(np.asarray(order, int), (phi.shape[1],))
     M = int(orders.max())
     kT = units.kB * temperature_K
@@ -206,7 +214,8 @@ def fit_fourier_dihedrals(
         design = np.concatenate(
             [np.ones((n_bins, 1)), np.cos(centres[:, None] * n), np.sin(centres[:, None] * n)], 1
         )
-        counts, _ = np.histogram(phi[:, d], bins=edges)
+        counts, _ = np.histogram(phi[:, d], bins=edges, weights=w)
+        counts2, _ = np.histogram(phi[:, d], bins=edges, weights=w * w)
         ok = counts > 0
         if ok.sum() < 2 * m + 1:
             raise ValueError(
@@ -214,7 +223,7 @@ def fit_fourier_dihedrals(
                 "(use a lower order for this torsion)"
             )
         F = -kT * np.log(counts[ok] / counts.sum())
-        w = np.sqrt(counts[ok])
-        coef, *_ = np.linalg.lstsq(design[ok] * w[:, None], F * w, rcond=None)
+        fit_w = np.sqrt(counts[ok] ** 2 / counts2[ok])  # effective counts; = counts if w = 1
+        coef, *_ = np.linalg.lstsq(design[ok] * fit_w[:, None], F * fit_w, rcond=None)
         a[d, :m], b[d, :m] = coef[1 : m + 1], coef[m + 1 :]
     return {"a": np.asarray(a), "b": np.asarray(b)}

@@ -225,14 +225,32 @@ def _features(positions, indices, width, what, box, feature_fn) -> tuple[np.ndar
     return np.asarray(f, np.float64), idx
 
 
-def _fit(f, idx, temperature_K, n_copies, what, reference, scale) -> dict[str, np.ndarray]:
+def _frame_weights(weights, n_frames: int) -> np.ndarray | None:
+    """``[T]`` frame weights checked (finite, >= 0, positive sum), or None."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, np.float64)
+    if w.shape != (n_frames,) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError(
+            f"weights must be [T] = [{n_frames}] finite, non-negative values with a positive "
+            f"sum, got shape {w.shape}"
+        )
+    return w
+
+
+def _fit(
+    f, idx, temperature_K, n_copies, what, reference, scale, weights=None
+) -> dict[str, np.ndarray]:
     if not np.isfinite(temperature_K) or temperature_K <= 0:
         raise ValueError(f"temperature_K must be positive (K), got {temperature_K}")
     n_frames, n_total = f.shape
     if n_copies < 1 or n_total % n_copies:
         raise ValueError(f"{n_total} {what}s do not split into n_copies={n_copies} equal copies")
     pooled = f.reshape(n_frames * n_copies, n_total // n_copies)
-    mean, var = pooled.mean(axis=0), pooled.var(axis=0)
+    w = _frame_weights(weights, n_frames)
+    w = np.ones(len(pooled)) if w is None else np.repeat(w, n_copies)  # rows: frame-major
+    mean = (w @ pooled) / w.sum()
+    var = (w @ (pooled - mean) ** 2) / w.sum()
     rigid = np.sqrt(var) <= _RIGID_STD * scale(mean)
     if rigid.any():
         bad = [tuple(int(i) for i in idx[b]) for b in np.flatnonzero(rigid)[:5]]
@@ -251,6 +269,7 @@ def fit_harmonic_bonds(
     box: Any = None,
     *,
     n_copies: int = 1,
+    weights: Any = None,
 ) -> dict[str, np.ndarray]:
     """Harmonic bond parameters from data: ``r0 = E[r]``, ``k = kB T / Var[r]``.
 
@@ -261,6 +280,8 @@ def fit_harmonic_bonds(
       box: periodic box (nm) for minimum-image distances, or None.
       n_copies: the bonds are this many consecutive copies sharing parameters
         (as in :meth:`HarmonicBonds.replicated`); statistics pool the copies.
+      weights: ``[T]`` frame weights (frames sampled under a bias, e.g.
+        :func:`cgjax.observables.frame_weights`); ``None``: all equal.
 
     Returns:
       ``{"k": [B] kJ/mol/nm^2, "r0": [B] nm}`` (float64), both the init values
@@ -274,7 +295,7 @@ def fit_harmonic_bonds(
       Paper 001 eq. 6a.
     """
     f, idx = _features(positions, bonds, 2, "bond", box, _bond_lengths)
-    return _fit(f, idx, temperature_K, n_copies, "bond", "r0", lambda m: np.abs(m))
+    return _fit(f, idx, temperature_K, n_copies, "bond", "r0", lambda m: np.abs(m), weights)
 
 
 def fit_harmonic_angles(
@@ -284,6 +305,7 @@ def fit_harmonic_angles(
     box: Any = None,
     *,
     n_copies: int = 1,
+    weights: Any = None,
 ) -> dict[str, np.ndarray]:
     """Harmonic angle parameters from data: ``theta0 = E[theta]``, ``k = kB T / Var[theta]``.
 
@@ -292,7 +314,7 @@ def fit_harmonic_angles(
       angles: ``((i, j, k), ...)`` particle indices, ``j`` the vertex.
       temperature_K: temperature of the data (K).
       box: periodic box (nm) for minimum-image vectors, or None.
-      n_copies: as in :func:`fit_harmonic_bonds`.
+      n_copies, weights: as in :func:`fit_harmonic_bonds`.
 
     Returns:
       ``{"k": [A] kJ/mol/rad^2, "theta0": [A] rad}`` (float64).
@@ -305,4 +327,4 @@ def fit_harmonic_angles(
       Paper 001 eq. 6a.
     """
     f, idx = _features(positions, angles, 3, "angle", box, _bond_angles)
-    return _fit(f, idx, temperature_K, n_copies, "angle", "theta0", np.ones_like)
+    return _fit(f, idx, temperature_K, n_copies, "angle", "theta0", np.ones_like, weights)

@@ -55,6 +55,8 @@ ALANINE_BEADS = (
 BEAD_NAMES = ("C_ACE", "N", "CA", "C", "N_NME", "CB")
 ATOMIC_NUMBERS = {"C": 6, "N": 7}
 _RESTRAINT_GROUP = 1
+_BIAS_GROUP = 2  # the phi bias of --metad: left out of the saved forces
+PHI_BEADS = (0, 1, 2, 3)  # C(ACE), N, CA, C: phi, in bead indices
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,20 @@ class AlanineConfig:
       start_phi_psi: ``(phi, psi)`` pairs (degrees) the copies start from, copy ``k``
         from pair ``k mod len`` (:func:`set_phi_psi`, then the minimisation); ``()``:
         every copy from the shipped structure (then all copies start in one basin).
+      metad: ps of well-tempered metadynamics on every copy's phi after the
+        minimisation (0: no bias). The copies are walkers of one shared bias, a
+        Fourier series in phi (:class:`PhiBias`); it is then frozen for the
+        equilibration and production, so frames are Boltzmann samples of the
+        biased Hamiltonian, reweighted by ``exp(V(phi) / kT)``. phi is a
+        function of bead positions (C(ACE), N, CA, C are beads), so the bias
+        leaves the distribution of atoms given the beads, and with it the mean
+        force, unchanged; its force is left out of the saved forces.
+      metad_height: Gaussian height per walker and deposit before tempering (kJ/mol).
+      metad_width: Gaussian standard deviation in phi (degrees).
+      metad_bias_factor: well-tempered bias factor gamma; the frozen bias is about
+        ``-(1 - 1/gamma)`` times the free energy in phi.
+      metad_stride: ps between deposits.
+      bias_order: Fourier harmonics of the bias.
     """
 
     copies: int = 64
@@ -99,6 +115,12 @@ class AlanineConfig:
     threads: int | None = None
     checkpoint_every: float = 50.0
     start_phi_psi: tuple[tuple[float, float], ...] = ()
+    metad: float = 0.0
+    metad_height: float = 0.05
+    metad_width: float = 20.0
+    metad_bias_factor: float = 6.0
+    metad_stride: float = 0.5
+    bias_order: int = 10
 
     def steps(self, t_ps: float, name: str) -> int:
         """Whole number of ``dt`` steps in ``t_ps`` ps, or ``ValueError``."""
@@ -123,6 +145,17 @@ class AlanineConfig:
         if self.steps(self.production, "production") % every:
             raise ValueError("production must be a whole number of save_every intervals")
         self.steps(self.equilibration, "equilibration")
+        if self.metad < 0:
+            raise ValueError(f"metad must be >= 0 ps, got {self.metad}")
+        if self.metad > 0:
+            stride = self.steps(self.metad_stride, "metad_stride")
+            if stride == 0 or self.steps(self.metad, "metad") % stride:
+                raise ValueError("metad must be a positive whole number of metad_stride intervals")
+            for name in ("metad_height", "metad_width", "bias_order"):
+                if not getattr(self, name) > 0:
+                    raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            if not self.metad_bias_factor > 1:
+                raise ValueError(f"metad_bias_factor must be > 1, got {self.metad_bias_factor}")
         for pair in self.start_phi_psi:
             if len(pair) != 2 or not all(-180.0 <= float(x) <= 180.0 for x in pair):
                 raise ValueError(
@@ -261,9 +294,17 @@ def alanine_system(config: AlanineConfig) -> AlanineSystem:
         restraint.addBond([k], list(site))
     restraint.setForceGroup(_RESTRAINT_GROUP)
     system.addForce(restraint)
+    beads, bead_masses = _bead_atoms(pdb.topology)
+    if config.metad > 0:
+        bias = openmm.CustomTorsionForce(_zero_bias(config).openmm_expression())
+        for name, value in _zero_bias(config).openmm_parameters().items():
+            bias.addGlobalParameter(name, value)
+        for k in range(config.copies):
+            bias.addTorsion(*(int(beads[b]) + k * n for b in PHI_BEADS))
+        bias.setForceGroup(_BIAS_GROUP)
+        system.addForce(bias)
     pairs = [system.getConstraintParameters(i)[:2] for i in range(system.getNumConstraints())]
     one = np.asarray([p for p in pairs if p[0] < n and p[1] < n], np.int64).reshape(-1, 2)
-    beads, bead_masses = _bead_atoms(pdb.topology)
     masses = np.asarray([system.getParticleMass(i)._value for i in range(system.getNumParticles())])
     return AlanineSystem(
         system,
@@ -324,11 +365,13 @@ def _state(context, every_group_but_restraint: set):
 
 
 class _Run(NamedTuple):
-    """Production so far: mapped arrays ``[frames, copies, 6, 3]`` and per-frame T (K)."""
+    """Production so far: mapped arrays ``[frames, copies, 6, 3]``, per-frame T (K) and
+    the frozen phi bias (:class:`~cgjax.observables.TorsionBias`, or None)."""
 
     positions: list
     forces: list
     temperatures: list
+    bias: Any = None
 
 
 def _checkpoint_path(out: str | os.PathLike) -> str:
@@ -340,7 +383,9 @@ def _save_checkpoint(path: str, context, run: _Run, config: AlanineConfig) -> No
 
     import openmm
 
-    xml = openmm.XmlSerializer.serialize(context.getState(getPositions=True, getVelocities=True))
+    xml = openmm.XmlSerializer.serialize(
+        context.getState(getPositions=True, getVelocities=True, getParameters=True)
+    )
     tmp = path + ".tmp.npz"
     np.savez(
         tmp,
@@ -349,6 +394,7 @@ def _save_checkpoint(path: str, context, run: _Run, config: AlanineConfig) -> No
         temperatures=np.asarray(run.temperatures),
         state=np.asarray(xml),
         config=np.asarray(json.dumps(dataclasses.asdict(config))),
+        bias=np.asarray(json.dumps(None if run.bias is None else run.bias.to_json())),
     )
     os.replace(tmp, path)
 
@@ -373,18 +419,97 @@ def _resume(path: str, context, config: AlanineConfig) -> _Run | None:
         ):
             raise ValueError(f"{path} holds more frames than production asks for")
         context.setState(openmm.XmlSerializer.deserialize(str(z["state"])))
-        return _Run(list(z["positions"]), list(z["forces"]), list(z["temperatures"]))
+        bias = json.loads(str(z["bias"])) if "bias" in z.files else None
+        if bias is not None:
+            from cgjax.observables import TorsionBias
+
+            bias = TorsionBias.from_json(bias)
+            _set_bias(context, bias)
+        return _Run(list(z["positions"]), list(z["forces"]), list(z["temperatures"]), bias)
+
+
+def _zero_bias(config: AlanineConfig):
+    from cgjax.observables import TorsionBias
+
+    return TorsionBias.zero(PHI_BEADS, config.bias_order)
+
+
+def _copy_phis(R: np.ndarray, s: AlanineSystem) -> np.ndarray:
+    """``[copies]`` phi (rad) of every copy, from atom positions ``[copies * n, 3]`` (nm)."""
+    from cgjax.observables import torsions_of
+
+    X = R.reshape(-1, s.n_atoms, 3)[:, s.bead_atoms[list(PHI_BEADS)]]
+    return torsions_of(X, [(0, 1, 2, 3)])[:, 0]
+
+
+def _set_bias(context, bias) -> None:
+    for name, value in bias.openmm_parameters().items():
+        context.setParameter(name, value)
+
+
+def check_bias_energy(context, s: AlanineSystem, bias) -> None:
+    """Raises ``RuntimeError`` unless OpenMM's bias energy equals ``sum_k V(phi_k)``.
+
+    Ties OpenMM's torsion (``theta``) to the beads' IUPAC phi of
+    :func:`cgjax.observables.torsions_of`, with which the weights are computed.
+    """
+    from openmm import unit
+
+    st = context.getState(getEnergy=True, getPositions=True, groups={_BIAS_GROUP})
+    got = st.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    R = np.asarray(st.getPositions(asNumpy=True).value_in_unit(unit.nanometer))
+    want = float(bias.energy(_copy_phis(R, s)).sum())
+    if abs(got - want) > 1e-4 * max(1.0, np.abs(bias.cos).sum() + np.abs(bias.sin).sum()) * len(
+        s.sites
+    ):
+        raise RuntimeError(
+            f"OpenMM's phi bias energy {got:.6f} kJ/mol differs from sum V(phi) = {want:.6f} "
+            "of the beads' phi: the torsion convention or the atoms are wrong"
+        )
+
+
+def _metadynamics(context, integrator, s: AlanineSystem, config: AlanineConfig, bar):
+    """Well-tempered metadynamics on phi, all copies depositing into one bias; returns it.
+
+    Heights ``h0 exp(-V(phi) / (kT (gamma - 1)))`` with ``V`` including the
+    deposits' constant part (which the stored Fourier series drops).
+    """
+    from openmm import unit
+
+    bias = _zero_bias(config)
+    kT = units.kB * config.temperature
+    width = np.deg2rad(config.metad_width)
+    stride = config.steps(config.metad_stride, "metad_stride")
+    level = 0.0  # the deposits' mean over phi: h w / sqrt(2 pi) each
+    for _ in range(config.steps(config.metad, "metad") // stride):
+        integrator.step(stride)
+        R = context.getState(getPositions=True).getPositions(asNumpy=True)
+        phi = _copy_phis(np.asarray(R.value_in_unit(unit.nanometer)), s)
+        V = level + bias.energy(phi)
+        h = config.metad_height * np.exp(-V / (kT * (config.metad_bias_factor - 1.0)))
+        bias = bias.add_gaussians(phi, h, width)
+        level += float(h.sum()) * width / np.sqrt(2 * np.pi)
+        _set_bias(context, bias)
+        bar.update()
+    return bias
 
 
 def _equilibrate(openmm, context, integrator, s: AlanineSystem, config: AlanineConfig, bar):
+    """Minimisation, metadynamics (``config.metad > 0``; returns the frozen bias, else
+    ``None``) and the equilibration run under the final Hamiltonian."""
     context.setPositions(s.positions)
     openmm.LocalEnergyMinimizer.minimize(context, 10.0, 0)
     context.setVelocitiesToTemperature(config.temperature, config.seed + 1)
+    bias = None
+    if config.metad > 0:
+        bias = _metadynamics(context, integrator, s, config, bar)
+        check_bias_energy(context, s, bias)
     n_save = config.steps(config.save_every, "save_every")
     for _ in range(config.steps(config.equilibration, "equilibration") // n_save):
         integrator.step(n_save)
         bar.update()
     check_copies_apart(_state(context, {0})[0], s.n_atoms, config.cutoff)
+    return bias
 
 
 def _frame(context, s: AlanineSystem, config: AlanineConfig, cg_map, dof: int):
@@ -428,6 +553,7 @@ def _frames(run: _Run, s: AlanineSystem, config: AlanineConfig, provenance: dict
             "aa_temperature": np.asarray(run.temperatures),
             "aa_temperature_mean": float(np.mean(run.temperatures)),
             "mapping": "slice; each bead's force adds its constrained hydrogens' forces",
+            **({} if run.bias is None else {"bias": run.bias.to_json()}),
         },
     )
 
@@ -480,10 +606,16 @@ def generate_alanine(
     run = _resume(ckpt, context, config)
     if run is None:
         n_eq = config.steps(config.equilibration, "equilibration") // n_save
+        if config.metad > 0:
+            n_eq += config.steps(config.metad, "metad") // config.steps(
+                config.metad_stride, "metad_stride"
+            )
         with tqdm(total=n_eq, desc="alanine equilibrate", disable=not progress) as bar:
-            _equilibrate(openmm, context, integrator, s, config, bar)
-        run = _Run([], [], [])
+            bias = _equilibrate(openmm, context, integrator, s, config, bar)
+        run = _Run([], [], [], bias)
         _save_checkpoint(ckpt, context, run, config)
+    if run.bias is not None:
+        check_bias_energy(context, s, run.bias)
     with tqdm(
         total=n_frames, initial=len(run.positions), desc="alanine production",
         unit="ps", disable=not progress, mininterval=10,

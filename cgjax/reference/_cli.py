@@ -138,6 +138,20 @@ def _alanine_parser(parser: argparse.ArgumentParser) -> None:
     a("--start-phi-psi", type=_phi_psi_pairs, default=(),
       help="copies start from these backbone angles, cycled, e.g. '-70,140;-70,-40;60,40' "
            "(degrees; default: all from the shipped structure)")  # fmt: skip
+    a("--metad", type=float, default=d.metad,
+      help="ps of well-tempered metadynamics on phi before the equilibration, all copies "
+           "sharing one bias, then frozen; frames are reweighted by exp(V(phi)/kT) "
+           "(0: no bias)")  # fmt: skip
+    a("--metad-height", type=float, default=d.metad_height,
+      help=f"kJ/mol per walker and deposit ({d.metad_height})")  # fmt: skip
+    a("--metad-width", type=float, default=d.metad_width,
+      help=f"Gaussian width in phi, degrees ({d.metad_width})")  # fmt: skip
+    a("--metad-bias-factor", type=float, default=d.metad_bias_factor,
+      help=f"well-tempered bias factor gamma ({d.metad_bias_factor})")  # fmt: skip
+    a("--metad-stride", type=float, default=d.metad_stride,
+      help=f"ps between deposits ({d.metad_stride})")  # fmt: skip
+    a("--bias-order", type=int, default=d.bias_order,
+      help=f"Fourier harmonics of the phi bias ({d.bias_order})")  # fmt: skip
 
 
 def _phi_psi_pairs(text: str) -> tuple[tuple[float, float], ...]:
@@ -173,6 +187,12 @@ def _alanine(args, command: str) -> int:
         threads=args.threads,
         checkpoint_every=args.checkpoint_every,
         start_phi_psi=args.start_phi_psi,
+        metad=args.metad,
+        metad_height=args.metad_height,
+        metad_width=args.metad_width,
+        metad_bias_factor=args.metad_bias_factor,
+        metad_stride=args.metad_stride,
+        bias_order=args.bias_order,
     )
     cg = generate_alanine(
         config, args.out, progress=not args.no_progress, provenance={"command": command}

@@ -75,6 +75,7 @@ def fit_molecule_priors(
     repulsion_energy: float = 1.0,
     repulsion_exponent: float = 6.0,
     max_bond: float = 0.3,
+    weights: Any = None,
 ) -> tuple[Sum, dict[str, dict[str, np.ndarray]]]:
     """The prior terms of ``topology`` fitted to frames ``[T, n_beads, 3]`` (nm, free space).
 
@@ -87,6 +88,9 @@ def fit_molecule_priors(
       repulsion_energy: repulsion at each pair's closest approach in the data (kJ/mol).
       repulsion_exponent: the power ``c`` of ``(sigma / r)^c``.
       max_bond: a longer bond in any frame means a broken molecule (nm).
+      weights: ``[T]`` frame weights for the bond, angle and torsion statistics
+        (frames sampled under a bias: :func:`cgjax.observables.frame_weights`);
+        the repulsion uses the closest approach, whatever the weights.
 
     Returns:
       ``(prior, fitted)``: a :class:`~cgjax.potentials.Sum` with terms named
@@ -104,12 +108,12 @@ def fit_molecule_priors(
     check_molecule(R, topology.bonds, max_bond=max_bond)
     terms, fitted = {}, {}
     if topology.bonds:
-        fitted["bonds"] = fit_harmonic_bonds(R, topology.bonds, temperature_K)
+        fitted["bonds"] = fit_harmonic_bonds(R, topology.bonds, temperature_K, weights=weights)
         terms["bonds"] = HarmonicBonds(
             bonds=_tuples(topology.bonds), **_tuple_values(fitted["bonds"])
         )
     if topology.angles:
-        fitted["angles"] = fit_harmonic_angles(R, topology.angles, temperature_K)
+        fitted["angles"] = fit_harmonic_angles(R, topology.angles, temperature_K, weights=weights)
         terms["angles"] = HarmonicAngles(
             angles=_tuples(topology.angles), **_tuple_values(fitted["angles"])
         )
@@ -120,6 +124,7 @@ def fit_molecule_priors(
             temperature_K,
             order=np.asarray(dihedral_order),
             n_bins=dihedral_bins,
+            weights=weights,
         )
         terms["dihedrals"] = FourierDihedrals(
             torsions=_tuples(topology.torsions), **_tuple_values(fitted["dihedrals"])

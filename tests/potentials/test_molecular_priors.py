@@ -131,3 +131,43 @@ def test_pair_repulsion_closed_form_and_fit():
     params = testing.to_float64(model.init_fn(jax.random.key(0), jnp.asarray(ALA)))
     e = float(model.energy_fn(params)(jnp.asarray(0.95 * ALA)))
     np.testing.assert_allclose(e, 4.0, rtol=1e-6)  # 2 kJ/mol per pair at the closest approach
+
+
+def test_weighted_fit_recovers_the_unbiased_coefficients_from_biased_samples():
+    """Samples of U + V (V a bias on the torsion, as the metadynamics reference has),
+    reweighted by exp(V / kT) (observables.frame_weights), give U's coefficients; unweighted,
+    the fit returns U + V's."""
+    from cgjax import data, observables
+
+    kT = units.kB * 300.0
+    a, b = np.array([3.0, -2.0, 1.0]), np.array([1.5, 0.5, -1.0])  # U, kJ/mol
+    bias = observables.TorsionBias((0, 1, 2, 3), np.array([-2.0, 1.0, 0.0]),
+                                   np.array([-1.0, 0.0, 0.5]))  # fmt: skip
+    phi = sample_fourier(a + bias.cos, b + bias.sin, kT, 400_000, np.random.default_rng(1))
+    frames = data.Frames(chain_with_torsion(phi), np.zeros(4, np.int32), np.ones(4),
+                         temperature=300.0, metadata={"bias": bias.to_json()})  # fmt: skip
+    w = observables.frame_weights(frames)
+    np.testing.assert_allclose(w, np.exp(bias.energy(phi) / kT) / np.exp(bias.energy(phi) / kT)
+                               .mean(), rtol=1e-6)  # fmt: skip
+    fit = potentials.fit_fourier_dihedrals(frames.positions, ((0, 1, 2, 3),), 300.0, order=3,
+                                           weights=w)  # fmt: skip
+    np.testing.assert_allclose(fit["a"][0], a, atol=0.1)
+    np.testing.assert_allclose(fit["b"][0], b, atol=0.1)
+    plain = potentials.fit_fourier_dihedrals(frames.positions, ((0, 1, 2, 3),), 300.0, order=3)
+    np.testing.assert_allclose(plain["a"][0], a + bias.cos, atol=0.1)
+    assert np.abs(plain["a"][0] - a).max() > 1.5
+    with pytest.raises(ValueError, match=r"weights must be \[T\]"):
+        potentials.fit_fourier_dihedrals(frames.positions, ((0, 1, 2, 3),), 300.0, weights=w[1:])
+
+
+def test_weighted_harmonic_fit_equals_the_fit_of_repeated_frames():
+    rng = np.random.default_rng(3)
+    R = ALA[None] + 0.005 * rng.normal(size=(40, 6, 3))
+    counts = rng.integers(0, 4, size=40)
+    counts[0] = 1
+    for fit in (potentials.fit_harmonic_bonds, potentials.fit_harmonic_angles):
+        top = BONDS if fit is potentials.fit_harmonic_bonds else ANGLES
+        weighted = fit(R, top, 300.0, weights=counts.astype(float))
+        repeated = fit(np.repeat(R, counts, axis=0), top, 300.0)
+        for key in weighted:
+            np.testing.assert_allclose(weighted[key], repeated[key], rtol=1e-9)

@@ -13,6 +13,7 @@ and in ``tests/data/test_constraints.py``.)
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import numpy as np
@@ -183,8 +184,9 @@ def test_generator_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     """A run stopped after its first checkpoint ends, rerun, with every frame and the kept ones."""
     import cgjax.reference._alanine as ala
 
+    # with metadynamics on phi: the frozen bias must survive the checkpoint
     config = AlanineConfig(copies=2, equilibration=2.0, production=6.0, checkpoint_every=2.0,
-                           threads=1, seed=1)  # fmt: skip
+                           threads=1, seed=1, metad=1.0, metad_height=1.0)  # fmt: skip
     out = tmp_path / "ala.npz"
     real, calls = ala._frame, []
 
@@ -198,8 +200,9 @@ def test_generator_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ala.generate_alanine(config, out, progress=False)
     with np.load(str(out) + ".partial.npz") as z:
-        kept = z["positions"]
+        kept, kept_bias = z["positions"], json.loads(str(z["bias"]))
     assert kept.shape == (2, 2, 6, 3)  # the checkpoint after 2 ps
+    assert np.abs(kept_bias["cos"]).max() > 0.01  # 2 copies x 2 deposits of 1 kJ/mol
     monkeypatch.setattr(ala, "_frame", real)
     frames = ala.generate_alanine(config, out, progress=False)
     assert not os.path.exists(str(out) + ".partial.npz")
@@ -207,6 +210,40 @@ def test_generator_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     np.testing.assert_array_equal(frames.positions[:2], kept[:, 0])  # copy 0, frames 0-1
     np.testing.assert_array_equal(frames.positions[6:8], kept[:, 1])  # copy 1
     assert ala._resume(str(tmp_path / "none.npz"), None, config) is None
+    # resumed with the bias restored (check_bias_energy ran), stored with the frames
+    assert frames.metadata["bias"] == kept_bias
+    w = observables.frame_weights(frames)
+    assert w.shape == (12,) and np.all(np.isfinite(w)) and w.std() > 0
+
+
+def test_bias_energy_check_ties_openmm_theta_to_the_beads_phi():
+    """OpenMM's bias energy equals sum V(phi) of the beads; the mirror convention fails."""
+    from cgjax.reference._alanine import _set_bias, check_bias_energy
+
+    starts = ((-70.0, 140.0), (-70.0, -40.0), (60.0, 40.0))
+    config = AlanineConfig(copies=3, production=4.0, equilibration=0.0, metad=1.0,
+                           start_phi_psi=starts)  # fmt: skip
+    s = alanine_system(config)
+    ctx = openmm.Context(s.system, openmm.VerletIntegrator(0.001),
+                         openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})  # fmt: skip
+    ctx.setPositions(s.positions)
+    bias = observables.TorsionBias((0, 1, 2, 3), np.array([1.0, -0.5]), np.array([2.0, 0.7]))
+    _set_bias(ctx, bias)
+    check_bias_energy(ctx, s, bias)
+    mirror = bias._replace(sin=-bias.sin)  # phi -> -phi
+    with pytest.raises(RuntimeError, match="torsion convention"):
+        check_bias_energy(ctx, s, mirror)
+    # the bias sits in its own force group, left out of the saved (group 0) forces
+    kj_nm = unit.kilojoule_per_mole / unit.nanometer
+    forces = lambda g: np.asarray(
+        ctx.getState(getForces=True, groups=g).getForces(asNumpy=True).value_in_unit(kj_nm)
+    )
+    before = forces({0})
+    ctx.setParameter("bias_sin1", 50.0)
+    np.testing.assert_array_equal(forces({0}), before)
+    assert np.abs(forces({2})).max() > 10.0
+    with pytest.raises(ValueError, match="metad_bias_factor must be > 1"):
+        AlanineConfig(metad=1.0, metad_bias_factor=1.0).check()
 
 
 def test_copies_start_from_the_requested_phi_psi_and_keep_them_through_minimisation():

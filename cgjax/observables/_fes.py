@@ -109,7 +109,9 @@ def free_energy_surface(
                 f"got shape {weights.shape}"
             )
     if a.ndim == 1:
-        counts, _ = np.histogram(a, bins=edges, weights=weights)
+        # histogramdd sums weights per bin (bincount); np.histogram with explicit edges
+        # differences a cumulative sum, which rounds bins of tiny weights to 0
+        counts, _ = np.histogramdd(a[:, None], bins=[edges], weights=weights)
     elif a.ndim == 2 and a.shape[1] == 2:
         counts, *_ = np.histogram2d(a[:, 0], a[:, 1], bins=(edges, edges), weights=weights)
     else:

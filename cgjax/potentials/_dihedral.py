@@ -214,8 +214,10 @@ def fit_fourier_dihedrals(
         design = np.concatenate(
             [np.ones((n_bins, 1)), np.cos(centres[:, None] * n), np.sin(centres[:, None] * n)], 1
         )
-        counts, _ = np.histogram(phi[:, d], bins=edges, weights=w)
-        counts2, _ = np.histogram(phi[:, d], bins=edges, weights=w * w)
+        # histogramdd sums weights per bin (bincount); np.histogram with explicit edges
+        # differences a cumulative sum, which rounds bins of tiny weights to 0
+        counts, _ = np.histogramdd(phi[:, d : d + 1], bins=[edges], weights=w)
+        counts2, _ = np.histogramdd(phi[:, d : d + 1], bins=[edges], weights=w * w)
         ok = counts > 0
         if ok.sum() < 2 * m + 1:
             raise ValueError(

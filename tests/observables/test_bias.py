@@ -83,3 +83,21 @@ def test_bad_bias_metadata_is_a_named_error():
     no_t = _frames_with_phi(np.zeros(3), observables.TorsionBias.zero((0, 1, 2, 3), 2), None)
     with pytest.raises(ValueError, match="need a temperature"):
         observables.frame_weights(no_t)
+
+
+def test_a_bin_of_tiny_weights_keeps_its_weight():
+    """Regression: np.histogram with explicit edges differences a cumulative sum of the
+    weights, which rounded a bin holding only tiny weights (phi barrier frames of the biased
+    alanine set) to exactly 0, and the torsion prior's fit then failed."""
+    x = np.concatenate([np.full(1000, -1.0), [2.0]])
+    w = np.concatenate([np.full(1000, 1e4), [1e-9]])
+    fes = observables.free_energy_surface(x, 300.0, n_bins=60, weights=w)
+    assert fes.counts[np.searchsorted(fes.edges, 2.0) - 1] == pytest.approx(1e-9, rel=1e-12)
+    from cgjax import potentials
+
+    phi = np.concatenate([np.random.default_rng(0).normal(-1.0, 0.3, 4000), [2.5]])
+    frames = _frames_with_phi(phi)
+    ww = np.concatenate([np.ones(4000), [1e-9]])
+    fit = potentials.fit_fourier_dihedrals(frames.positions, ((0, 1, 2, 3),), 300.0, order=1,
+                                           weights=ww)  # fmt: skip
+    assert np.all(np.isfinite(fit["a"])) and np.all(np.isfinite(fit["b"]))

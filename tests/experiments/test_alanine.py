@@ -31,6 +31,10 @@ def test_alanine_cgschnet_smoke(tmp_path):
         if sim["stable"]:
             assert sim["n_samples"] == 4 * 4  # replicas x recorded frames
             assert 0 <= res["fes"][name]["kl"] and res["fes"][name]["equivalent_sigma_kl_A"] >= 0
+    # the shipped set was sampled under a frozen phi bias: its distributions are reweighted
+    rw = res["reference_reweighting"]
+    assert rw["biased"] and 0 < rw["effective_sample_size"] < res["n_frames_aa"]
+    assert 0.005 < res["reference_basins"]["alpha_L"] < 0.1  # weighted; 27 % of frames sampled
     nb = res["noise_baseline"]
     assert np.shape(nb["kl"]) == (2, 11) and nb["n_samples"] == 16
     for png in ("fes_2d.png", "fes_1d.png", "noise_baseline.png", "training.png"):

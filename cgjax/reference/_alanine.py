@@ -19,6 +19,13 @@ each hydrogen's force is added to its heavy atom's
 (:func:`cgjax.data.constrained_slice_map`): the constraint forces cancel and
 the mapped forces are the CG mean-force estimate.
 
+With ``metad > 0`` the copies first run well-tempered metadynamics on their
+backbone phi (one bias shared by all copies, a Fourier series in phi), which is
+then frozen for the equilibration and production: the copies cross the phi = 0
+barrier, and every frame is a Boltzmann sample of the biased Hamiltonian, to be
+reweighted by ``exp(V(phi) / kT)`` (:func:`cgjax.observables.frame_weights`).
+The bias sits in its own force group, left out of the saved forces.
+
 References:
   paper 001: B. E. Husic et al., J. Chem. Phys. 153, 194101 (2020), Sec. IV A.
   J. A. Maier et al., J. Chem. Theory Comput. 11, 3696 (2015) (ff14SB).
@@ -84,7 +91,7 @@ class AlanineConfig:
         every copy from the shipped structure (then all copies start in one basin).
       metad: ps of well-tempered metadynamics on every copy's phi after the
         minimisation (0: no bias). The copies are walkers of one shared bias, a
-        Fourier series in phi (:class:`PhiBias`); it is then frozen for the
+        Fourier series in phi (:class:`~cgjax.observables.TorsionBias`); it is then frozen for the
         equilibration and production, so frames are Boltzmann samples of the
         biased Hamiltonian, reweighted by ``exp(V(phi) / kT)``. phi is a
         function of bead positions (C(ACE), N, CA, C are beads), so the bias

@@ -7,8 +7,10 @@ ensemble's correction ``U_net = U_model - U_priors`` (kJ/mol) over the AA frames
     dG = -kT ln <exp(-U_net/kT)>_alpha_R + kT ln <exp(-U_net/kT)>_beta   (kJ/mol)
 
 the shift the network applies to alpha_R's free energy relative to beta (0 for a
-network that leaves the priors' populations alone). What the data ask for is
-``kT ln(p_beta / p_alpha_R)`` of the priors-only model minus that of the AA data.
+network that leaves the priors' populations alone); averages over the phi-biased
+shipped frames are Boltzmann-weighted (:func:`cgjax.observables.frame_weights`).
+What the data ask for is ``kT ln(p_beta / p_alpha_R)`` of the priors-only model
+minus that of the AA data.
 
     PYTHONPATH=. python scripts/alanine_basin_offset.py cgschnet \
         --set priors.harmonic_fit="'boltzmann'" --set schnet.n_rbf=8 --seed 0
@@ -74,7 +76,9 @@ def main() -> None:
     all_frames = datasets.load(config.dataset)
     frames = all_frames.select(slice(None, None, int(config.frame_stride)))
     topology = exp._topology(config)
-    prior, _ = exp._priors(frames, topology, config, types.SimpleNamespace(log=print))
+    # the shipped set is phi-biased: priors and averages over AA frames take its weights
+    w_train = observables.frame_weights(frames, temperature_K=config.temperature)
+    prior, _ = exp._priors(frames, topology, config, types.SimpleNamespace(log=print), w_train)
     net = exp._networks(config, topology, frames)[args.network]
     base = exp._model(
         potentials.Sum(terms=(*prior.terms, (args.network, net))),
@@ -91,6 +95,8 @@ def main() -> None:
     )
     wall = time.time() - t0
     R = jnp.asarray(all_frames.positions[:: args.eval_stride])
+    w_all = observables.frame_weights(all_frames, temperature_K=config.temperature)
+    w = np.ones(len(R)) if w_all is None else w_all[:: args.eval_stride]
     p_prior = prior_model.init_fn(jax.random.key(0), R[0])
     e_model = jax.jit(jax.vmap(train.ensemble_energy_fn(base, stacked)))
     e_prior = jax.jit(jax.vmap(prior_model.energy_fn(p_prior)))
@@ -105,16 +111,19 @@ def main() -> None:
     beta = (a[:, 0] < 0) & ((a[:, 1] > 50) | (a[:, 1] < -120))
     alpha = (a[:, 0] < 0) & ~beta
 
-    def f(mask):
+    def f(mask):  # -kT ln <exp(-U_net / kT)> over the basin, Boltzmann-weighted
         x = -u[mask] / kT
-        return -kT * (np.log(np.mean(np.exp(x - x.max()))) + x.max())
+        return -kT * (np.log(np.average(np.exp(x - x.max()), weights=w[mask])) + x.max())
+
+    def mean(mask):
+        return np.average(u[mask], weights=w[mask])
 
     out = {
         "network": args.network,
         "seed": args.seed,
         "overrides": args.set,
         "dG_alphaR_minus_beta_kJ": round(float(f(alpha) - f(beta)), 3),
-        "mean_U_alphaR_minus_beta_kJ": round(float(u[alpha].mean() - u[beta].mean()), 3),
+        "mean_U_alphaR_minus_beta_kJ": round(float(mean(alpha) - mean(beta)), 3),
         "val_rmse_kcal_A": round(float(metrics["val_force_rmse_mean_kcal_per_mol_per_A"]), 3),
         "train_wall_s": round(wall, 1),
     }

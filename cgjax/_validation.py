@@ -77,6 +77,23 @@ def check_species(species: Any, n_species: int | None, name: str = "species") ->
     return s.astype(np.int32)
 
 
+def check_weights(weights: Any, n: int, name: str = "weights") -> np.ndarray | None:
+    """``[n]`` sample weights as float64 (finite, >= 0, positive sum), or ``None``.
+
+    Raises:
+      ValueError: naming ``name`` and the expected shape.
+    """
+    if weights is None:
+        return None
+    w = np.asarray(weights, np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
+        raise ValueError(
+            f"{name} must be [T] = [{n}] finite, non-negative values with a positive sum, "
+            f"got shape {w.shape}"
+        )
+    return w
+
+
 def settings_from_config(cls: type, section: Any, fixed: dict) -> Any:
     """A frozen settings dataclass ``cls`` from a config section plus ``fixed`` fields.
 

@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Float
 
 from cgjax import units
+from cgjax._validation import check_weights
 from cgjax.observables._metrics import free_energy_mse, kl_divergence
 from cgjax.potentials._dihedral import check_torsions
 
@@ -101,13 +102,7 @@ def free_energy_surface(
     """
     a = np.asarray(angles, np.float64)
     edges = np.linspace(-np.pi, np.pi, n_bins + 1)
-    if weights is not None:
-        weights = np.asarray(weights, np.float64)
-        if weights.shape != a.shape[:1] or not np.all(np.isfinite(weights)) or weights.min() < 0:
-            raise ValueError(
-                f"weights must be [T] = [{a.shape[0]}] finite, non-negative values, "
-                f"got shape {weights.shape}"
-            )
+    weights = check_weights(weights, a.shape[0])
     if a.ndim == 1:
         # histogramdd sums weights per bin (bincount); np.histogram with explicit edges
         # differences a cumulative sum, which rounds bins of tiny weights to 0
@@ -187,8 +182,9 @@ def noise_baseline(
     R = np.asarray(positions, np.float64)
     if not 0 < n_samples <= len(R):
         raise ValueError(f"n_samples must be in [1, {len(R)}], got {n_samples}")
+    weights = check_weights(weights, len(R))
     ref = free_energy_surface(ramachandran(R), temperature_K, n_bins=n_bins, weights=weights)
-    p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    p = None if weights is None else weights / weights.sum()
     sig = np.asarray(sigmas_A, np.float64)
     kl, mse = np.zeros((n_seeds, len(sig))), np.zeros((n_seeds, len(sig)))
     for s in range(n_seeds):
@@ -225,8 +221,8 @@ def basin_populations(phi_psi: Float[np.ndarray, "T 2"], weights: Any = None) ->
     phi < 0 and -120 deg <= psi <= 50 deg; ``alpha_L``: phi >= 0 (with C7ax).
     """
     a = np.rad2deg(np.asarray(phi_psi, float))
-    w = np.ones(len(a)) if weights is None else np.asarray(weights, float)
-    w = w / w.sum()
+    w = check_weights(weights, len(a))
+    w = np.full(len(a), 1.0 / len(a)) if w is None else w / w.sum()
     left = a[:, 0] < 0
     beta = left & ((a[:, 1] > 50) | (a[:, 1] < -120))
     return {

@@ -26,6 +26,7 @@ from jaxtyping import Array, Float
 
 from cgjax import units
 from cgjax._space import make_space
+from cgjax._validation import check_weights
 from cgjax.potentials._harmonic import _HarmonicTerm, _index_array
 
 __all__ = [
@@ -199,9 +200,7 @@ def fit_fourier_dihedrals(
     if n_copies < 1 or n_total % n_copies:
         raise ValueError(f"{n_total} torsions do not split into n_copies={n_copies} copies")
     phi = phi.reshape(T * n_copies, n_total // n_copies)
-    from cgjax.potentials._harmonic import _frame_weights
-
-    w = _frame_weights(weights, T)
+    w = check_weights(weights, T)
     w = np.ones(len(phi)) if w is None else np.repeat(w, n_copies)  # rows: frame-major
     orders = np.broadcast_to(np.asarray(order, int), (phi.shape[1],))
     M = int(orders.max())

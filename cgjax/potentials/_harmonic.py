@@ -23,6 +23,7 @@ from jaxtyping import Array, Float
 
 from cgjax import units
 from cgjax._space import make_space
+from cgjax._validation import check_weights
 from cgjax.potentials._base import Term
 from cgjax.potentials._graph import Graph
 
@@ -225,19 +226,6 @@ def _features(positions, indices, width, what, box, feature_fn) -> tuple[np.ndar
     return np.asarray(f, np.float64), idx
 
 
-def _frame_weights(weights, n_frames: int) -> np.ndarray | None:
-    """``[T]`` frame weights checked (finite, >= 0, positive sum), or None."""
-    if weights is None:
-        return None
-    w = np.asarray(weights, np.float64)
-    if w.shape != (n_frames,) or not np.all(np.isfinite(w)) or w.min() < 0 or w.sum() <= 0:
-        raise ValueError(
-            f"weights must be [T] = [{n_frames}] finite, non-negative values with a positive "
-            f"sum, got shape {w.shape}"
-        )
-    return w
-
-
 def _fit(
     f, idx, temperature_K, n_copies, what, reference, scale, weights=None
 ) -> dict[str, np.ndarray]:
@@ -247,7 +235,7 @@ def _fit(
     if n_copies < 1 or n_total % n_copies:
         raise ValueError(f"{n_total} {what}s do not split into n_copies={n_copies} equal copies")
     pooled = f.reshape(n_frames * n_copies, n_total // n_copies)
-    w = _frame_weights(weights, n_frames)
+    w = check_weights(weights, n_frames)
     w = np.ones(len(pooled)) if w is None else np.repeat(w, n_copies)  # rows: frame-major
     mean = (w @ pooled) / w.sum()
     var = (w @ (pooled - mean) ** 2) / w.sum()

@@ -303,8 +303,9 @@ def alanine_system(config: AlanineConfig) -> AlanineSystem:
     system.addForce(restraint)
     beads, bead_masses = _bead_atoms(pdb.topology)
     if config.metad > 0:
-        bias = openmm.CustomTorsionForce(_zero_bias(config).openmm_expression())
-        for name, value in _zero_bias(config).openmm_parameters().items():
+        zero = _zero_bias(config)
+        bias = openmm.CustomTorsionForce(zero.openmm_expression())
+        for name, value in zero.openmm_parameters().items():
             bias.addGlobalParameter(name, value)
         for k in range(config.copies):
             bias.addTorsion(*(int(beads[b]) + k * n for b in PHI_BEADS))

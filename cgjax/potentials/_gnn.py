@@ -11,7 +11,13 @@ import ml_collections
 
 from cgjax.potentials._base import Term
 from cgjax.potentials._graph import Graph
-from cgjax.potentials._nn import MLP, convolve, radial_edge_features, shifted_softplus
+from cgjax.potentials._nn import (
+    MLP,
+    convolve,
+    message_total,
+    radial_edge_features,
+    shifted_softplus,
+)
 
 __all__ = ["GNN", "MessagePassing", "default_config"]
 
@@ -60,10 +66,17 @@ class MessagePassing(nn.Module):
         rbf: jax.Array,
         envelope: jax.Array,
         uniform: bool = False,
+        summed: bool = False,
     ) -> jax.Array:
         """``h [N, D]``, ``rbf [E, K]``, ``envelope [E]`` -> updated ``h [N, D]``.
 
-        ``uniform``: every row of ``h`` is the same (see :func:`convolve`)."""
+        ``uniform``: every row of ``h`` is the same (see :func:`convolve`).
+        ``summed``: return ``sum(h_new)`` (a scalar, eq. 2's readout of a last
+        layer) instead of ``h_new``. SubNet3 is affine, so the sum over nodes
+        of its output is SubNet3 of the sum of all messages, and that sum is a
+        sum over edges: no per-node aggregation (a scatter, and its transpose
+        in the force) is needed. Equal to ``sum(h_new)`` to float round-off.
+        """
         node = nn.Dense(self.message_dim, param_dtype=self.param_dtype, name="subnet1")(h)
         edge = MLP(
             (self.message_dim, self.message_dim),
@@ -73,8 +86,15 @@ class MessagePassing(nn.Module):
         )(rbf)
         # The envelope takes each message smoothly to zero at the cutoff (not in
         # the paper, whose hard cutoff makes forces jump there).
-        messages = convolve(graph, node, edge * envelope[:, None], uniform=uniform)
-        return h + nn.Dense(self.embed_dim, param_dtype=self.param_dtype, name="subnet3")(messages)
+        filters = edge * envelope[:, None]
+        subnet3 = nn.Dense(self.embed_dim, param_dtype=self.param_dtype, name="subnet3")
+        if not summed:
+            return h + subnet3(convolve(graph, node, filters, uniform=uniform))
+        total = message_total(graph, node, filters, uniform=uniform)  # [M]: sum_i m_i
+        # sum_i (m_i W + b) = (sum_i m_i) W + b + (N - 1) b
+        out = subnet3(total[None])
+        bias = subnet3.variables["params"]["bias"]
+        return jnp.sum(h) + jnp.sum(out) + (h.shape[0] - 1) * jnp.sum(bias).astype(out.dtype)
 
 
 class GNN(Term):
@@ -130,7 +150,9 @@ class GNN(Term):
             self.n_species, self.embed_dim, param_dtype=self.param_dtype, name="embedding"
         )(graph.species)
         for layer in range(self.n_layers):
+            last = layer == self.n_layers - 1
             h = MessagePassing(
                 self.embed_dim, self.message_dim, self.param_dtype, name=f"layer_{layer}"
-            )(h, graph, rbf, envelope, uniform=layer == 0 and graph.uniform_species)
-        return jnp.sum(h)  # eq. 2
+            )(h, graph, rbf, envelope, uniform=layer == 0 and graph.uniform_species, summed=last)
+        # eq. 2, U = sum_i sum_k h_ik: the last layer returned that sum
+        return h if self.n_layers else jnp.sum(h)

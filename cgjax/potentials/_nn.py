@@ -27,6 +27,7 @@ __all__ = [
     "MLP",
     "convolve",
     "gaussian_rbf",
+    "message_total",
     "radial_edge_features",
     "shifted_softplus",
 ]
@@ -170,3 +171,23 @@ def convolve(
     return graph.aggregate_pairs(
         node_values[graph.senders] * edge_filters, node_values[graph.receivers] * edge_filters
     )
+
+
+def message_total(
+    graph: Graph, node_values: jax.Array, edge_filters: jax.Array, *, uniform: bool = False
+) -> jax.Array:
+    """``sum_i z_i`` of :func:`convolve`'s ``z``, as a sum over edges (no aggregation).
+
+    For a readout that only sums the convolution over nodes: the sum of every
+    message is ``sum_e filter_e * (x_sender + x_receiver)`` on an undirected
+    graph (``sum_e filter_e * x_sender`` on a directed one), a reduction
+    instead of a scatter onto nodes. Same arguments as :func:`convolve`;
+    returns ``[F]``, equal to ``convolve(...).sum(0)`` to float round-off.
+    """
+    mask = graph.edge_mask[:, None]
+    filters = jnp.where(mask, edge_filters, 0.0)
+    if uniform:
+        return jnp.sum(filters, 0) * node_values[0] * (1 if graph.directed else 2)
+    if graph.directed:
+        return jnp.sum(node_values[graph.senders] * filters, 0)
+    return jnp.sum((node_values[graph.senders] + node_values[graph.receivers]) * filters, 0)

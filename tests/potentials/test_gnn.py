@@ -181,3 +181,45 @@ def test_one_species_first_layer_without_gathers(term, system2):
     assert not build_graph(Rj, jnp.asarray(species), model.displacement_fn).uniform_species
     traced = jax.jit(lambda s: build_graph(Rj, s, model.displacement_fn).uniform_species * 1.0)
     assert float(traced(jnp.asarray(one))) == 0.0
+
+
+@pytest.mark.parametrize("fmt", ["all_pairs", "sparse", "ordered_sparse", "dense"])
+@pytest.mark.parametrize("uniform", [False, True])
+def test_message_total_equals_summed_convolution(fmt, uniform, system2):
+    """The last layer's readout sums messages over edges (``message_total``)
+    instead of aggregating them onto nodes: equal to ``convolve(...).sum(0)``
+    to float64 round-off on every list format, padding included."""
+    from cgjax import neighbor_list_fn
+    from cgjax.potentials._graph import build_graph
+    from cgjax.potentials._nn import convolve, message_total
+
+    R, species, box = system2
+    Rj = jnp.asarray(R)
+    model = potentials.energy_model(potentials.GNN(**SMALL), species=species, box=box)
+    nb = None
+    if fmt != "all_pairs":
+        nb = neighbor_list_fn(box, 0.5, skin=0.05, format=fmt).allocate(Rj)
+    g = build_graph(Rj, model.species, model.displacement_fn, neighbor=nb, directed=fmt == "sparse")
+    if nb is not None:  # padding present, so the mask is exercised
+        assert not bool(jnp.all(g.edge_mask))
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(len(R), 5)))
+    if uniform:
+        x = jnp.broadcast_to(x[:1], x.shape)
+    filters = jnp.asarray(rng.normal(size=(g.senders.shape[0], 5)))
+    total = message_total(g, x, filters, uniform=uniform)
+    expect = convolve(g, x, filters).sum(0)
+    np.testing.assert_allclose(np.asarray(total), np.asarray(expect), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_layers", [1, 3])
+def test_layer_counts_match_pairwise_reference(n_layers, system2):
+    """The summed last layer for one layer (also the uniform first layer) and three."""
+    R, species, box = system2
+    gnn = potentials.GNN(**{**SMALL, "n_layers": n_layers})
+    for s in (species, np.zeros_like(species)):
+        model = potentials.energy_model(gnn, species=s, box=box)
+        params = perturbed_params(model, R)
+        e = model.energy_fn(params)(jnp.asarray(R))
+        e_ref = reference_energy(params, R, s, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"])
+        np.testing.assert_allclose(float(e), e_ref, rtol=1e-12)

@@ -2,8 +2,9 @@
 
 The shipped ``alanine_dipeptide`` data (ACE-ALA-NME, amber14 + OBC2, 300 K,
 paper 001's six beads C(ACE), N, CA, C, N(NME), CB with constraint-aware
-mapped forces) give the priors (harmonic bonds and angles, Fourier torsions,
-repulsion on non-bonded pairs); CGSchNet (SchNet on atomic-number bead types)
+mapped forces) give the priors (harmonic bonds and angles, repulsion on
+non-bonded pairs, a Fourier chirality improper; Fourier priors on phi and psi
+with the ``quick_phi_psi_prior`` preset); CGSchNet (SchNet on atomic-number bead types)
 and CGnet (an MLP on distances, angles and torsion sines/cosines) learn a
 correction on top of the frozen priors, each as a 5-fold cross-validated
 ensemble trained in one vmapped computation. The ensemble-mean force drives

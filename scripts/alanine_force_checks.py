@@ -10,7 +10,7 @@ one, and prints its largest difference from A of the weighted histogram over bin
 whose density exceeds ``--min-density`` (1/rad). ``--force-scale 0.9`` shows what a
 10 % error in the forces does.
 
-``temperature``: the kinetic temperature ``2 KE / (3N kB)`` of the quick preset's
+``temperature``: the kinetic temperature ``2 KE / (3N kB)`` of a preset's
 priors-only model under BAOAB at several time steps, and the five bond lengths'
 means and widths (nm), against the AA's.
 
@@ -72,9 +72,9 @@ def torque_check(R, F, w, kT, *, bins, min_density, force_scale):
     return out
 
 
-def temperature_check(frames, w, dts_fs, replicas):
+def temperature_check(frames, w, dts_fs, replicas, preset):
     experiment = _load("experiments/alanine_cgschnet")
-    config = _load("configs/alanine_cgschnet").get_config("quick")
+    config = _load("configs/alanine_cgschnet").get_config(preset)
     quiet = type("Quiet", (), {"log": staticmethod(lambda s: None)})()
     prior, _ = experiment._priors(frames, experiment._topology(config), config, quiet, w)
     model = experiment._model(prior, frames)
@@ -114,6 +114,7 @@ def main(argv=None):
     p.add_argument("--force-scale", type=float, default=1.0)
     p.add_argument("--dt-fs", default="2,1,0.5")
     p.add_argument("--replicas", type=int, default=64)
+    p.add_argument("--preset", default="quick_phi_psi_prior", help="whose priors (temperature)")
     a = p.parse_args(argv)
     frames = datasets.load("alanine_dipeptide")
     kT = units.kB * float(frames.temperature)
@@ -127,7 +128,7 @@ def main(argv=None):
     else:
         frames = frames.select(slice(None, None, 4))
         w = observables.frame_weights(frames)
-        temperature_check(frames, w, [float(x) for x in a.dt_fs.split(",")], a.replicas)
+        temperature_check(frames, w, [float(x) for x in a.dt_fs.split(",")], a.replicas, a.preset)
 
 
 if __name__ == "__main__":

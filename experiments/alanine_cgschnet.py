@@ -144,9 +144,10 @@ def _simulate(name, model, params, frames, config, wd, weights=None):
     # the runner counts 3N - 3 degrees of freedom (momentum conserved); Langevin in free
     # space thermalises all 3N, so 2 KE / (3N kB) is the temperature to compare with the bath.
     # It reads a few K low at dt = 2 fs: BAOAB samples positions to high order but the
-    # momenta at whole steps carry an O(dt^2) error with the stiff bead bonds. Measured on
-    # the quick priors (64 replicas x 30 ps, seed 0): 293.0 / 296.1 / 301.4 K (+-2 K) at
-    # dt = 2 / 1 / 0.5 fs, bond means and widths within 1e-4 nm of each other and the AA.
+    # momenta at whole steps carry an O(dt^2) error with the stiff bead bonds. Measured
+    # (scripts/alanine_force_checks.py temperature; priors of :quick_phi_psi_prior, 64
+    # replicas x 30 ps): 293.0 / 296.1 / 301.4 K (+-2 K) at dt = 2 / 1 / 0.5 fs, bond
+    # means and widths within 1e-4 nm of each other and of the AA's.
     n = traj.shape[-2]
     T = np.asarray(out.trajectory.temperature) * (3 * n - 3) / (3 * n)
     return {

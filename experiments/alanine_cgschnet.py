@@ -108,6 +108,34 @@ def _priors(frames, topology, config, wd, weights=None):
     return prior, fitted
 
 
+def _member_activity(name, model, stacked, prior_model, frames, wd, n_frames=64):
+    """Each ensemble member's network force: RMS over ``n_frames`` training frames of the
+    member's force minus the priors' (kJ/mol/nm). A member whose network no longer depends
+    on positions (every unit of a tanh layer saturated, seen in CGSchNet members with long
+    training: pre-activations of several hundred) gives 0 and only dilutes the
+    ensemble-mean correction; such members are logged and listed."""
+    R = jnp.asarray(frames.positions[np.linspace(0, frames.n_frames - 1, n_frames).astype(int)])
+    first = jax.tree.map(lambda x: x[0], stacked)
+    prior_energy = prior_model.energy_fn({k: v for k, v in first.items() if k != name})
+    f_prior = jax.vmap(jax.grad(lambda r: -prior_energy(r)))(R)
+
+    @jax.jit
+    def net_force_rms(p):
+        f = jax.vmap(jax.grad(lambda r: -model.energy_fn(p)(r)))(R)
+        return jnp.sqrt(jnp.mean((f - f_prior) ** 2))
+
+    rms = [float(net_force_rms(jax.tree.map(lambda x, k=k: x[k], stacked)))
+           for k in range(jax.tree.leaves(stacked)[0].shape[0])]  # fmt: skip
+    inactive = [k for k, r in enumerate(rms) if r < 1e-3 * max(max(rms), 1e-30)]
+    wd.log(f"{LABELS[name]} members' network force RMS over {n_frames} frames "
+           f"{np.round(rms, 3).tolist()} kJ/mol/nm")  # fmt: skip
+    if inactive:
+        wd.log(f"WARNING: {LABELS[name]} member(s) {inactive} inactive (network force ~0: "
+               f"saturated units); the ensemble mean carries {len(rms) - len(inactive)}/"
+               f"{len(rms)} of the correction")  # fmt: skip
+    return {"member_net_force_rms_kJ_per_mol_nm": rms, "inactive_members": inactive}
+
+
 def _min_pair_distance(traj: np.ndarray) -> float:
     R = traj.reshape(-1, traj.shape[-2], 3)
     i, j = np.triu_indices(R.shape[1], 1)
@@ -314,6 +342,7 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> dict:
             base, frames, settings, n_folds=int(config.n_folds),
             workdir=os.path.join(wd.path, f"train_{name}"), progress=config.progress, log=wd.log,
         )  # fmt: skip
+        training[name].update(_member_activity(name, base, stacked, models["priors"], frames, wd))
         models[name] = base._replace(energy_fn=lambda p, m=base: train.ensemble_energy_fn(m, p))
         params[name] = stacked
     sims = {n: wd.stage(f"md_{n}", lambda n=n: _simulate(n, models[n], params[n], frames, config,

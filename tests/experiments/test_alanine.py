@@ -25,6 +25,9 @@ def test_alanine_cgschnet_smoke(tmp_path):
         t = res["training"][name]
         assert len(t["val_force_rmse_kcal_per_mol_per_A"]) == 2  # one per fold
         assert np.all(np.isfinite(t["val_force_rmse_kcal_per_mol_per_A"]))
+        # every member's network moves the forces (a saturated member would read ~0)
+        assert len(t["member_net_force_rms_kJ_per_mol_nm"]) == 2
+        assert min(t["member_net_force_rms_kJ_per_mol_nm"]) > 1e-3 and t["inactive_members"] == []
     for name in ("priors", "cgnet", "cgschnet"):
         sim = res["simulation"][name]
         assert isinstance(sim["stable"], bool)

@@ -21,31 +21,23 @@ means and widths (nm), against the AA's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
+import types
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from cgjax import datasets, observables, simulate, units
+from cgjax import datasets, observables, simulate
+from cgjax.config import load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # bead order C_ACE, N, CA, C, N_NME, CB; (end bead, axis from, axis to, d dihedral / d rotation)
 ROTATIONS = {"phi": (0, 1, 2, -1.0), "psi": (4, 2, 3, 1.0)}
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def torque_check(R, F, w, kT, *, bins, min_density, force_scale):
+def torque_check(R, F, w, temperature_K, *, bins, min_density, force_scale):
     angles = observables.ramachandran(R)  # rad
-    edges = np.linspace(-np.pi, np.pi, bins + 1)
-    h = edges[1] - edges[0]
     out = {}
     for col, (name, (end, a, b, sign)) in enumerate(ROTATIONS.items()):
         x = angles[:, col]
@@ -54,11 +46,12 @@ def torque_check(R, F, w, kT, *, bins, min_density, force_scale):
         # generalized force conjugate to the dihedral: torque about the axis
         lever = R[:, end] - R[:, a]
         tau = sign * np.einsum("ij,ij->i", np.cross(lever, force_scale * F[:, end]), u)
-        idx = np.clip(np.digitize(x, edges) - 1, 0, bins - 1)
-        wsum = np.bincount(idx, w, bins)
-        density = wsum / wsum.sum() / h
-        mean_tau = np.bincount(idx, w * tau, bins) / np.maximum(wsum, 1e-300)
-        A = -kT * np.log(np.maximum(density, 1e-300))
+        fes = observables.free_energy_surface(x, temperature_K, n_bins=bins, weights=w)
+        h = fes.edges[1] - fes.edges[0]
+        density = fes.counts / fes.counts.sum() / h  # 1/rad
+        A = fes.free_energy  # kJ/mol, inf on empty bins (never inside the compared ones)
+        idx = np.clip(np.digitize(x, fes.edges) - 1, 0, bins - 1)
+        mean_tau = np.bincount(idx, w * tau, bins) / np.maximum(fes.counts, 1e-300)
         order = (int(np.argmin(density)) + np.arange(bins)) % bins
         m = mean_tau[order]
         A_path = -np.concatenate([[0.0], np.cumsum(0.5 * (m[1:] + m[:-1]) * h)])
@@ -73,9 +66,10 @@ def torque_check(R, F, w, kT, *, bins, min_density, force_scale):
 
 
 def temperature_check(frames, w, dts_fs, replicas, preset):
-    experiment = _load("experiments/alanine_cgschnet")
-    config = _load("configs/alanine_cgschnet").get_config(preset)
-    quiet = type("Quiet", (), {"log": staticmethod(lambda s: None)})()
+    experiment = load_module(os.path.join(ROOT, "experiments", "alanine_cgschnet.py"), "exp")
+    configs = load_module(os.path.join(ROOT, "configs", "alanine_cgschnet.py"), "cfg")
+    config = configs.get_config(preset)
+    quiet = types.SimpleNamespace(log=lambda line: None)
     prior, _ = experiment._priors(frames, experiment._topology(config), config, quiet, w)
     model = experiment._model(prior, frames)
     params = model.init_fn(jax.random.key(0), jnp.asarray(frames.positions[0]))
@@ -117,13 +111,12 @@ def main(argv=None):
     p.add_argument("--preset", default="quick_phi_psi_prior", help="whose priors (temperature)")
     a = p.parse_args(argv)
     frames = datasets.load("alanine_dipeptide")
-    kT = units.kB * float(frames.temperature)
     if a.check == "torque":
         w = observables.frame_weights(frames)
         w = np.full(frames.n_frames, 1.0 / frames.n_frames) if w is None else w
         R = np.asarray(frames.positions, np.float64)
         F = np.asarray(frames.forces, np.float64)
-        torque_check(R, F, w, kT, bins=a.bins, min_density=a.min_density,
+        torque_check(R, F, w, float(frames.temperature), bins=a.bins, min_density=a.min_density,
                      force_scale=a.force_scale)  # fmt: skip
     else:
         frames = frames.select(slice(None, None, 4))

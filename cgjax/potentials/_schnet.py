@@ -37,6 +37,7 @@ def default_config() -> ml_collections.ConfigDict:
             output_features=(64,),
             param_dtype=jnp.float32,
             exclude=(),
+            normalization=1.0,
         )
     )
 
@@ -52,11 +53,14 @@ class Interaction(nn.Module):
       embed_dim: bead-feature width ``D``.
       n_filters: filter width ``F``.
       param_dtype: dtype of the weights.
+      normalization: the convolution's sum ``z_i`` is divided by this number
+        (cgnet's ``SimpleNormLayer``; see :class:`SchNet`).
     """
 
     embed_dim: int
     n_filters: int
     param_dtype: Any = jnp.float32
+    normalization: float = 1.0
 
     @nn.compact
     def __call__(
@@ -76,6 +80,8 @@ class Interaction(nn.Module):
         # tanh in g instead of SchNet's softplus, as paper 001 does
         g = MLP((self.embed_dim,) * 2, jnp.tanh, param_dtype=dtype, name="update_net")
         z = convolve(graph, b(h), w(rbf) * envelope[:, None], uniform=uniform)  # eq. 10
+        if self.normalization != 1.0:
+            z = z / self.normalization
         return h + g(z)  # eq. 11
 
 
@@ -119,6 +125,11 @@ class SchNet(Term):
         (their filters are multiplied by 0), e.g. a molecule's bonded pairs whose
         stiff distances a prior already holds; ``()``: every pair within the
         cutoff, as paper 001. Indices must be ``< N``.
+      normalization: every convolution's sum over neighbours is divided by
+        this number (> 0), as the ``SimpleNormLayer`` of paper 001's code
+        (cgnet) does with the number of beads. Plain sums (1.0) let the product
+        of node, filter and update layers grow during training until a tanh
+        layer saturates and the network stops depending on positions.
 
     References:
       Paper 001 §III B, eqs. 9-11 (CGSchNet); Schütt et al., SchNet (its ref. 24).
@@ -134,6 +145,7 @@ class SchNet(Term):
     output_features: Sequence[int] = (64,)
     param_dtype: Any = jnp.float32
     exclude: tuple[tuple[int, int], ...] = ()
+    normalization: float = 1.0
     default_name: ClassVar[str] = "schnet"
 
     def needs_directed_edges(self) -> bool:
@@ -147,6 +159,12 @@ class SchNet(Term):
     def __call__(self, graph: Graph, **kwargs) -> jax.Array:
         """Energy (kJ/mol, scalar) of the graph; other keywords are ignored."""
         del kwargs
+        try:
+            good = not isinstance(self.normalization, bool) and float(self.normalization) > 0
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ValueError(f"SchNet.normalization must be a number > 0, got {self.normalization!r}")
         rbf, envelope = radial_edge_features(
             graph, n_rbf=self.n_rbf, cutoff=self.cutoff, width=self.rbf_width, owner="SchNet"
         )
@@ -157,7 +175,8 @@ class SchNet(Term):
         )(graph.species)
         for t in range(self.n_interactions):
             h = Interaction(
-                self.embed_dim, self.n_filters, self.param_dtype, name=f"interaction_{t}"
+                self.embed_dim, self.n_filters, self.param_dtype, self.normalization,
+                name=f"interaction_{t}",
             )(h, graph, rbf, envelope, uniform=t == 0 and graph.uniform_species)
         out = MLP(
             (*self.output_features, 1), jnp.tanh, param_dtype=self.param_dtype, name="output"

@@ -46,9 +46,10 @@ def mlp(q, x):
     return x
 
 
-def reference_energy(params, R, species, box, *, cutoff, n_rbf, exclude=()):
+def reference_energy(params, R, species, box, *, cutoff, n_rbf, exclude=(), normalization=1.0):
     """Paper 001 eqs. 9-11 and the beadwise output network, pair by pair in numpy;
-    pairs in ``exclude`` send no message."""
+    pairs in ``exclude`` send no message; each convolution's sum is divided by
+    ``normalization``."""
     excluded = {frozenset(e) for e in exclude}
     p = jax.tree.map(np.asarray, params)
     centers = np.linspace(0.0, cutoff, n_rbf)
@@ -71,7 +72,7 @@ def reference_energy(params, R, species, box, *, cutoff, n_rbf, exclude=()):
                 s = r / cutoff
                 envelope = 1 - 10 * s**3 + 15 * s**4 - 6 * s**5
                 z[i] += mlp(q["filter_net"], e) * envelope * b[j]  # eq. 10
-        h = h + mlp(q["update_net"], z)  # eq. 11
+        h = h + mlp(q["update_net"], z / normalization)  # eq. 11
         t += 1
     return mlp(p["output"], h).sum()
 
@@ -89,6 +90,32 @@ def test_matches_pairwise_reference(schnet, system2):
     e = model.energy_fn(params)(jnp.asarray(R))
     e_ref = reference_energy(params, R, species, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"])
     np.testing.assert_allclose(float(e), e_ref, rtol=1e-12)
+
+
+def test_normalization_divides_each_convolution(system2):
+    """``normalization = c`` equals the pairwise reference with ``z / c``, and equals
+    plain sums with every node_net kernel (linear, no bias) divided by ``c``."""
+    R, species, box = system2
+    c = 6.0
+    model = potentials.energy_model(potentials.SchNet(**SMALL, normalization=c),
+                                    species=species, box=box)  # fmt: skip
+    params = perturbed_params(model, R)
+    e = float(model.energy_fn(params)(jnp.asarray(R)))
+    e_ref = reference_energy(params, R, species, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"],
+                             normalization=c)  # fmt: skip
+    np.testing.assert_allclose(e, e_ref, rtol=1e-12)
+    plain = potentials.energy_model(potentials.SchNet(**SMALL), species=species, box=box)
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda path, x: x / c if "node_net" in jax.tree_util.keystr(path) else x, params
+    )
+    np.testing.assert_allclose(float(plain.energy_fn(scaled)(jnp.asarray(R))), e, rtol=1e-12)
+    unnormalized = reference_energy(params, R, species, box, cutoff=CUTOFF, n_rbf=SMALL["n_rbf"])
+    assert abs(unnormalized - e) > 1e-3 * abs(e)
+    for bad in (0.0, -1.0, "beads", True):
+        m = potentials.energy_model(potentials.SchNet(**SMALL, normalization=bad),
+                                    species=species, box=box)  # fmt: skip
+        with pytest.raises(ValueError, match="SchNet.normalization must be a number > 0"):
+            m.energy_fn(params)(jnp.asarray(R))
 
 
 def test_exclude_drops_listed_pairs_and_names_bad_indices(system2):

@@ -164,7 +164,9 @@ class SchNet(Term):
         except (TypeError, ValueError):
             good = False
         if not good:
-            raise ValueError(f"SchNet.normalization must be a number > 0, got {self.normalization!r}")
+            raise ValueError(
+                f"SchNet.normalization must be a number > 0, got {self.normalization!r}"
+            )
         rbf, envelope = radial_edge_features(
             graph, n_rbf=self.n_rbf, cutoff=self.cutoff, width=self.rbf_width, owner="SchNet"
         )
@@ -175,7 +177,10 @@ class SchNet(Term):
         )(graph.species)
         for t in range(self.n_interactions):
             h = Interaction(
-                self.embed_dim, self.n_filters, self.param_dtype, self.normalization,
+                self.embed_dim,
+                self.n_filters,
+                self.param_dtype,
+                self.normalization,
                 name=f"interaction_{t}",
             )(h, graph, rbf, envelope, uniform=t == 0 and graph.uniform_species)
         out = MLP(

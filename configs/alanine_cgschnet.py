@@ -38,6 +38,7 @@ HELP = {
     "schnet.exclude_bonded": "bonded bead pairs send no SchNet messages (paper 001: False) [-]",
     "schnet.exclude_angle_ends": "1-3 bead pairs (angles' ends) send no SchNet messages [-]",
     "schnet.bead_types": "SchNet bead types: 'element' (C, N; paper 001) or 'bead' (one each) [-]",
+    "schnet.normalization": "SchNet's convolution sums / this (cgnet SimpleNormLayer) [-]",
     "cgnet.hidden": "widths of CGnet's hidden tanh layers [-]",
     "train.lr": "Adam's initial learning rate [-]",
     "train.lr_final_fraction": "final learning rate of the cosine decay, as a fraction of lr [-]",
@@ -73,6 +74,7 @@ CHECKS = {
     "schnet.n_interactions": "> 0",
     "schnet.n_rbf": "> 0",
     "schnet.cutoff": "> 0",
+    "schnet.normalization": "> 0",
     "schnet.output_features": "> 0",
     "cgnet.hidden": "> 0",
     "train.lr": "> 0",
@@ -99,7 +101,10 @@ def base() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.dataset = "alanine_dipeptide"
-    c.frame_stride = 4
+    # every frame: force matching learns the mean force along psi from ~10x noisier
+    # per-frame forces, so 4x the frames helps (seed 0, stride 4 -> 1: CGnet FES KL
+    # 1.65 -> 0.72, RMS error of its mean torque along psi 5.2 -> 1.9 kJ/mol/rad)
+    c.frame_stride = 1
     c.temperature = 300.0
     c.topology = ml_collections.ConfigDict(
         dict(
@@ -120,18 +125,26 @@ def base() -> ml_collections.ConfigDict:
     )  # fmt: skip
     c.n_folds = 5
     c.schnet = ml_collections.ConfigDict(
-        dict(embed_dim=32, n_filters=32, n_interactions=2, n_rbf=8, cutoff=1.0,
+        dict(embed_dim=32, n_filters=32, n_interactions=2, n_rbf=32, cutoff=1.0,
              output_features=(32,), exclude_bonded=False, exclude_angle_ends=False,
-             bead_types="element")
+             bead_types="element", normalization=6.0)
     )  # fmt: skip
-    # n_rbf = 8 on [0, 1 nm]: Gaussians 0.14 nm wide. Measured (quick training, seed 0):
-    # with 32 (0.032 nm) the ensemble put alpha_R 7.6 kJ/mol below beta relative to the
-    # priors (86 % alpha_R in MD vs 39 % AA), with 16: 4.5, with 8: 2.0 (CGnet: 1.0);
-    # narrow Gaussians resolve the stiff 1-2 and 1-3 distances, and fitting their
-    # psi-dependent forces shifted the basins' free energies (docs/results).
+    # normalization = 6 (the number of beads; cgnet's SimpleNormLayer, the code of paper
+    # 001): with plain sums, 1-2 of 5 members in the 20000-update runs drove every unit of
+    # the second interaction's update network into saturation within ~2500 updates
+    # (tanh pre-activations 120-540 from the product of node, filter and update layers)
+    # and stopped learning; with the sums / 6 all members stayed active (pre-activations
+    # <= 14 after 5000 updates, seeds 0 and 1; docs/results).
+    # n_rbf = 32 on [0, 1 nm] (Gaussians 0.032 nm wide): the psi-dependent distances
+    # (N-N_NME, CB-N_NME) vary by ~0.09 nm, less than the 0.14-nm Gaussians of n_rbf = 8,
+    # and SchNet learned too little of the mean force along psi. Seed 0, every frame,
+    # RMS error of the ensemble's mean torque along psi over the AA frames
+    # (scripts/alanine_force_checks.py model-torque): 5.5 (n_rbf 8), 3.9 (16),
+    # 3.1 kJ/mol/rad (32); CGnet 1.9. (With Fourier phi/psi priors and every 4th frame,
+    # 32 had shifted alpha_R instead: docs/results.)
     c.cgnet = ml_collections.ConfigDict(dict(hidden=(64, 64, 64)))
     c.train = ml_collections.ConfigDict(
-        dict(lr=3e-3, lr_final_fraction=0.01, n_steps=20000, batch_size=64, eval_every=2500,
+        dict(lr=3e-3, lr_final_fraction=0.01, n_steps=20000, batch_size=64, eval_every=5000,
              checkpoint_every=5000, clip_norm=1000.0)
     )  # fmt: skip
     # 20000 updates: the networks learn the backbone free energy only with many updates
@@ -155,6 +168,8 @@ def get_config(preset: str = "quick"):
         # weighted torsion histograms carry the backbone marginals, so 5000 updates do.
         # Seed 0 / 1 (256 replicas x 30 ps): CGSchNet KL 0.472 / 0.513 (sigma = 0.2 Å:
         # 0.62), but priors only are as good (0.475 / 0.450): the network adds nothing.
+        c.frame_stride = 4
+        c.schnet.update(n_rbf=8, normalization=1.0)
         c.topology.torsions = ((0, 1, 2, 3), (1, 2, 3, 4), (1, 3, 2, 5))
         c.priors.dihedral_order = (3, 3, 1)
         c.train.update(n_steps=5000, eval_every=500, checkpoint_every=1000)

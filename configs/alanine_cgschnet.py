@@ -148,8 +148,9 @@ def base() -> ml_collections.ConfigDict:
              checkpoint_every=5000, clip_norm=1000.0)
     )  # fmt: skip
     # 20000 updates: the networks learn the backbone free energy only with many updates
-    # (seed 0, CGSchNet KL 2.98 after 5000, 0.66 after 20000 and 30000); 192 replicas
-    # keep the preset within 15 min (10.2 min on a fresh clone, 2 quiet cores; docs/results)
+    # (seed 0, every 4th frame, n_rbf 8: CGSchNet KL 2.98 after 5000, 0.66 after 20000
+    # and 30000); 192 replicas keep the preset within 15 min (13.6 min on a fresh clone
+    # of 31acf82, 2 quiet cores; docs/results)
     c.md = ml_collections.ConfigDict(
         dict(dt=0.002, friction=1.0, replicas=192, equilibration_steps=500,
              production_steps=15000, record_every=250)

@@ -10,25 +10,36 @@ one, and prints its largest difference from A of the weighted histogram over bin
 whose density exceeds ``--min-density`` (1/rad). ``--force-scale 0.9`` shows what a
 10 % error in the forces does.
 
+``model-torque``: the same mean torque, per bin of phi and psi, of a trained run's
+ensemble-mean forces (CGnet and CGSchNet, read from the run's ``train_<model>``
+checkpoints; the run's config is read from its ``config.json``) on every other AA
+frame, against the mapped forces' (kJ/mol/rad), and its weighted RMS error over bins
+with density > ``--min-density``. Force matching's optimum has the data's conditional
+mean force, so this tells how much of the backbone free energy's gradient a network
+learned, on the data's own distribution and without simulating.
+
 ``temperature``: the kinetic temperature ``2 KE / (3N kB)`` of a preset's
 priors-only model under BAOAB at several time steps, and the five bond lengths'
 means and widths (nm), against the AA's.
 
     PYTHONPATH=. python scripts/alanine_force_checks.py torque [--bins 36] [--min-density 0.05]
+    PYTHONPATH=. python scripts/alanine_force_checks.py model-torque --workdir WORKDIR
     PYTHONPATH=. python scripts/alanine_force_checks.py temperature [--dt-fs 2,1,0.5]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import types
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
-from cgjax import datasets, observables, simulate
+from cgjax import datasets, observables, potentials, simulate, train
 from cgjax.config import load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,16 +47,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROTATIONS = {"phi": (0, 1, 2, -1.0), "psi": (4, 2, 3, 1.0)}
 
 
+def torques(R, F):
+    """``{"phi": [T], "psi": [T]}``: each frame's torque of ``F`` (kJ/mol/nm) on the end
+    bead about the dihedral's middle bond, i.e. the force conjugate to the dihedral
+    (kJ/mol/rad)."""
+    out = {}
+    for name, (end, a, b, sign) in ROTATIONS.items():
+        u = R[:, b] - R[:, a]
+        u = u / np.linalg.norm(u, axis=1, keepdims=True)
+        lever = R[:, end] - R[:, a]
+        out[name] = sign * np.einsum("ij,ij->i", np.cross(lever, F[:, end]), u)
+    return out
+
+
 def torque_check(R, F, w, temperature_K, *, bins, min_density, force_scale):
     angles = observables.ramachandran(R)  # rad
     out = {}
-    for col, (name, (end, a, b, sign)) in enumerate(ROTATIONS.items()):
+    tau_all = torques(R, force_scale * F)
+    for col, name in enumerate(ROTATIONS):
         x = angles[:, col]
-        u = R[:, b] - R[:, a]
-        u /= np.linalg.norm(u, axis=1, keepdims=True)
-        # generalized force conjugate to the dihedral: torque about the axis
-        lever = R[:, end] - R[:, a]
-        tau = sign * np.einsum("ij,ij->i", np.cross(lever, force_scale * F[:, end]), u)
+        tau = tau_all[name]
         fes = observables.free_energy_surface(x, temperature_K, n_bins=bins, weights=w)
         h = fes.edges[1] - fes.edges[0]
         density = fes.counts / fes.counts.sum() / h  # 1/rad
@@ -63,6 +84,63 @@ def torque_check(R, F, w, temperature_K, *, bins, min_density, force_scale):
         print(f"{name}: max |A - integrated mean torque| = {out[name][0]:.3f} kJ/mol over "
               f"{out[name][1]} bins with density > {min_density} /rad")  # fmt: skip
     return out
+
+
+def model_torque_check(workdir, frames, w, *, bins, min_density):
+    """Mean torque per bin of the run's CGnet and CGSchNet ensembles against the data's."""
+    experiment = load_module(os.path.join(ROOT, "experiments", "alanine_cgschnet.py"), "exp")
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no config.json; --workdir must be a finished run")
+    with open(path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    train_frames = frames.select(slice(None, None, int(config.frame_stride)))
+    w_train = observables.frame_weights(train_frames, temperature_K=config.temperature)
+    quiet = types.SimpleNamespace(log=lambda line: None)
+    topology = experiment._topology(config)
+    prior, _ = experiment._priors(train_frames, topology, config, quiet, w_train)
+    nets = experiment._networks(config, topology, train_frames)
+    settings = train.FMSettings.from_config(config.train, seed=config.seed,
+                                            frozen=train.PRIOR_TERMS)  # fmt: skip
+    ev = frames.select(slice(None, None, 2))
+    w_ev = w[::2] / w[::2].sum()
+    R = np.asarray(ev.positions, np.float64)
+    angles = observables.ramachandran(R)
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
+    idx = np.clip(np.digitize(angles, edges) - 1, 0, bins - 1)  # [T, 2]
+
+    def per_bin(tau):
+        out = {}
+        for col, name in enumerate(ROTATIONS):
+            c = np.bincount(idx[:, col], w_ev, bins)
+            out[name] = (np.bincount(idx[:, col], w_ev * tau[name], bins) / np.maximum(c, 1e-300),
+                         c / c.sum() / (edges[1] - edges[0]))  # fmt: skip
+        return out
+
+    data = per_bin(torques(R, np.asarray(ev.forces, np.float64)))
+    for name in ("cgnet", "cgschnet"):
+        ckpt = os.path.join(workdir, f"train_{name}", "checkpoints")
+        if not os.path.isdir(ckpt):
+            raise FileNotFoundError(f"{ckpt}: no checkpoints of the {name} ensemble")
+        species = experiment._species(config, name, train_frames)
+        terms = potentials.Sum(terms=(*prior.terms, (name, nets[name])))
+        model = experiment._model(terms, train_frames, species)
+        stacked, _ = train.fit_kfold_force_matching(
+            model, train_frames, settings, n_folds=int(config.n_folds),
+            workdir=os.path.join(workdir, f"train_{name}"), progress=False,
+        )  # fmt: skip
+        energy = train.ensemble_energy_fn(model, stacked)
+        force = jax.jit(jax.vmap(jax.grad(lambda r, e=energy: -e(r))))
+        F = np.concatenate([np.asarray(force(jnp.asarray(R[i : i + 2048], jnp.float32)))
+                            for i in range(0, len(R), 2048)])  # fmt: skip
+        fit = per_bin(torques(R, F.astype(np.float64)))
+        for angle in ROTATIONS:
+            (m_data, density), (m_model, _) = data[angle], fit[angle]
+            ok = density > min_density
+            rms = np.sqrt(np.average((m_model - m_data)[ok] ** 2, weights=density[ok]))
+            print(f"{name} {angle}: RMS(model - data) mean torque {rms:.2f} kJ/mol/rad over "
+                  f"{ok.sum()} bins; data {np.round(m_data[ok], 1).tolist()}, model "
+                  f"{np.round(m_model[ok], 1).tolist()}")  # fmt: skip
 
 
 def temperature_check(frames, w, dts_fs, replicas, preset):
@@ -102,7 +180,8 @@ def temperature_check(frames, w, dts_fs, replicas, preset):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("check", choices=["torque", "temperature"])
+    p.add_argument("check", choices=["torque", "model-torque", "temperature"])
+    p.add_argument("--workdir", help="a finished alanine_cgschnet run (model-torque)")
     p.add_argument("--bins", type=int, default=36)
     p.add_argument("--min-density", type=float, default=0.05, help="1/rad")
     p.add_argument("--force-scale", type=float, default=1.0)
@@ -118,6 +197,12 @@ def main(argv=None):
         F = np.asarray(frames.forces, np.float64)
         torque_check(R, F, w, float(frames.temperature), bins=a.bins, min_density=a.min_density,
                      force_scale=a.force_scale)  # fmt: skip
+    elif a.check == "model-torque":
+        if not a.workdir:
+            p.error("model-torque needs --workdir")
+        w = observables.frame_weights(frames)
+        w = np.full(frames.n_frames, 1.0 / frames.n_frames) if w is None else w
+        model_torque_check(a.workdir, frames, w, bins=a.bins, min_density=a.min_density)
     else:
         frames = frames.select(slice(None, None, 4))
         w = observables.frame_weights(frames)

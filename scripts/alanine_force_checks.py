@@ -90,8 +90,9 @@ def model_torque_check(workdir, frames, w, *, bins, min_density):
     """Mean torque per bin of the run's CGnet and CGSchNet ensembles against the data's."""
     experiment = load_module(os.path.join(ROOT, "experiments", "alanine_cgschnet.py"), "exp")
     path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no config.json; --workdir must be a finished run")
+    for need in (path, os.path.join(workdir, "results.json")):
+        if not os.path.exists(need):  # an unfinished run's ensembles would train on here
+            raise FileNotFoundError(f"{need} missing: --workdir must be a finished run")
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
     train_frames = frames.select(slice(None, None, int(config.frame_stride)))

@@ -60,19 +60,26 @@ def torques(R, F):
     return out
 
 
+def mean_torque_per_bin(x, tau, w, temperature_K, bins):
+    """``(fes, mean_tau [bins], density [bins])``: the weighted FES of dihedral ``x`` (rad),
+    the weighted mean of ``tau`` (kJ/mol/rad) in each of its bins, and the bins' density
+    (1/rad)."""
+    fes = observables.free_energy_surface(x, temperature_K, n_bins=bins, weights=w)
+    h = fes.edges[1] - fes.edges[0]
+    idx = np.clip(np.digitize(x, fes.edges) - 1, 0, bins - 1)
+    mean_tau = np.bincount(idx, w * tau, bins) / np.maximum(fes.counts, 1e-300)
+    return fes, mean_tau, fes.counts / fes.counts.sum() / h
+
+
 def torque_check(R, F, w, temperature_K, *, bins, min_density, force_scale):
     angles = observables.ramachandran(R)  # rad
     out = {}
     tau_all = torques(R, force_scale * F)
     for col, name in enumerate(ROTATIONS):
-        x = angles[:, col]
-        tau = tau_all[name]
-        fes = observables.free_energy_surface(x, temperature_K, n_bins=bins, weights=w)
+        fes, mean_tau, density = mean_torque_per_bin(angles[:, col], tau_all[name], w,
+                                                     temperature_K, bins)  # fmt: skip
         h = fes.edges[1] - fes.edges[0]
-        density = fes.counts / fes.counts.sum() / h  # 1/rad
         A = fes.free_energy  # kJ/mol, inf on empty bins (never inside the compared ones)
-        idx = np.clip(np.digitize(x, fes.edges) - 1, 0, bins - 1)
-        mean_tau = np.bincount(idx, w * tau, bins) / np.maximum(fes.counts, 1e-300)
         order = (int(np.argmin(density)) + np.arange(bins)) % bins
         m = mean_tau[order]
         A_path = -np.concatenate([[0.0], np.cumsum(0.5 * (m[1:] + m[:-1]) * h)])
@@ -107,15 +114,14 @@ def model_torque_check(workdir, frames, w, *, bins, min_density):
     w_ev = w[::2] / w[::2].sum()
     R = np.asarray(ev.positions, np.float64)
     angles = observables.ramachandran(R)
-    edges = np.linspace(-np.pi, np.pi, bins + 1)
-    idx = np.clip(np.digitize(angles, edges) - 1, 0, bins - 1)  # [T, 2]
 
-    def per_bin(tau):
+    def per_bin(tau):  # {angle: (mean torque, density)} per bin
         out = {}
         for col, name in enumerate(ROTATIONS):
-            c = np.bincount(idx[:, col], w_ev, bins)
-            out[name] = (np.bincount(idx[:, col], w_ev * tau[name], bins) / np.maximum(c, 1e-300),
-                         c / c.sum() / (edges[1] - edges[0]))  # fmt: skip
+            _, mean_tau, density = mean_torque_per_bin(
+                angles[:, col], tau[name], w_ev, config.temperature, bins
+            )
+            out[name] = (mean_tau, density)
         return out
 
     data = per_bin(torques(R, np.asarray(ev.forces, np.float64)))

@@ -1,4 +1,4 @@
-"""Two checks of the alanine data and of BAOAB on it (paper 001, issue 18 diagnostics).
+"""Checks of the alanine data, trained models and BAOAB (paper 001, issue 18 diagnostics).
 
 ``torque``: the mapped forces against the phi/psi distribution. Rotating the end bead
 of a dihedral about its middle bond (C_ACE about N->CA for phi, N_NME about CA->C for
@@ -18,12 +18,20 @@ with density > ``--min-density``. Force matching's optimum has the data's condit
 mean force, so this tells how much of the backbone free energy's gradient a network
 learned, on the data's own distribution and without simulating.
 
+``fes-errors``: where a finished run's FES MSE (paper 001 eq. 15, over the 60 x 60
+bins both histograms fill) comes from: each model's squared bin free-energy errors
+split by the AA free energy of the bin (kJ/mol above the AA minimum) and by the CG
+count in it, with the mean signed error ``kT (ln p_AA - ln p_CG)`` (negative: the CG
+run oversamples), and a coarse ``--coarse`` x ``--coarse`` map of that signed error
+(rows phi, columns psi, from -180 deg). Reads the run's ``phi_psi_<model>.npz``.
+
 ``temperature``: the kinetic temperature ``2 KE / (3N kB)`` of a preset's
 priors-only model under BAOAB at several time steps, and the five bond lengths'
 means and widths (nm), against the AA's.
 
     PYTHONPATH=. python scripts/alanine_force_checks.py torque [--bins 36] [--min-density 0.05]
     PYTHONPATH=. python scripts/alanine_force_checks.py model-torque --workdir WORKDIR
+    PYTHONPATH=. python scripts/alanine_force_checks.py fes-errors --workdir WORKDIR [--coarse 12]
     PYTHONPATH=. python scripts/alanine_force_checks.py temperature [--dt-fs 2,1,0.5]
 """
 
@@ -150,6 +158,56 @@ def model_torque_check(workdir, frames, w, *, bins, min_density):
                   f"{np.round(m_model[ok], 1).tolist()}")  # fmt: skip
 
 
+def fes_error_check(workdir, frames, w, *, n_bins=60, coarse=12):
+    """Prints each model's FES MSE split by AA free-energy band and by CG count per bin."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} missing: --workdir must be an alanine_cgschnet run")
+    with open(path) as f:
+        T = float(json.load(f)["temperature"])
+    ref_pp = observables.ramachandran(frames.positions)
+
+    def density(pp, weights, bins):
+        counts = observables.free_energy_surface(pp, T, weights=weights, n_bins=bins).counts
+        return counts, counts / counts.sum()
+
+    _, p = density(ref_pp, w, n_bins)
+    kT = observables.free_energy_surface(ref_pp, T, weights=w, n_bins=n_bins).kT
+    F = -kT * np.log(np.where(p > 0, p, 1.0))
+    F = F - F[p > 0].min()  # kJ/mol above the AA minimum
+    _, p_coarse = density(ref_pp, w, coarse)
+    for name in ("priors", "cgnet", "cgschnet"):
+        file = os.path.join(workdir, f"phi_psi_{name}.npz")
+        if not os.path.exists(file):
+            print(f"{name}: no {file} (not simulated, or the run stopped before)")
+            continue
+        pp = np.load(file)["phi_psi"]
+        counts, q = density(pp, None, n_bins)
+        both = (p > 0) & (q > 0)
+        d = kT * (np.log(np.where(both, p, 1.0)) - np.log(np.where(both, q, 1.0)))
+        total = np.sum(d[both] ** 2)
+        print(f"{name}: MSE {total / both.sum():.2f} (kJ/mol)^2 over {both.sum()} bins; "
+              f"mean signed error {d[both].mean():+.2f} kJ/mol")  # fmt: skip
+        bands = [
+            ("AA F", F, ((0, 5), (5, 10), (10, 15), (15, np.inf)), "kJ/mol"),
+            ("CG count", counts, ((1, 1), (2, 3), (4, 9), (10, 99), (100, np.inf)), ""),
+        ]
+        for label, x, edges, unit in bands:
+            for lo, hi in edges:
+                s = both & (x >= lo) & (x <= hi if label == "CG count" else x < hi)
+                if s.any():
+                    print(f"  {label} {lo:g}-{hi:g}{' ' + unit if unit else ''}: {s.sum()} bins, "
+                          f"{np.sum(d[s] ** 2) / total:.0%} of the squared error, mean "
+                          f"{d[s].mean():+.2f} kJ/mol")  # fmt: skip
+        _, q_coarse = density(pp, None, coarse)
+        ok = (p_coarse > 0) & (q_coarse > 0)
+        dc = np.where(ok, kT * (np.log(np.where(ok, p_coarse, 1.0))
+                                - np.log(np.where(ok, q_coarse, 1.0))), np.nan)  # fmt: skip
+        with np.printoptions(precision=1, suppress=True, linewidth=160, nanstr="  .  "):
+            print(f"  kT ln(p_AA / p_CG) on {coarse} x {coarse} bins (kJ/mol; rows phi, "
+                  f"columns psi, from -180 deg; '.': a histogram is empty):\n{dc}")  # fmt: skip
+
+
 def temperature_check(frames, w, dts_fs, replicas, preset):
     experiment = load_module(os.path.join(ROOT, "experiments", "alanine_cgschnet.py"), "exp")
     configs = load_module(os.path.join(ROOT, "configs", "alanine_cgschnet.py"), "cfg")
@@ -187,8 +245,9 @@ def temperature_check(frames, w, dts_fs, replicas, preset):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("check", choices=["torque", "model-torque", "temperature"])
-    p.add_argument("--workdir", help="a finished alanine_cgschnet run (model-torque)")
+    p.add_argument("check", choices=["torque", "model-torque", "fes-errors", "temperature"])
+    p.add_argument("--workdir", help="a finished alanine_cgschnet run (model-torque, fes-errors)")
+    p.add_argument("--coarse", type=int, default=12, help="bins per axis of fes-errors' map")
     p.add_argument("--bins", type=int, default=36)
     p.add_argument("--min-density", type=float, default=0.05, help="1/rad")
     p.add_argument("--force-scale", type=float, default=1.0)
@@ -210,6 +269,10 @@ def main(argv=None):
         w = observables.frame_weights(frames)
         w = np.full(frames.n_frames, 1.0 / frames.n_frames) if w is None else w
         model_torque_check(a.workdir, frames, w, bins=a.bins, min_density=a.min_density)
+    elif a.check == "fes-errors":
+        if not a.workdir:
+            p.error("fes-errors needs --workdir")
+        fes_error_check(a.workdir, frames, observables.frame_weights(frames), coarse=a.coarse)
     else:
         frames = frames.select(slice(None, None, 4))
         w = observables.frame_weights(frames)

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from cgjax import datasets, observables, potentials, simulate, train
+from cgjax import datasets, observables, potentials, simulate, train, units
 from cgjax.config import load_module
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -172,7 +172,7 @@ def fes_error_check(workdir, frames, w, *, n_bins=60, coarse=12):
         return counts, counts / counts.sum()
 
     _, p = density(ref_pp, w, n_bins)
-    kT = observables.free_energy_surface(ref_pp, T, weights=w, n_bins=n_bins).kT
+    kT = units.kT(T)  # kJ/mol
     F = -kT * np.log(np.where(p > 0, p, 1.0))
     F = F - F[p > 0].min()  # kJ/mol above the AA minimum
     _, p_coarse = density(ref_pp, w, coarse)

@@ -154,8 +154,10 @@ def ibi_method(s: Setup, config) -> Method:
 def imc_method(s: Setup, config) -> Method:
     c = config.inversion
     model, p0 = _spline_start(s, config)
+    pressure = s.p_aa if bool(c.pressure_correction) else None
     settings = train.IMCSettings(regularization=float(c.regularization),
-                                 max_step_kT=float(c.imc_max_step_kT))  # fmt: skip
+                                 max_step_kT=float(c.imc_max_step_kT),
+                                 pressure=pressure)  # fmt: skip
     trainer = train.imc_trainer(model, (s.r, s.g_aa), s.protocol, settings=settings, R0=s.R0)
     return Method(trainer, lambda st, h: st.simulated_ps, model, p0, 0)
 

@@ -3,8 +3,9 @@
 The target is 256 LJ atoms (argon: sigma 0.3405 nm, epsilon 0.996 kJ/mol,
 94.4 K, 20.71 nm^-3; cutoff 0.85 nm switched from 0.8 nm) sampled with BAOAB
 Langevin (20 fs, 1/ps), the integrator the inversions sample with. IBI (with
-the pressure ramp towards the target's virial pressure) and IMC start from
-the potential of mean force. Printed per update: the RDF TAE (A) against the
+the pressure ramp towards the target's virial pressure) and IMC (with the
+pressure row, ``train.IMCSettings(pressure=...)``; ``--no-pressure`` drops
+both) start from the potential of mean force. Printed per update: the RDF TAE (A) against the
 target, the pressure (bar) and the largest |U - U_LJ| over sigma <= r < r_c
 (kJ/mol). The statistical floor of the TAE is the TAE between the two halves
 of the target run (each half as long as ... see the output).
@@ -159,7 +160,9 @@ def _inversion(method, a, smodel, target, protocol, P, X):
         target,
         protocol,
         R0=X[-1],
-        settings=train.IMCSettings(regularization=a.regularization, max_step_kT=a.max_step_kT),
+        settings=train.IMCSettings(regularization=a.regularization, max_step_kT=a.max_step_kT,
+                                   pressure=None if a.no_pressure else P,
+                                   pressure_weight=a.pressure_weight),
     )
 
 
@@ -225,7 +228,10 @@ def main():
     )
     ap.add_argument("--methods", default="imc,ibi", help="imc, ibi, oracle (comma-separated)")
     ap.add_argument("--alpha", type=float, default=1.0, help="IBI damping")
-    ap.add_argument("--no-pressure", action="store_true", help="IBI without the pressure ramp")
+    ap.add_argument("--no-pressure", action="store_true",
+                    help="IBI without the pressure ramp, IMC without the pressure row")
+    ap.add_argument("--pressure-weight", type=float, default=1.0,
+                    help="IMC: weight of the pressure row (train.IMCSettings.pressure_weight)")
     ap.add_argument("--acceleration", default=None, choices=[None, "anderson"],
                     help="IBI: Anderson mixing of the last --history updates")  # fmt: skip
     ap.add_argument("--history", type=int, default=5, help="IBI: Anderson mixing's history")
@@ -240,6 +246,8 @@ def main():
                     help="IBI: the update (train.IBISettings.update; hnc: iterative HNC)")
     ap.add_argument("--s-min", type=float, default=0.3,
                     help="IBI --update hnc: floor of the target's S(k)")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the samplings' seed (simulate.Protocol.seed): another draw")
     ap.add_argument("--out", default="henderson.json")
     ap.add_argument("--checkpoint", default=None,
                     help="IBI/IMC: .npz prefix; after every update the coefficients, end "
@@ -260,7 +268,7 @@ def main():
     print(f"PMF: max |U - U_LJ| over r >= sigma = {lj_error(spline, pmf):.3f} kJ/mol")
     protocol = simulate.Protocol(temperature=T, dt=DT, thermostat="langevin", friction=FRICTION,
                                  record_every=20, equilibration_steps=500,
-                                 production_steps=a.steps)  # fmt: skip
+                                 production_steps=a.steps, seed=a.seed)  # fmt: skip
     results = dict(args=vars(a), target_frames=len(X), target_pressure_bar=P.mean,
                    target_pressure_sem=P.sem, tae_floor_A=floor, final_steps=n_final,
                    pmf_error=lj_error(spline, pmf), methods={})  # fmt: skip

@@ -67,6 +67,7 @@ from cgjax.train._inversion import (
     anderson_step,
     hnc_correction,
     ibi_trainer,
+    imc_pressure_row,
     imc_trainer,
     potential_of_mean_force,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "anderson_step",
     "hnc_correction",
     "ibi_trainer",
+    "imc_pressure_row",
     "imc_trainer",
     "potential_of_mean_force",
     "PRIOR_TERMS",

@@ -52,6 +52,7 @@ __all__ = [
     "anderson_step",
     "hnc_correction",
     "ibi_trainer",
+    "imc_pressure_row",
     "imc_trainer",
     "potential_of_mean_force",
 ]
@@ -147,6 +148,17 @@ class IMCSettings:
         down to it (a trust region); None (the default): no limit. From short
         samplings the covariance is noise in its weak (broad, pressure-like)
         directions and the Newton step there is far too long.
+      pressure: target pressure (bar), or None: no pressure row. With it the
+        Newton system gains one row, the response of the mean virial
+        pressure to the coefficients (:func:`imc_pressure_row`), with the
+        residual ``P* - <P>``: the broad mode the RDF hardly sees is the one
+        the pressure sees most, and the row holds it (VOTCA's IMC with a
+        pressure constraint does the same).
+      pressure_weight: the row's weight. The row is scaled so that a
+        pressure residual of one per-frame standard deviation of ``P`` weighs
+        as much as pair-count residuals of one per-frame standard deviation
+        in every bin together (``w = pressure_weight sqrt(sum_a Var S_a) /
+        std P``).
     """
 
     regularization: float = 1e-3
@@ -154,10 +166,17 @@ class IMCSettings:
     g_min: float = 1e-3
     tol: float = 0.0
     max_step_kT: float | None = None
+    pressure: float | None = None
+    pressure_weight: float = 1.0
 
     def __post_init__(self):
         if self.max_step_kT is not None and not self.max_step_kT > 0:
             raise ValueError(f"IMCSettings.max_step_kT must be > 0 or None, got {self.max_step_kT}")
+        if not (np.isfinite(self.pressure_weight) and self.pressure_weight > 0):
+            raise ValueError(f"IMCSettings.pressure_weight must be > 0, got {self.pressure_weight}")
+        if self.pressure is not None and not np.isfinite(self.pressure):
+            raise ValueError(f"IMCSettings.pressure must be finite (bar) or None, "
+                             f"got {self.pressure}")  # fmt: skip
 
 
 class InversionState(NamedTuple):
@@ -379,11 +398,15 @@ def _measure(ctx: _Context, counts: np.ndarray) -> tuple[np.ndarray, float]:
     return g_cg, tae
 
 
-def _pressure_bar(ctx: _Context, params: Params, out: Any) -> float:
+def _pressure(ctx: _Context, params: Params, out: Any) -> Any:
     from cgjax import observables
 
     X = jnp.asarray(out.trajectory.positions)
-    return observables.pressure(ctx.model, params, X, kT=ctx.protocol.kT).mean
+    return observables.pressure(ctx.model, params, X, kT=ctx.protocol.kT)
+
+
+def _pressure_bar(ctx: _Context, params: Params, out: Any) -> float:
+    return _pressure(ctx, params, out).mean
 
 
 def _finish(state, ctx, c_new, metrics, out, t0):
@@ -638,14 +661,79 @@ def ibi_trainer(
     return SamplingTrainer(init, update, "IBI", InversionState, has_loss=True)
 
 
-def _imc_step(ctx: _Context, counts: np.ndarray, settings: IMCSettings, beta: float):
+@functools.partial(jax.jit, static_argnames=("n_basis", "r_min", "cutoff"))
+def _frame_basis_sums(X, box, pairs, *, n_basis, r_min, cutoff):
+    """``(E [T, K], V [T, K])``: per frame, ``sum_pairs B_k(r)`` and ``sum_pairs r B_k'(r)``
+    over the pairs ``(i, j)`` of the spline basis (dimensionless; ``B'`` in 1/nm, times r)."""
+    from cgjax.observables._neighbors import pair_distances
+    from cgjax.potentials._spline import cubic_bspline_basis
+
+    i, j = pairs
+    basis = functools.partial(cubic_bspline_basis, n_basis=n_basis, r_min=r_min, cutoff=cutoff)
+
+    def one(R):
+        r = pair_distances(R, box, i, j)
+        b, db = jax.jvp(basis, (r,), (jnp.ones_like(r),))  # each B_k(r_p) depends on r_p only
+        return b.sum(0), (r[:, None] * db).sum(0)
+
+    return jax.lax.map(one, X, batch_size=4)
+
+
+def imc_pressure_row(
+    spline: Any, positions: Any, box: Any, pressures: Any, kT: float
+) -> np.ndarray:  # fmt: skip
+    """``d<P>/dc`` (bar per kJ/mol, ``[K]``): how the canonical mean pressure responds to the
+    coefficients of a single-species :class:`~cgjax.potentials.SplinePair`.
+
+    With ``U = sum_k c_k sum_pairs B_k(r)`` and the virial pressure ``P = (3 N kT
+    + W) / 3V``, ``W = -sum_pairs r U'(r)``, differentiating the canonical average
+    gives an explicit and a fluctuation term::
+
+        d<P>/dc_k = -<sum_pairs r B_k'(r)> / 3V - beta Cov(P, sum_pairs B_k(r))
+
+    both over the frames (every pair, minimum image; bar).
+
+    Args:
+      spline: the SplinePair (``n_species=1``).
+      positions: ``[T, N, 3]`` frames sampled at ``kT`` (nm).
+      box: the periodic box (nm), ``[3, 3]``.
+      pressures: ``[T]`` their instantaneous pressures (bar), as
+        :func:`cgjax.observables.pressure` returns them (``per_frame``).
+      kT: kJ/mol.
+
+    Returns:
+      ``[K]`` the row.
+    """
+    X = jnp.asarray(positions)
+    n = X.shape[1]
+    i, j = np.triu_indices(n, 1)
+    B = np.asarray(box, np.float64)
+    B = np.eye(3) * B if B.ndim < 2 else B
+    E, V = _frame_basis_sums(X, jnp.asarray(B, X.dtype), (jnp.asarray(i), jnp.asarray(j)),
+                             n_basis=int(spline.n_basis), r_min=float(spline.r_min),
+                             cutoff=float(spline.cutoff))  # fmt: skip
+    E, V = np.asarray(E, np.float64), np.asarray(V, np.float64)
+    P = np.asarray(pressures, np.float64)
+    volume = abs(float(np.linalg.det(B)))
+    explicit = -V.mean(0) / (3.0 * volume) / units.bar
+    fluct = (P - P.mean()) @ (E - E.mean(0)) / len(P)  # the derivative of the frames' mean
+    return explicit - fluct / kT
+
+
+def _imc_step(ctx: _Context, counts: np.ndarray, settings: IMCSettings, beta: float,
+              pressure_row: tuple | None = None):  # fmt: skip
     """``(dc [K], scale the trust region applied, max |dU| on the sampled bins (kJ/mol))``
-    of one IMC step from ``[T, B]`` per-frame pair counts."""
+    of one IMC step from ``[T, B]`` per-frame pair counts; ``pressure_row``:
+    ``(d<P>/dc [K], P* - <P>, std of the per-frame P)`` (bar) adds the pressure's row."""
     S = counts[:, ctx.fit]
     dS = ctx.g[ctx.fit] * ctx.norm[ctx.fit] - S.mean(0)
     d = S - S.mean(0)
     cov = d.T @ d / max(len(S) - 1, 1)
     J = -beta * cov @ ctx.basis
+    if pressure_row is not None:
+        row, dP, sd = pressure_row
+        w = settings.pressure_weight * np.sqrt(np.trace(cov)) / max(sd, 1e-12)
+        J, dS = np.vstack([J, w * row[None]]), np.append(dS, w * dP)
     JtJ = J.T @ J
     lam = settings.regularization * np.trace(JtJ) / len(JtJ)
     dc = settings.alpha * np.linalg.solve(JtJ + lam * np.eye(len(JtJ)), J.T @ dS)
@@ -671,6 +759,11 @@ def imc_trainer(
     ``S* = g* x`` (ideal counts) and ``lambda = regularization x mean
     eigenvalue of J^T J`` (Tikhonov), scaled by ``settings.alpha``. Bins
     no pair visits have zero rows: the regularisation keeps the step finite.
+    With ``settings.pressure`` (bar) the system gains the row
+    ``w d<P>/dc dc = w (P* - <P>)`` (:func:`imc_pressure_row`; ``w`` as
+    :class:`IMCSettings` says): from one update's samples the counts'
+    covariance is noise along the broad, pressure-like mode, and without the
+    row the steps drift along it (``docs/results/henderson_inversion``).
     Start from :func:`potential_of_mean_force`.
 
     Args:
@@ -704,9 +797,14 @@ def imc_trainer(
         t0 = time.perf_counter()
         out, counts = _sample(state, progress)
         _, tae = _measure(ctx, counts)
-        dc, scale, step = _imc_step(ctx, counts, settings, beta)
+        pressure = _pressure(ctx, state.params, out)
+        P, row = pressure.mean, None
+        if settings.pressure is not None:
+            grad = imc_pressure_row(ctx.spline, out.trajectory.positions, ctx.box,
+                                    pressure.per_frame, protocol.kT)  # fmt: skip
+            row = (grad, settings.pressure - P, float(np.std(pressure.per_frame)))
+        dc, scale, step = _imc_step(ctx, counts, settings, beta, row)
         c_new = _coefficients(state.params, ctx.path) + dc
-        P = _pressure_bar(ctx, state.params, out)
         metrics = dict(loss=tae, tae=tae, pressure=P, max_dc=float(np.max(np.abs(dc))),
                        max_step=step, step_scale=scale, frames=len(counts),
                        converged=bool(settings.tol > 0 and tae < settings.tol),

@@ -48,7 +48,7 @@ HELP = {
     "inversion.n_basis": "IBI/IMC: cubic B-spline functions of the pair spline [-]",
     "inversion.r_min": "IBI/IMC: start of the spline's range [nm]",
     "inversion.alpha": "IBI: damping of the update alpha kT ln(g / g*) [-]",
-    "inversion.pressure_correction": "IBI: ramp correction, IMC: pressure row, to the AA pressure (argon) [-]",
+    "inversion.pressure_correction": "IBI ramp, IMC row: pressure to the AA one (argon) [-]",
     "inversion.regularization": "IMC: Tikhonov strength relative to the mean eigenvalue [-]",
     "inversion.imc_max_step_kT": "IMC: largest change of U per update (trust region) [kT]",
     "progress": "show progress bars [-]",

@@ -152,8 +152,9 @@ class IMCSettings:
         Newton system gains one row, the response of the mean virial
         pressure to the coefficients (:func:`imc_pressure_row`), with the
         residual ``P* - <P>``: the broad mode the RDF hardly sees is the one
-        the pressure sees most, and the row holds it (VOTCA's IMC with a
-        pressure constraint does the same).
+        the pressure sees most, and the row holds it (a thermodynamic
+        constraint in IMC, as Murtola et al., J. Chem. Phys. 126, 075101
+        (2007), constrained theirs).
       pressure_weight: the row's weight. The row is scaled so that a
         pressure residual of one per-frame standard deviation of ``P`` weighs
         as much as pair-count residuals of one per-frame standard deviation
@@ -696,15 +697,30 @@ def imc_pressure_row(
     Args:
       spline: the SplinePair (``n_species=1``).
       positions: ``[T, N, 3]`` frames sampled at ``kT`` (nm).
-      box: the periodic box (nm), ``[3, 3]``.
+      box: the periodic box (nm): scalar, ``[3]`` or ``[3, 3]`` (columns are box vectors).
       pressures: ``[T]`` their instantaneous pressures (bar), as
         :func:`cgjax.observables.pressure` returns them (``per_frame``).
       kT: kJ/mol.
 
     Returns:
       ``[K]`` the row.
+
+    Raises:
+      ValueError: a spline with several species, positions not ``[T, N, 3]``,
+        pressures not ``[T]``, non-finite values.
     """
+    if int(getattr(spline, "n_species", 1)) != 1:
+        raise ValueError(f"imc_pressure_row: the SplinePair must have n_species=1, "
+                         f"got {spline.n_species}")  # fmt: skip
     X = jnp.asarray(positions)
+    P = np.asarray(pressures, np.float64)
+    if X.ndim != 3 or X.shape[-1] != 3:
+        raise ValueError(f"imc_pressure_row: positions must be [T, N, 3] (nm), got {X.shape}")
+    if P.shape != (X.shape[0],):
+        raise ValueError(f"imc_pressure_row: pressures must be [T] = [{X.shape[0]}] (bar), "
+                         f"one per frame, got {P.shape}")  # fmt: skip
+    if not (np.all(np.isfinite(P)) and bool(jnp.all(jnp.isfinite(X)))):
+        raise ValueError("imc_pressure_row: positions and pressures must be finite")
     n = X.shape[1]
     i, j = np.triu_indices(n, 1)
     B = np.asarray(box, np.float64)
@@ -713,7 +729,6 @@ def imc_pressure_row(
                              n_basis=int(spline.n_basis), r_min=float(spline.r_min),
                              cutoff=float(spline.cutoff))  # fmt: skip
     E, V = np.asarray(E, np.float64), np.asarray(V, np.float64)
-    P = np.asarray(pressures, np.float64)
     volume = abs(float(np.linalg.det(B)))
     explicit = -V.mean(0) / (3.0 * volume) / units.bar
     fluct = (P - P.mean()) @ (E - E.mean(0)) / len(P)  # the derivative of the frames' mean

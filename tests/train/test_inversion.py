@@ -302,3 +302,7 @@ def test_imc_pressure_row_is_the_derivative_of_the_reweighted_pressure(lj_target
         assert row[k] == pytest.approx(fd, rel=1e-4)
     with pytest.raises(ValueError, match="IMCSettings.pressure_weight must be > 0"):
         train.IMCSettings(pressure=1.0, pressure_weight=0.0)
+    with pytest.raises(ValueError, match=r"pressures must be \[T\] = \[6\] \(bar\)"):
+        train.imc_pressure_row(model.potential, X, model.system.box, P0[:5], kT)
+    with pytest.raises(ValueError, match=r"positions must be \[T, N, 3\]"):
+        train.imc_pressure_row(model.potential, X[0], model.system.box, P0, kT)

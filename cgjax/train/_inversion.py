@@ -731,8 +731,9 @@ def imc_pressure_row(
         raise ValueError("imc_pressure_row: positions and pressures must be finite")
     n = X.shape[1]
     i, j = np.triu_indices(n, 1)
-    B = np.asarray(box, np.float64)
-    B = np.eye(3) * B if B.ndim < 2 else B
+    from cgjax._space import box_matrix
+
+    B = np.asarray(box_matrix(box), np.float64)
     batch = max(1, min(4, int(2e7 // (max(i.size, 1) * int(spline.n_basis)))))
     E, V = _frame_basis_sums(X, jnp.asarray(B, X.dtype), (jnp.asarray(i), jnp.asarray(j)),
                              n_basis=int(spline.n_basis), r_min=float(spline.r_min),

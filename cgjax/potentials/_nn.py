@@ -76,9 +76,10 @@ def _log1p(y: jax.Array) -> jax.Array:
 def softplus(x: jax.Array) -> jax.Array:
     """``log(1 + e^x)``, as ``max(x, 0) + log(1 + e^-|x|)``; its derivative is ``sigmoid(x)``.
 
-    Equal to ``jax.nn.softplus`` to float round-off (2.4e-7 relative in float32,
-    the same as jax's own); the value and its derivative share one ``exp``, so
-    value + gradient of the GNN's filters ran 1.5x faster on a CPU.
+    Equal to the exact value to float round-off (float32: 1.8e-7 relative over
+    ``[-40, 40]``, ``jax.nn.softplus`` 2.3e-7; ``tests/potentials/test_nn.py``); the
+    value and its derivative share one ``exp``, so value + gradient of the GNN's
+    filters ran 1.5x faster on a CPU, and ``log1p`` is a polynomial (:func:`_log1p`).
     """
     return jnp.maximum(x, 0.0) + _log1p(jnp.exp(-jnp.abs(x)))
 

@@ -219,8 +219,9 @@ def base() -> ml_collections.ConfigDict:
     )
     # max_D_rel_err: a validation D with a larger block error is flagged. 80k steps (80 ps):
     # at 40k the two-block error was 2.5 %, 1.6 %, 3.1 % and 2.6 % in four runs (the third
-    # flagged); twice the length takes it ~0.7x, for ~3 min more (each final run ~85 s per
-    # 40k steps on 2 quiet cores, 2026-12-06)
+    # flagged); twice the length takes it ~0.7x (1.9 % and 1.4 % on seeds 0 and 1), for
+    # ~3.5 min more (7.8 -> 11.3-11.6 min; final runs of 80k steps 174-191 s each on 2
+    # quiet cores, 2026-12-06, docs/results)
     c.validation = ml_collections.ConfigDict(dict(production_steps=80000, max_D_rel_err=0.03))
     c.rdf_r_max = 1.0  # nm: RDF TAE over 0-10 Å
     c.progress = True

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgjax import units
+from cgjax._space import box_matrix
 from cgjax._types import Params
 from cgjax.train._state import TrainingDiverged
 
@@ -731,8 +732,6 @@ def imc_pressure_row(
         raise ValueError("imc_pressure_row: positions and pressures must be finite")
     n = X.shape[1]
     i, j = np.triu_indices(n, 1)
-    from cgjax._space import box_matrix
-
     B = np.asarray(box_matrix(box), np.float64)
     batch = max(1, min(4, int(2e7 // (max(i.size, 1) * int(spline.n_basis)))))
     E, V = _frame_basis_sums(X, jnp.asarray(B, X.dtype), (jnp.asarray(i), jnp.asarray(j)),

@@ -51,6 +51,7 @@ from jaxtyping import Array, Float
 from cgjax._space import wrap, wrap_traced
 from cgjax._system import System, system_of
 from cgjax._types import Params
+from cgjax._xla import jit
 from cgjax.simulate._protocol import Protocol
 from cgjax.simulate._runner import SimulationError
 
@@ -346,7 +347,7 @@ def _segment_fn(
     # One jitted (and, with remat, checkpointed) function per setting, reused by
     # every segment: a fresh jax.checkpoint wrapper per segment was traced anew
     # each time (half of the per-segment peak-memory growth, measured).
-    fn = jax.jit(jax.checkpoint(segment) if remat else segment)
+    fn = jit(jax.checkpoint(segment) if remat else segment)
     _SEGMENT_CACHE[key] = fn
     return fn
 
@@ -703,7 +704,7 @@ def _segment_vjp(segment: Callable) -> Callable:
         _, pull = jax.vjp(f, params, y0, a0)
         return pull(cts)
 
-    return jax.jit(vjp)
+    return jit(vjp)
 
 
 def _streamed_group_checkpoints(segs: _Segments, params: Any, y0: Any) -> tuple:

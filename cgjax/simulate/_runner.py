@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from cgjax import units
 from cgjax._neighbor_list import NeighborListFn
 from cgjax._validation import check_finite
+from cgjax._xla import jit
 from cgjax.simulate._integrators import Simulator
 
 __all__ = ["Monitor", "RunResult", "SimulationError", "Trajectory", "init_replicas", "run"]
@@ -240,7 +241,7 @@ def _chunk_fn(
         state, unwrapped, step, bad = carry
         return (state, nbrs, unwrapped, step, bad), frames
 
-    fn = jax.jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)) if batched else chunk)
+    fn = jit(jax.vmap(chunk, in_axes=(0, 0, 0, None, None)) if batched else chunk)
     _CHUNK_CACHE[key] = fn
     return fn
 

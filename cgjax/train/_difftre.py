@@ -35,6 +35,7 @@ import optax
 
 from cgjax._types import Params
 from cgjax._validation import settings_from_config
+from cgjax._xla import jit
 from cgjax.train._sampling import SamplingTrainer
 from cgjax.train._state import TrainingDiverged
 
@@ -278,7 +279,7 @@ class _Reweighter:
             aux = (tuple(averages), ess / X.shape[0], jnp.any(overflow), U)
             return total, aux
 
-        return jax.jit(jax.value_and_grad(loss, has_aux=True))
+        return jit(jax.value_and_grad(loss, has_aux=True))
 
     def __call__(self, params, X, U0, static):
         """``(loss, grads, averages, ess_fraction, U)`` at ``params`` over frames ``X``."""

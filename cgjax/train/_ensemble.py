@@ -15,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from cgjax._types import EnergyFn, Params
+from cgjax._xla import jit
 from cgjax.train._state import Trainer, TrainState, as_raw_key
 
 __all__ = [
@@ -92,8 +93,8 @@ def ensemble(
         return ensemble(trainer.reallocate(R.reshape((-1,) + R.shape[-2:])), K,
                         same_batches=same_batches, same_val_batches=same_val)  # fmt: skip
 
-    update_fn = jax.jit(jax.vmap(trainer.update_fn, in_axes=(0, batch_axis)))
-    eval_fn = jax.jit(jax.vmap(trainer.eval_fn, in_axes=(0, val_axis)))
+    update_fn = jit(jax.vmap(trainer.update_fn, in_axes=(0, batch_axis)))
+    eval_fn = jit(jax.vmap(trainer.eval_fn, in_axes=(0, val_axis)))
     return Trainer(
         init_fn=init_fn,
         update_fn=update_fn,

@@ -11,6 +11,7 @@ import optax
 
 from cgjax._neighbor_list import grow_neighbor_list
 from cgjax._types import Params
+from cgjax._xla import jit
 from cgjax.losses import Loss, force_matching_loss, force_mse, predict_forces
 from cgjax.train._state import Trainer, TrainState, new_state
 
@@ -111,7 +112,7 @@ def force_matching(
         nbrs = jax.vmap(lambda R: neighbor.update(R))(batch["positions"])
         return dict(batch, neighbor=nbrs), jnp.any(nbrs.did_buffer_overflow)
 
-    @jax.jit
+    @jit
     def update_fn(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         batch, overflow = with_neighbors(batch)
         value, grads = jax.value_and_grad(loss)(state.params, batch)
@@ -126,7 +127,7 @@ def force_matching(
         }
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
-    @jax.jit
+    @jit
     def eval_fn(params: Params, batch: dict) -> dict:
         batch, overflow = with_neighbors(batch)
         pred = predict_forces(model, params, batch["positions"], box=batch.get("box"),

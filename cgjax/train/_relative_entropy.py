@@ -32,6 +32,7 @@ from jax.flatten_util import ravel_pytree
 from cgjax._space import wrap
 from cgjax._types import Params
 from cgjax._validation import settings_from_config
+from cgjax._xla import jit
 from cgjax.train._state import TrainingDiverged
 
 __all__ = ["REMResult", "REMSettings", "REMState", "relative_entropy", "relative_entropy_trainer"]
@@ -422,7 +423,7 @@ class _Derivatives:
             e = lambda t: energy_fn(t)(R, neighbor=nb)  # noqa: E731
             return e(th), jax.grad(e)(th), jax.hessian(e)(th), nb.did_buffer_overflow
 
-        @jax.jit
+        @jit
         def derivs(th, X):
             return jax.lax.map(lambda R: one(th, R), X, batch_size=8)
 

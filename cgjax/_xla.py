@@ -1,0 +1,61 @@
+"""XLA compiler options for cgjax's compiled MD and training steps.
+
+On a CPU backend, jax 0.10.1's XLA hands every dot to YNNPACK (``ynn_fusion``
+thunks). cgjax's models multiply many small matrices (``[E, 20] x [20, 16]`` per
+pair for paper 004's GNN, forward and backward): YNNPACK ran these ~2.4x slower
+than XLA's own dot emitter in an op-level trace (1.95 against 0.81 ms of CPU
+time per force call), and the paper-004 force (GNN + LJ + HF, 512 beads) took
+1.96 ms against 2.28 ms with it (NequIP 64 against 91 ms, Allegro 11.3 against
+13.0; SchNet, DeepPot-SE and HIP-NN within noise). ``benchmarks/cg_vs_aa.py``:
+CG/AA 1.28 and 1.19 without it, 1.11 and 1.08 with it, alternating. Results agree
+to float32 round-off (forces 6e-8 relative: only the summation order of the dots
+changes).
+
+:func:`jit` is ``jax.jit`` with these options; the runner, the differentiable
+sampler and the trainers compile through it. Setting
+``--xla_cpu_experimental_ynn_fusion_type`` in ``XLA_FLAGS`` yourself (e.g. to
+``LIBRARY_FUSION_TYPE_DOT`` to put YNNPACK back) takes precedence.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["compiler_options", "jit"]
+
+_YNN = "xla_cpu_experimental_ynn_fusion_type"
+#: CPU only: no YNNPACK fusions (an empty list of fusion types).
+_CPU_OPTIONS = {_YNN: ""}
+
+
+@functools.cache
+def _accepted(backend: str) -> bool:
+    """True when this jaxlib's CPU compiler knows the options (a tiny compile, once)."""
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=_CPU_OPTIONS).lower(jnp.zeros(2)).compile()
+    except Exception:  # an unknown option in another jaxlib: compile as jax would
+        return False
+    return True
+
+
+def compiler_options() -> dict[str, Any] | None:
+    """The options :func:`jit` passes to XLA: CPU ones on a CPU backend, else ``None``.
+
+    ``None`` as well when ``XLA_FLAGS`` already sets the YNNPACK fusion types
+    (the user's choice wins) or when this jaxlib does not know the option.
+    """
+    backend = jax.default_backend()
+    if backend != "cpu" or _YNN in os.environ.get("XLA_FLAGS", ""):
+        return None
+    return dict(_CPU_OPTIONS) if _accepted(backend) else None
+
+
+def jit(fn: Callable, **kwargs: Any) -> Callable:
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (decided when called)."""
+    return jax.jit(fn, compiler_options=compiler_options(), **kwargs)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from cgjax._xla import jit
 from cgjax.data import Frames
 from cgjax.potentials._energy import energy_model
 from cgjax.potentials._graph import build_graph
@@ -212,7 +213,7 @@ def fit_spline_pair(
         R, F = chunked(frames.positions), chunked(frames.forces)
         weight = jnp.asarray((np.arange(n_chunks * batch_size) < T).reshape(n_chunks, batch_size))
         weight = weight.astype(jnp.float64)
-        accumulate = jax.jit(
+        accumulate = jit(
             functools.partial(
                 _normal_equations,
                 term=term,

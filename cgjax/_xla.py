@@ -36,7 +36,7 @@ _CPU_OPTIONS = {_YNN: ""}
 
 
 @functools.cache
-def _accepted(backend: str) -> bool:
+def _accepted() -> bool:
     """True when this jaxlib's CPU compiler knows the options (a tiny compile, once)."""
     try:
         jax.jit(lambda x: x + 1, compiler_options=_CPU_OPTIONS).lower(jnp.zeros(2)).compile()
@@ -51,10 +51,9 @@ def compiler_options() -> dict[str, Any] | None:
     ``None`` as well when ``XLA_FLAGS`` already sets the YNNPACK fusion types
     (the user's choice wins) or when this jaxlib does not know the option.
     """
-    backend = jax.default_backend()
-    if backend != "cpu" or _YNN in os.environ.get("XLA_FLAGS", ""):
+    if jax.default_backend() != "cpu" or _YNN in os.environ.get("XLA_FLAGS", ""):
         return None
-    return dict(_CPU_OPTIONS) if _accepted(backend) else None
+    return dict(_CPU_OPTIONS) if _accepted() else None
 
 
 def jit(fn: Callable, **kwargs: Any) -> Callable:
